@@ -1,0 +1,62 @@
+# modelgate — `make run` and `make test` do everything on a fresh machine.
+SHELL := /bin/bash
+GO ?= go
+
+# ONNX Runtime comes from the npm registry's onnxruntime-node package and
+# nowhere else; the sha256 of the extracted library is pinned here.
+ORT_VERSION := 1.30.0
+ORT_SHA256  := ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23
+ORT_LIB     := $(CURDIR)/.cache/onnxruntime-$(ORT_VERSION)/libonnxruntime.so.1
+export MODELGATE_ORT_LIB ?= $(ORT_LIB)
+
+DEMO_MODEL := $(CURDIR)/.cache/demo/fraud.onnx
+FUZZTIME   ?= 15s
+BIN        := bin/modelgate
+
+.PHONY: all run build test test-unit test-race fuzz bench fmt vet ort demo-model clean
+
+all: build
+
+## ort: fetch ONNX Runtime's shared library once into .cache/ (checked by sha256)
+ort: $(ORT_LIB)
+$(ORT_LIB):
+	scripts/fetch-ort.sh $@ $(ORT_VERSION) $(ORT_SHA256)
+
+## build: the one binary, at bin/modelgate
+build:
+	$(GO) build -o $(BIN) ./cmd/modelgate
+
+## demo-model: train the demo fraud model deterministically and export it to ONNX
+demo-model: $(DEMO_MODEL)
+$(DEMO_MODEL): build
+	@mkdir -p $(dir $@)
+	$(BIN) demo model --out $@
+
+## run: one node serving the demo fraud model on 127.0.0.1:8080 (admin on :8081)
+run: ort build demo-model
+	$(BIN) serve --ort-lib $(ORT_LIB) --data-dir $(CURDIR)/data --model fraud=$(DEMO_MODEL)
+
+## test: vet, every test, the race detector on the concurrent packages, a bounded fuzz run
+test: ort vet test-unit test-race fuzz
+
+test-unit:
+	$(GO) test -count=1 -timeout 15m ./...
+
+test-race:
+	$(GO) test -count=1 -race -timeout 15m ./runtime/... ./gateway/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseInfer$$' -fuzztime $(FUZZTIME) ./gateway/oip
+
+## bench: the Go benchmarks behind BENCHMARKS.md
+bench: ort
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./runtime/... ./gateway/...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin data
