@@ -1,0 +1,84 @@
+package registry
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Action is what an audit record says happened.
+type Action string
+
+// The audit actions. One command may append several records: a promotion
+// records the new champion and the retirement of the old one; a validation
+// that makes the first champion records both steps.
+const (
+	ActionCreateModel     Action = "create_model"
+	ActionRegister        Action = "register"
+	ActionValidate        Action = "validate"           // To is validated or failed; Evidence is the gate's
+	ActionSetStage        Action = "set_stage"          // to shadow, canary (or a new weight) or retired
+	ActionPromote         Action = "promote"            // a version became champion
+	ActionRetire          Action = "retire"             // the former champion, replaced by a promotion
+	ActionRollback        Action = "rollback"           // two records: champion → rolled_back, previous → champion
+	ActionRequestApproval Action = "approval_requested" // an automatic move waits for a person
+	ActionApprove         Action = "approve"            // followed by the move's own record
+	ActionReject          Action = "reject"
+	ActionDeleteVersion   Action = "delete_version"
+	ActionSetPolicy       Action = "set_policy" // Evidence is the new policy
+	ActionAlert           Action = "alert"      // Kind says which
+)
+
+// AuditRecord is one entry of the append-only audit log. Records are never
+// changed or removed; Seq numbers them 1, 2, 3 … without gaps.
+type AuditRecord struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"` // the command's time
+	Actor   string    `json:"actor"`
+	Action  Action    `json:"action"`
+	Model   string    `json:"model"`
+	Version int       `json:"version,omitempty"` // 0 for a record about the model
+	From    Stage     `json:"from,omitempty"`
+	To      Stage     `json:"to,omitempty"`
+	Weight  int       `json:"weight,omitempty"` // the canary weight, when To is canary
+	// Auto marks a move proposed by the lifecycle controller.
+	Auto bool `json:"auto,omitempty"`
+	// Kind is the alert's kind, for ActionAlert.
+	Kind     string          `json:"kind,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
+	Evidence json.RawMessage `json:"evidence,omitempty"`
+	// IdempotencyKey is the key of the command that wrote the record.
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+func (r *AuditRecord) clone() AuditRecord {
+	c := *r
+	c.Evidence = cloneRaw(r.Evidence)
+	return c
+}
+
+// AuditFilter selects audit records. The zero filter selects all of them.
+type AuditFilter struct {
+	Model   string // "" for every model
+	Version int    // 0 for every version (and the model's own records)
+	Since   uint64 // only records with Seq > Since
+	Limit   int    // at most this many, oldest first; <= 0 for no limit
+}
+
+// Audit returns copies of the records f selects, in Seq order. Paging:
+// pass the last record's Seq as the next Since.
+func (s *State) Audit(f AuditFilter) []AuditRecord {
+	var out []AuditRecord
+	if f.Since >= uint64(len(s.audit)) {
+		return out
+	}
+	for i := int(f.Since); i < len(s.audit); i++ {
+		r := &s.audit[i]
+		if f.Model != "" && r.Model != f.Model || f.Version != 0 && r.Version != f.Version {
+			continue
+		}
+		out = append(out, r.clone())
+		if f.Limit > 0 && len(out) == f.Limit {
+			break
+		}
+	}
+	return out
+}

@@ -1,0 +1,400 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Policy is what a model's owner decided about its life: how versions are
+// promoted, when they are rolled back, when drift raises an alert and where
+// retraining is requested. The registry stores and validates it and enforces
+// the approval part (see PromotionPolicy); the lifecycle controller and the
+// drift monitor act on the rest.
+//
+// Every field is explicit: a policy in a command is stored as given, never
+// merged with defaults, so replaying the log gives the same state whatever
+// DefaultPolicy returns in a later release. To accept a partial policy from
+// a user, decode it onto a copy of the current policy (or DefaultPolicy()).
+type Policy struct {
+	Promotion  PromotionPolicy  `json:"promotion"`
+	Rollback   RollbackPolicy   `json:"rollback"`
+	Drift      DriftPolicy      `json:"drift"`
+	Retraining RetrainingPolicy `json:"retraining"`
+}
+
+// PromotionMode says whether the lifecycle controller may move versions on
+// its own.
+type PromotionMode string
+
+// The promotion modes.
+const (
+	// PromotionAuto: automatic moves happen at once, except at a step whose
+	// gate has RequireApproval.
+	PromotionAuto PromotionMode = "auto"
+	// PromotionManual: every automatic move waits for a person's approval.
+	PromotionManual PromotionMode = "manual"
+)
+
+// Metric is the online label metric a gate compares versions on.
+type Metric string
+
+// The metrics a gate can use.
+const (
+	MetricAUC       Metric = "auc"
+	MetricLogLoss   Metric = "logloss"
+	MetricPrecision Metric = "precision"
+	MetricRecall    Metric = "recall"
+)
+
+// HigherIsBetter reports whether a larger value of m is an improvement
+// (false for logloss).
+func (m Metric) HigherIsBetter() bool { return m != MetricLogLoss }
+
+func (m Metric) valid() bool {
+	switch m {
+	case MetricAUC, MetricLogLoss, MetricPrecision, MetricRecall:
+		return true
+	}
+	return false
+}
+
+// PromotionPolicy holds the gate for each step a candidate takes towards
+// champion. Automatic proposals (commands with Auto set) wait for approval
+// when Mode is manual or the step's gate has RequireApproval; a person's
+// command never waits.
+type PromotionPolicy struct {
+	Mode     PromotionMode `json:"mode"`
+	Shadow   Gate          `json:"shadow"`   // to enter shadow
+	Canary   Gate          `json:"canary"`   // to enter canary or change its weight
+	Champion Gate          `json:"champion"` // to be promoted
+}
+
+// Gate is what a candidate must show before a step.
+type Gate struct {
+	// MinSamples is the number of compared (for shadow) or labelled (for
+	// canary and champion) requests needed before the step; 0: none.
+	MinSamples int64 `json:"min_samples"`
+	// Metric is the label metric the candidate is compared on.
+	Metric Metric `json:"metric"`
+	// Confidence is the one-sided confidence, in [0.5, 1), that the
+	// candidate is not worse (and, for an automatic promotion, better).
+	Confidence float64 `json:"confidence"`
+	// RequireApproval makes an automatic move to this step wait for a person.
+	RequireApproval bool `json:"require_approval"`
+}
+
+// RollbackPolicy holds the triggers that make the lifecycle controller roll a
+// champion (or pull a canary) back. A zero Max* value disables its trigger.
+type RollbackPolicy struct {
+	// MinSamples is how many requests a version must answer before the
+	// triggers judge it.
+	MinSamples int64 `json:"min_samples"`
+	// MaxErrorRate is the fraction of failed requests, in [0, 1].
+	MaxErrorRate float64 `json:"max_error_rate"`
+	// MaxP99LatencyMs is the 99th percentile latency in milliseconds.
+	MaxP99LatencyMs float64 `json:"max_p99_latency_ms"`
+	// MaxScoreDrift is the drift of the version's scores against the previous
+	// champion's (PSI).
+	MaxScoreDrift float64 `json:"max_score_drift"`
+	// MinLabelMetricDelta triggers when the version's label metric minus the
+	// previous champion's (sign flipped for logloss, so positive is always
+	// better) falls below it, e.g. -0.02. Nil disables the trigger.
+	MinLabelMetricDelta *float64 `json:"min_label_metric_delta,omitempty"`
+}
+
+// DriftPolicy holds the drift alert thresholds, one per statistic.
+type DriftPolicy struct {
+	// ReferenceSampleSize is how many requests become the reference when a
+	// version was registered without a reference profile.
+	ReferenceSampleSize int64          `json:"reference_sample_size"`
+	PSI                 DriftThreshold `json:"psi"`         // population stability index; alert above
+	JS                  DriftThreshold `json:"js"`          // Jensen–Shannon divergence (base 2, in (0, 1]); alert above
+	KS                  DriftThreshold `json:"ks"`          // Kolmogorov–Smirnov statistic (in (0, 1]); alert above
+	Wasserstein         DriftThreshold `json:"wasserstein"` // Wasserstein-1 distance in reference standard deviations; alert above
+	Chi2P               DriftThreshold `json:"chi2_p"`      // chi² test p-value (in (0, 1)); alert below
+}
+
+// DriftThreshold is when one drift statistic raises an alert.
+type DriftThreshold struct {
+	Enabled bool `json:"enabled"`
+	// Threshold is the statistic's alert level; see DriftPolicy for the
+	// direction and range of each statistic.
+	Threshold float64 `json:"threshold"`
+	// MinCount is the number of observations a window needs before it is
+	// judged.
+	MinCount int64 `json:"min_count"`
+	// ConsecutiveWindows is how many windows in a row must cross the
+	// threshold before the alert fires.
+	ConsecutiveWindows int `json:"consecutive_windows"`
+}
+
+// RetrainingPolicy is where and how often retraining is requested.
+type RetrainingPolicy struct {
+	Enabled bool `json:"enabled"`
+	// URL is the webhook, http or https, without credentials in it.
+	URL string `json:"url,omitempty"`
+	// SecretRef names the secret the webhook is signed with (a key in the
+	// node's secret configuration). The secret's value is never in the
+	// registry, its commands or its audit log.
+	SecretRef string `json:"secret_ref,omitempty"`
+	// Cooldown is the least time between two retraining requests.
+	Cooldown Duration `json:"cooldown"`
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// ("6h0m0s"), which a person can read and write.
+type Duration time.Duration
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string ("90s", "6h").
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration is a string such as \"6h\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// DefaultReferenceSampleSize is DefaultPolicy's Drift.ReferenceSampleSize.
+const DefaultReferenceSampleSize = 10000
+
+// DefaultPolicy returns the policy a model gets when it is created without
+// one: automatic shadow and canary steps, a person approves the promotion to
+// champion; rollback on 1% errors, 250 ms p99, 0.25 score PSI or a 0.02 drop
+// of AUC; PSI, JS, KS and chi² drift alerts after 3 windows; retraining off.
+//
+// It is part of wire version 1: a model created implicitly by a v1 command
+// gets exactly this policy, on every replica and on every replay. Change it
+// only together with a new command version.
+func DefaultPolicy() Policy {
+	delta := -0.02
+	gate := func(min int64, approval bool) Gate {
+		return Gate{MinSamples: min, Metric: MetricAUC, Confidence: 0.95, RequireApproval: approval}
+	}
+	drift := func(threshold float64, enabled bool) DriftThreshold {
+		return DriftThreshold{Enabled: enabled, Threshold: threshold, MinCount: 1000, ConsecutiveWindows: 3}
+	}
+	return Policy{
+		Promotion: PromotionPolicy{
+			Mode:     PromotionAuto,
+			Shadow:   gate(0, false),
+			Canary:   gate(1000, false),
+			Champion: gate(5000, true),
+		},
+		Rollback: RollbackPolicy{
+			MinSamples:          500,
+			MaxErrorRate:        0.01,
+			MaxP99LatencyMs:     250,
+			MaxScoreDrift:       0.25,
+			MinLabelMetricDelta: &delta,
+		},
+		Drift: DriftPolicy{
+			ReferenceSampleSize: DefaultReferenceSampleSize,
+			PSI:                 drift(0.2, true),
+			JS:                  drift(0.1, true),
+			KS:                  drift(0.1, true),
+			Wasserstein:         drift(0.5, false),
+			Chi2P:               drift(0.01, true),
+		},
+		Retraining: RetrainingPolicy{Cooldown: Duration(6 * time.Hour)},
+	}
+}
+
+// Validate checks every field and returns a *FieldError naming the first bad
+// one ("registry: policy.drift.psi.threshold (-1) must be > 0").
+func (p *Policy) Validate() error {
+	if err := p.Promotion.validate("policy.promotion"); err != nil {
+		return err
+	}
+	if err := p.Rollback.validate("policy.rollback"); err != nil {
+		return err
+	}
+	if err := p.Drift.validate("policy.drift"); err != nil {
+		return err
+	}
+	return p.Retraining.validate("policy.retraining")
+}
+
+func (p *PromotionPolicy) validate(path string) error {
+	if p.Mode != PromotionAuto && p.Mode != PromotionManual {
+		return fieldErr(path+".mode", string(p.Mode), `must be "auto" or "manual"`)
+	}
+	for _, g := range []struct {
+		name string
+		gate *Gate
+	}{{"shadow", &p.Shadow}, {"canary", &p.Canary}, {"champion", &p.Champion}} {
+		if err := g.gate.validate(path + "." + g.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *Gate) validate(path string) error {
+	if g.MinSamples < 0 {
+		return fieldErr(path+".min_samples", g.MinSamples, "must be >= 0")
+	}
+	if !g.Metric.valid() {
+		return fieldErr(path+".metric", string(g.Metric), "must be one of auc, logloss, precision, recall")
+	}
+	if !(g.Confidence >= 0.5 && g.Confidence < 1) {
+		return fieldErr(path+".confidence", g.Confidence, "must be in [0.5, 1), e.g. 0.95")
+	}
+	return nil
+}
+
+func (r *RollbackPolicy) validate(path string) error {
+	if r.MinSamples < 0 {
+		return fieldErr(path+".min_samples", r.MinSamples, "must be >= 0")
+	}
+	if !(r.MaxErrorRate >= 0 && r.MaxErrorRate <= 1) {
+		return fieldErr(path+".max_error_rate", r.MaxErrorRate, "must be in [0, 1] (0 disables it)")
+	}
+	if !(r.MaxP99LatencyMs >= 0) || math.IsInf(r.MaxP99LatencyMs, 0) {
+		return fieldErr(path+".max_p99_latency_ms", r.MaxP99LatencyMs, "must be >= 0 (0 disables it)")
+	}
+	if !(r.MaxScoreDrift >= 0) || math.IsInf(r.MaxScoreDrift, 0) {
+		return fieldErr(path+".max_score_drift", r.MaxScoreDrift, "must be >= 0 (0 disables it)")
+	}
+	if d := r.MinLabelMetricDelta; d != nil && !(*d >= -1 && *d <= 1) {
+		return fieldErr(path+".min_label_metric_delta", *d, "must be in [-1, 1] (omit it to disable)")
+	}
+	return nil
+}
+
+func (d *DriftPolicy) validate(path string) error {
+	if d.ReferenceSampleSize < 1 {
+		return fieldErr(path+".reference_sample_size", d.ReferenceSampleSize, "must be >= 1 (the default is "+strconv.Itoa(DefaultReferenceSampleSize)+")")
+	}
+	for _, s := range []struct {
+		name string
+		t    *DriftThreshold
+		max  float64 // the largest meaningful threshold (0: unbounded)
+		open bool    // max itself is not allowed
+	}{
+		{"psi", &d.PSI, 0, false},
+		{"js", &d.JS, 1, false},
+		{"ks", &d.KS, 1, false},
+		{"wasserstein", &d.Wasserstein, 0, false},
+		{"chi2_p", &d.Chi2P, 1, true}, // a p-value: alert below it
+	} {
+		p := path + "." + s.name
+		t := s.t
+		if math.IsNaN(t.Threshold) || math.IsInf(t.Threshold, 0) {
+			return fieldErr(p+".threshold", t.Threshold, "must be a finite number")
+		}
+		if t.MinCount < 0 {
+			return fieldErr(p+".min_count", t.MinCount, "must be >= 0")
+		}
+		if t.ConsecutiveWindows < 0 {
+			return fieldErr(p+".consecutive_windows", t.ConsecutiveWindows, "must be >= 1")
+		}
+		if !t.Enabled {
+			continue // a disabled statistic's numbers are kept but not judged
+		}
+		if !(t.Threshold > 0) {
+			return fieldErr(p+".threshold", t.Threshold, "must be > 0")
+		}
+		if s.max > 0 && s.open && t.Threshold >= s.max {
+			return fieldErr(p+".threshold", t.Threshold, "must be < 1 (it is a p-value)")
+		}
+		if s.max > 0 && !s.open && t.Threshold > s.max {
+			return fieldErr(p+".threshold", t.Threshold, "must be <= 1")
+		}
+		if t.ConsecutiveWindows < 1 {
+			return fieldErr(p+".consecutive_windows", t.ConsecutiveWindows, "must be >= 1")
+		}
+	}
+	return nil
+}
+
+func (r *RetrainingPolicy) validate(path string) error {
+	if r.Cooldown < 0 {
+		return fieldErr(path+".cooldown", time.Duration(r.Cooldown).String(), "must be >= 0")
+	}
+	if r.URL != "" {
+		if err := checkText(path+".url", r.URL, 2048, false); err != nil {
+			return err
+		}
+		u, err := url.Parse(r.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fieldErr(path+".url", r.URL, "must be an absolute http or https URL")
+		}
+		if u.User != nil {
+			// The policy is copied into the audit log; a password there
+			// would leak to everyone with read access.
+			return fieldErr(path+".url", u.Redacted(), "must not contain credentials; put the signing secret's name in secret_ref")
+		}
+	}
+	if r.SecretRef != "" && !validSecretRef(r.SecretRef) {
+		return fieldErr(path+".secret_ref", r.SecretRef, "must be a secret's name: 1-128 of A-Z a-z 0-9 . _ - /")
+	}
+	if r.Enabled {
+		if r.URL == "" {
+			return fieldErr(path+".url", nil, "must be set when retraining is enabled")
+		}
+		if r.SecretRef == "" {
+			return fieldErr(path+".secret_ref", nil, "must name the webhook's signing secret when retraining is enabled")
+		}
+	}
+	return nil
+}
+
+func validSecretRef(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '/') {
+			return false
+		}
+	}
+	return true
+}
+
+// gate returns the gate for a move to stage to, or nil when the stage has
+// none (retired).
+func (p *PromotionPolicy) gate(to Stage) *Gate {
+	switch to {
+	case StageShadow:
+		return &p.Shadow
+	case StageCanary:
+		return &p.Canary
+	case StageChampion:
+		return &p.Champion
+	}
+	return nil
+}
+
+// needsApproval reports whether an automatic move to stage to must wait
+// for a person.
+func (p *PromotionPolicy) needsApproval(to Stage) bool {
+	g := p.gate(to)
+	if g == nil {
+		return false
+	}
+	return p.Mode == PromotionManual || g.RequireApproval
+}
+
+// clone is a deep copy.
+func (p Policy) clone() Policy {
+	if d := p.Rollback.MinLabelMetricDelta; d != nil {
+		x := *d
+		p.Rollback.MinLabelMetricDelta = &x
+	}
+	return p
+}
