@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"io"
+	"strconv"
+	"sync"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/modelgate/modelgate/runtime"
+)
+
+// Metrics is a node's Prometheus metrics. Per-version handles are created
+// once, when a version is published, so the scoring path only increments.
+type Metrics struct {
+	set     *metrics.Set
+	catalog *Catalog
+
+	mu       sync.Mutex
+	versions map[[2]string]*slotMetrics
+	errs     sync.Map // errKey -> *metrics.Counter
+
+	// Panics counts handler panics recovered into a 500.
+	Panics *metrics.Counter
+}
+
+type slotMetrics struct {
+	requests *metrics.Counter
+	latency  *metrics.PrometheusHistogram
+	batch    *metrics.PrometheusHistogram
+}
+
+type errKey struct {
+	model string
+	code  int
+}
+
+// latencyBuckets span 25µs to ~3.3s: a scoring call should sit in the first
+// third of them.
+var latencyBuckets = metrics.ExponentialBuckets(25e-6, 2, 18)
+
+// batchBuckets are rows per ORT Run.
+var batchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
+
+// NewMetrics returns an empty metric set.
+func NewMetrics() *Metrics {
+	m := &Metrics{set: metrics.NewSet(), versions: map[[2]string]*slotMetrics{}}
+	m.Panics = m.set.NewCounter("modelgate_http_panics_total")
+	return m
+}
+
+// WritePrometheus writes every metric in the Prometheus text format,
+// including the Go runtime and process metrics.
+func (m *Metrics) WritePrometheus(w io.Writer) {
+	m.set.WritePrometheus(w)
+	metrics.WriteProcessMetrics(w)
+}
+
+func (m *Metrics) forVersion(model, version string) *slotMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{model, version}
+	if s := m.versions[k]; s != nil {
+		return s
+	}
+	labels := `{model="` + escLabel(model) + `",version="` + escLabel(version) + `"}`
+	s := &slotMetrics{
+		requests: m.set.NewCounter("modelgate_requests_total" + labels),
+		latency:  m.set.NewPrometheusHistogramExt("modelgate_request_duration_seconds"+labels, latencyBuckets),
+		batch:    m.set.NewPrometheusHistogramExt("modelgate_batch_rows"+labels, batchBuckets),
+	}
+	m.set.NewGauge("modelgate_queue_depth"+labels, func() float64 {
+		if slot := m.slot(model, version); slot != nil {
+			return float64(slot.Model.QueueDepth())
+		}
+		return 0
+	})
+	m.set.NewGauge("modelgate_inflight"+labels, func() float64 {
+		if slot := m.slot(model, version); slot != nil {
+			return float64(slot.InFlight())
+		}
+		return 0
+	})
+	m.versions[k] = s
+	return s
+}
+
+// slot finds the version's current slot, for the gauges: a version
+// replaced or removed reads as 0 rather than keeping a drained slot alive.
+func (m *Metrics) slot(model, version string) *runtime.Slot {
+	if m.catalog == nil {
+		return nil
+	}
+	if r := m.catalog.load().models[model]; r != nil {
+		return r.versions[version]
+	}
+	return nil
+}
+
+// errorCounter counts a failed request by model and status code. Names of
+// models this node does not serve are folded into one label value, so a
+// client cannot grow the metric set by sending made-up names.
+func (m *Metrics) errorCounter(model string, code int) *metrics.Counter {
+	k := errKey{model, code}
+	if c, ok := m.errs.Load(k); ok {
+		return c.(*metrics.Counter)
+	}
+	c := m.set.GetOrCreateCounter(`modelgate_request_errors_total{model="` + escLabel(model) + `",code="` + strconv.Itoa(code) + `"}`)
+	m.errs.Store(k, c)
+	return c
+}
+
+func escLabel(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\', '"':
+			out = append(out, '\\', c)
+		case '\n':
+			out = append(out, '\\', 'n')
+		default:
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}

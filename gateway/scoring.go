@@ -1,0 +1,278 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/modelgate/modelgate/gateway/oip"
+	"github.com/modelgate/modelgate/runtime"
+)
+
+// inferState is everything one scoring request needs, pooled so that the
+// steady state allocates nothing.
+type inferState struct {
+	dec    oip.Decoder
+	req    oip.InferRequest
+	call   *runtime.Call
+	resp   oip.Response
+	params [1]oip.Parameter
+	out    []byte
+	id     []byte
+}
+
+func newInferState() *inferState {
+	st := &inferState{call: runtime.NewCall()}
+	st.params[0].Key = "request_id"
+	return st
+}
+
+// maxPooledOut keeps one huge response from pinning its buffer in the pool.
+const maxPooledOut = 1 << 20
+
+func (s *Server) releaseState(st *inferState) {
+	st.req.Inputs = st.call.Inputs
+	st.call.Inputs = nil
+	st.req.Reset()
+	st.call.Reset()
+	st.resp = oip.Response{}
+	if cap(st.out) > maxPooledOut {
+		st.out = nil
+	}
+	s.states.Put(st)
+}
+
+var (
+	pathV2       = []byte("/v2")
+	pathLive     = []byte("/v2/health/live")
+	pathReady    = []byte("/v2/health/ready")
+	prefixModels = []byte("/v2/models/")
+	segVersions  = []byte("versions")
+	segReady     = []byte("ready")
+	segInfer     = []byte("infer")
+	headerIHCL   = []byte("Inference-Header-Content-Length")
+)
+
+// HandleScoring is the scoring listener's handler: the Open Inference
+// Protocol REST API. It is exported so benchmarks can drive it in process.
+func (s *Server) HandleScoring(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	switch {
+	case bytes.Equal(path, pathLive):
+		if onlyGET(ctx) {
+			writeJSON(ctx, fasthttp.StatusOK, `{"live":true}`)
+		}
+		return
+	case bytes.Equal(path, pathReady):
+		if onlyGET(ctx) {
+			if s.Ready() {
+				writeJSON(ctx, fasthttp.StatusOK, `{"ready":true}`)
+			} else {
+				writeJSON(ctx, fasthttp.StatusServiceUnavailable, `{"ready":false}`)
+			}
+		}
+		return
+	case bytes.Equal(path, pathV2):
+		if onlyGET(ctx) {
+			s.serverMetadata(ctx)
+		}
+		return
+	case !bytes.HasPrefix(path, prefixModels):
+		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint: "+string(path)+" (the API is under /v2)")
+		return
+	}
+	// /v2/models/{m}[/versions/{v}][/ready|/infer]
+	rest := path[len(prefixModels):]
+	model, rest := cut(rest)
+	var version, action []byte
+	seg, rest := cut(rest)
+	if bytes.Equal(seg, segVersions) {
+		version, rest = cut(rest)
+		if len(version) == 0 {
+			writeError(ctx, fasthttp.StatusNotFound, "no such endpoint: "+string(path)+" (a version is missing after /versions/)")
+			return
+		}
+		seg, rest = cut(rest)
+	}
+	action = seg
+	if len(model) == 0 || len(rest) > 0 || (len(action) > 0 && !bytes.Equal(action, segReady) && !bytes.Equal(action, segInfer)) {
+		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint: "+string(path))
+		return
+	}
+	switch {
+	case bytes.Equal(action, segInfer):
+		if !ctx.IsPost() {
+			ctx.Response.Header.Set("Allow", "POST")
+			writeError(ctx, fasthttp.StatusMethodNotAllowed, "use POST for "+string(path))
+			return
+		}
+		s.infer(ctx, model, version)
+	case bytes.Equal(action, segReady):
+		if onlyGET(ctx) {
+			s.modelReady(ctx, model, version)
+		}
+	default:
+		if onlyGET(ctx) {
+			s.modelMetadata(ctx, model, version)
+		}
+	}
+}
+
+// cut splits the first path segment off p.
+func cut(p []byte) (seg, rest []byte) {
+	if i := bytes.IndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i+1:]
+	}
+	return p, nil
+}
+
+func onlyGET(ctx *fasthttp.RequestCtx) bool {
+	if ctx.IsGet() || ctx.IsHead() {
+		return true
+	}
+	ctx.Response.Header.Set("Allow", "GET, HEAD")
+	writeError(ctx, fasthttp.StatusMethodNotAllowed, "use GET for "+string(ctx.Path()))
+	return false
+}
+
+// infer serves POST /v2/models/{m}[/versions/{v}]/infer.
+func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
+	start := time.Now()
+	r := s.Catalog.load().models[string(model)]
+	if r == nil {
+		s.fail(ctx, "", fasthttp.StatusNotFound, "model "+strconv.Quote(string(model))+" not found")
+		return
+	}
+	jsonLen := -1
+	if h := ctx.Request.Header.PeekBytes(headerIHCL); len(h) > 0 {
+		n, err := strconv.Atoi(b2s(h))
+		if err != nil || n < 0 {
+			s.fail(ctx, r.name, fasthttp.StatusBadRequest, "Inference-Header-Content-Length is "+string(h)+": it must be the JSON header's length in bytes")
+			return
+		}
+		jsonLen = n
+	}
+	st := s.states.Get().(*inferState)
+	defer s.releaseState(st)
+	if err := st.dec.Decode(ctx.PostBody(), jsonLen, &st.req); err != nil {
+		s.failErr(ctx, r.name, err)
+		return
+	}
+	slot, code, msg := s.pick(r, model, version)
+	if slot == nil {
+		s.fail(ctx, r.name, code, msg)
+		return
+	}
+	if err := oip.CheckOutputs(&st.req, slot.Model.Signature()); err != nil {
+		slot.Release()
+		s.failErr(ctx, r.name, err)
+		return
+	}
+	st.call.Inputs = st.req.Inputs
+	err := slot.Model.Infer(st.call)
+	slot.Release()
+	if err != nil {
+		s.failErr(ctx, r.name, err)
+		return
+	}
+	id := st.req.ID
+	if len(id) == 0 {
+		id = s.newID(st.id[:0])
+		st.id = id
+	}
+	st.params[0].Bytes = id
+	st.resp = oip.Response{Model: r.name, Version: slot.Version, ID: id, Parameters: st.params[:], Outputs: st.call.Outputs}
+	var n int
+	st.out, n = oip.AppendInferResponse(st.out[:0], &st.resp, &st.req)
+	st.resp.Outputs, st.params[0].Bytes = nil, nil
+	if n < len(st.out) {
+		ctx.Response.Header.SetContentLength(len(st.out))
+		var nb [20]byte
+		ctx.Response.Header.SetBytesKV(headerIHCL, strconv.AppendInt(nb[:0], int64(n), 10))
+		ctx.SetContentTypeBytes(contentOctet)
+	} else {
+		ctx.SetContentTypeBytes(contentJSON)
+	}
+	ctx.SetBody(st.out)
+	if m := r.stats[slot.Version]; m != nil {
+		m.requests.Inc()
+		m.latency.Update(time.Since(start).Seconds())
+	}
+}
+
+// pick chooses the slot that answers and takes a reference on it. A slot
+// retired between loading the table and Acquire means a swap just happened:
+// the fresh table has its successor.
+func (s *Server) pick(r *route, model, version []byte) (*runtime.Slot, int, string) {
+	for {
+		var slot *runtime.Slot
+		if len(version) > 0 {
+			slot = r.versions[string(version)]
+			if slot == nil {
+				return nil, fasthttp.StatusNotFound, "model " + strconv.Quote(r.name) + " has no version " + strconv.Quote(string(version)) + " on this node"
+			}
+		} else if slot = r.champion; slot == nil {
+			return nil, fasthttp.StatusServiceUnavailable, "model " + strconv.Quote(r.name) + " has no ready version"
+		}
+		if slot.Acquire() {
+			return slot, 0, ""
+		}
+		if r = s.Catalog.load().models[string(model)]; r == nil {
+			return nil, fasthttp.StatusNotFound, "model " + strconv.Quote(string(model)) + " not found"
+		}
+	}
+}
+
+// newID appends a request id unique across nodes and restarts: a random
+// per-process prefix and a sequence number.
+func (s *Server) newID(dst []byte) []byte {
+	dst = append(dst, s.idPrefix[:]...)
+	return strconv.AppendUint(dst, s.idSeq.Add(1), 16)
+}
+
+// failErr maps an error to its status: the caller's mistakes are 400 (or
+// what the decoder says), overload and swaps 503, anything else 500.
+func (s *Server) failErr(ctx *fasthttp.RequestCtx, model string, err error) {
+	var oe *oip.Error
+	code := fasthttp.StatusInternalServerError
+	switch {
+	case errors.As(err, &oe):
+		code = oe.Status
+	case runtime.IsCallerError(err):
+		code = fasthttp.StatusBadRequest
+	case errors.Is(err, runtime.ErrQueueFull), errors.Is(err, runtime.ErrTimeout), errors.Is(err, runtime.ErrClosed):
+		code = fasthttp.StatusServiceUnavailable
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
+	s.fail(ctx, model, code, err.Error())
+}
+
+func (s *Server) fail(ctx *fasthttp.RequestCtx, model string, code int, msg string) {
+	s.Metrics.errorCounter(model, code).Inc()
+	writeError(ctx, code, msg)
+}
+
+var (
+	contentJSON  = []byte("application/json")
+	contentOctet = []byte("application/octet-stream")
+)
+
+func writeError(ctx *fasthttp.RequestCtx, code int, msg string) {
+	ctx.SetStatusCode(code)
+	ctx.SetContentTypeBytes(contentJSON)
+	ctx.SetBody(oip.AppendError(nil, msg))
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, code int, body string) {
+	ctx.SetStatusCode(code)
+	ctx.SetContentTypeBytes(contentJSON)
+	ctx.SetBodyString(body)
+}
+
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,274 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Config sets a node's listeners and limits. Zero values mean defaults.
+type Config struct {
+	// Listen is the scoring (Open Inference Protocol) address. Default
+	// 127.0.0.1:8080.
+	Listen string
+	// AdminListen is the admin and metrics address. Default 127.0.0.1:8081.
+	AdminListen string
+	// MaxBodyBytes bounds a scoring request body; larger ones get 413.
+	// Default 4 MiB (a 1,000-row demo batch is about 300 KB of JSON).
+	MaxBodyBytes int
+	// AdminMaxBodyBytes bounds an admin request body (model uploads).
+	// Default 256 MiB.
+	AdminMaxBodyBytes int
+	// ReadTimeout bounds reading one request, headers and body. Default 10s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one response. Default 10s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long. Default 60s.
+	IdleTimeout time.Duration
+	// Concurrency bounds connections served at once per listener; past it
+	// fasthttp answers 503. Default 8192.
+	Concurrency int
+	// Node names this node in responses and logs. Default the hostname.
+	Node string
+	// Version is the build's version, reported by GET /v2.
+	Version string
+}
+
+// DefaultConfig is the configuration used for zero fields.
+func DefaultConfig() Config {
+	var c Config
+	c.fill()
+	return c
+}
+
+func (c *Config) fill() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.AdminListen == "" {
+		c.AdminListen = "127.0.0.1:8081"
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 4 << 20
+	}
+	if c.AdminMaxBodyBytes <= 0 {
+		c.AdminMaxBodyBytes = 256 << 20
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8192
+	}
+	if c.Node == "" {
+		c.Node, _ = os.Hostname()
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+}
+
+// Server is one scoring node: the OIP listener, the admin listener, the
+// catalog of loaded versions and the metrics.
+type Server struct {
+	cfg     Config
+	Catalog *Catalog
+	Metrics *Metrics
+
+	ready    atomic.Bool
+	scoring  *fasthttp.Server
+	admin    *fasthttp.Server
+	ln, aln  net.Listener
+	wg       sync.WaitGroup
+	states   sync.Pool
+	idPrefix [17]byte // 16 hex digits and a dash, random per process
+	idSeq    atomic.Uint64
+}
+
+// New returns a server that is not yet listening.
+func New(cfg Config) *Server {
+	cfg.fill()
+	s := &Server{cfg: cfg, Metrics: NewMetrics()}
+	s.Catalog = NewCatalog(s.Metrics)
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	hex.Encode(s.idPrefix[:16], r[:])
+	s.idPrefix[16] = '-'
+	s.states.New = func() any { return newInferState() }
+	s.scoring = s.newHTTPServer("modelgate", s.HandleScoring, cfg.MaxBodyBytes)
+	s.admin = s.newHTTPServer("modelgate-admin", s.handleAdmin, cfg.AdminMaxBodyBytes)
+	return s
+}
+
+func (s *Server) newHTTPServer(name string, h fasthttp.RequestHandler, maxBody int) *fasthttp.Server {
+	return &fasthttp.Server{
+		Name:               name,
+		Handler:            s.recovering(h),
+		ErrorHandler:       s.transportError,
+		Concurrency:        s.cfg.Concurrency,
+		MaxRequestBodySize: maxBody,
+		ReadTimeout:        s.cfg.ReadTimeout,
+		WriteTimeout:       s.cfg.WriteTimeout,
+		IdleTimeout:        s.cfg.IdleTimeout,
+		TCPKeepalive:       true,
+		// fasthttp logs every connection a client botches (oversized
+		// bodies, timeouts); those are answered and counted by
+		// transportError, so its log would only be noise.
+		Logger:          quietLogger{},
+		CloseOnShutdown: true,
+		// Multipart forms are parsed where an admin route wants one, with
+		// that route's limits, never ahead of routing.
+		DisablePreParseMultipartForm: true,
+	}
+}
+
+// Config returns the effective configuration.
+func (s *Server) Config() Config { return s.cfg }
+
+// Start listens on both addresses and serves in the background. It returns
+// once both listeners are bound, so Addr and AdminAddr are usable.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway: cannot listen on %s for scoring: %w", s.cfg.Listen, err)
+	}
+	aln, err := net.Listen("tcp", s.cfg.AdminListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("gateway: cannot listen on %s for admin: %w", s.cfg.AdminListen, err)
+	}
+	s.ln, s.aln = ln, aln
+	for _, p := range []struct {
+		srv *fasthttp.Server
+		ln  net.Listener
+	}{{s.scoring, ln}, {s.admin, aln}} {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = p.srv.Serve(p.ln)
+		}()
+	}
+	return nil
+}
+
+// Addr is the bound scoring address (host:port).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// AdminAddr is the bound admin address (host:port).
+func (s *Server) AdminAddr() string { return s.aln.Addr().String() }
+
+// SetReady sets what /v2/health/ready answers (together with every served
+// model having a ready version). The node starts not ready: the caller sets
+// it once every configured model is loaded and warmed.
+func (s *Server) SetReady(v bool) { s.ready.Store(v) }
+
+// Ready reports whether the node takes scoring traffic.
+func (s *Server) Ready() bool {
+	if !s.ready.Load() {
+		return false
+	}
+	for _, r := range s.Catalog.load().models {
+		if r.champion == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Shutdown stops taking traffic and drains: readiness turns false, the
+// listeners close, in-flight requests finish (until ctx ends), keep-alive
+// connections close, and then every model version is retired and freed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.SetReady(false)
+	var errs []error
+	for _, srv := range []*fasthttp.Server{s.scoring, s.admin} {
+		if err := srv.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.wg.Wait()
+	s.Catalog.Close()
+	return errors.Join(errs...)
+}
+
+// recovering turns a handler panic into a 500 and a counted metric:
+// fasthttp does not recover panics, and one bad request must not take the
+// node down.
+func (s *Server) recovering(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.Metrics.Panics.Inc()
+				fmt.Fprintf(os.Stderr, "modelgate: recovered panic serving %s %s: %v\n", ctx.Method(), ctx.Path(), p)
+				ctx.ResetBody()
+				writeError(ctx, fasthttp.StatusInternalServerError, "internal error (recovered panic; see the node's log)")
+			}
+		}()
+		h(ctx)
+	}
+}
+
+// transportError answers requests fasthttp could not read.
+func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	var code int
+	var msg string
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		code, msg = fasthttp.StatusRequestEntityTooLarge, "request body too large: the limit is "+itoa(s.cfg.MaxBodyBytes)+" bytes for scoring"
+		drainBody(ctx, s.cfg.ReadTimeout)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		code, msg = fasthttp.StatusRequestTimeout, "timed out reading the request"
+	default:
+		code, msg = fasthttp.StatusBadRequest, "cannot read the HTTP request: "+err.Error()
+	}
+	s.Metrics.errorCounter("", code).Inc()
+	writeError(ctx, code, msg)
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
+// drainLimit is the most of an oversized body drainBody reads to deliver its
+// 413; past it the client gets a reset instead.
+const drainLimit = 64 << 20
+
+// drainBody reads and discards the rest of an oversized request body before
+// the 413 is written and the connection closed. Without it the client is
+// usually still sending when fasthttp closes the socket, the kernel answers
+// the unread bytes with a reset, and the client never sees the 413 (the
+// lingering-close problem nginx solves the same way).
+func drainBody(ctx *fasthttp.RequestCtx, timeout time.Duration) {
+	n := ctx.Request.Header.ContentLength()
+	conn := ctx.Conn()
+	if n <= 0 || n > drainLimit || conn == nil {
+		return
+	}
+	// fasthttp's reader may already hold up to a buffer of the body: read
+	// what must still be on the wire, then whatever else arrives promptly.
+	_ = conn.SetReadDeadline(time.Now().Add(timeout))
+	_, _ = io.CopyN(io.Discard, conn, int64(max(n-readBufferSize, 0)))
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, _ = io.Copy(io.Discard, conn)
+	_ = conn.SetReadDeadline(time.Time{})
+}
+
+// readBufferSize is fasthttp's default per-connection read buffer.
+const readBufferSize = 4096
