@@ -47,10 +47,11 @@ test-race:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseInfer$$' -fuzztime $(FUZZTIME) ./gateway/oip
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./registry
 
-## bench: the Go benchmarks behind BENCHMARKS.md
+## bench: the Go benchmarks behind BENCHMARKS.md (ORT floor, handler path, batcher, codec)
 bench: ort
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./runtime/... ./gateway/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./runtime/ ./gateway/ ./gateway/oip/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

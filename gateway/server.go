@@ -2,11 +2,11 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelgate/modelgate/internal/oiptest"
+)
+
+// buildBinary builds modelgate once per test run into a temp dir.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "modelgate")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeDrainsOnSIGTERM runs the real binary: demo model built by the
+// demo command, served, scored continuously, then SIGTERM: every request
+// sent before the signal must succeed and the process must exit 0.
+func TestServeDrainsOnSIGTERM(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	model := filepath.Join(dir, "fraud.onnx")
+	out, err := exec.Command(bin, "demo", "model", "--out", model).CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo model: %v\n%s", err, out)
+	}
+	out2, _ := exec.Command(bin, "demo", "model", "--out", model+"2").CombinedOutput()
+	if strings.Fields(string(out))[3] != strings.Fields(string(out2))[3] || !strings.Contains(string(out), "sha256") {
+		t.Fatalf("demo model is not deterministic:\n%s\n%s", out, out2)
+	}
+	addr, admin := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--admin-listen", admin, "--data-dir", filepath.Join(dir, "data"), "--model", "fraud="+model)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 20s:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	body := oiptest.GoodRequest(4)
+	var (
+		wg       sync.WaitGroup
+		ok, bad  atomic.Int64
+		signaled atomic.Bool
+	)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: 10 * time.Second}
+			for !signaled.Load() {
+				resp, err := c.Post("http://"+addr+"/v2/models/fraud/infer", "application/json", bytes.NewReader(body))
+				if err != nil {
+					if !signaled.Load() {
+						bad.Add(1)
+						t.Errorf("request before SIGTERM failed: %v", err)
+					}
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					bad.Add(1)
+					t.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	signaled.Store(true)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("did not exit 15s after SIGTERM:\n%s", logs.String())
+	}
+	if ok.Load() == 0 || bad.Load() > 0 {
+		t.Fatalf("%d requests succeeded, %d failed", ok.Load(), bad.Load())
+	}
+	if !strings.Contains(logs.String(), "msg=stopped") {
+		t.Fatalf("no clean stop in the log:\n%s", logs.String())
+	}
+}
+
+func TestServeRefusesBadModel(t *testing.T) {
+	bin := buildBinary(t)
+	bad := filepath.Join(t.TempDir(), "bad.onnx")
+	os.WriteFile(bad, []byte("not a model"), 0o644)
+	cmd := exec.Command(bin, "serve", "--listen", freeAddr(t), "--admin-listen", freeAddr(t), "--data-dir", t.TempDir(), "--model", "x="+bad)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "cannot load 1 of 1 models") {
+		t.Fatalf("serving garbage: err=%v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "serve", "--ort-lib", "/nonexistent.so").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "make ort") {
+		t.Fatalf("missing ORT library: err=%v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "serve", "--model", "noequals").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("bad flag: err=%v\n%s", err, out)
+	}
+}
