@@ -7,7 +7,11 @@ GO ?= go
 ORT_VERSION := 1.30.0
 ORT_SHA256  := ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23
 ORT_LIB     := $(CURDIR)/.cache/onnxruntime-$(ORT_VERSION)/libonnxruntime.so.1
-export MODELGATE_ORT_LIB ?= $(ORT_LIB)
+# A library of your own: make run MODELGATE_ORT_LIB=/path/libonnxruntime.so.1
+ifeq ($(strip $(MODELGATE_ORT_LIB)),)
+MODELGATE_ORT_LIB := $(ORT_LIB)
+endif
+export MODELGATE_ORT_LIB
 
 DEMO_MODEL := $(CURDIR)/.cache/demo/fraud.onnx
 FUZZTIME   ?= 15s
@@ -34,7 +38,7 @@ $(DEMO_MODEL): build
 
 ## run: one node serving the demo fraud model on 127.0.0.1:8080 (admin on :8081)
 run: ort build demo-model
-	$(BIN) serve --ort-lib $(ORT_LIB) --data-dir $(CURDIR)/data --model fraud=$(DEMO_MODEL)
+	$(BIN) serve --ort-lib $(MODELGATE_ORT_LIB) --data-dir $(CURDIR)/data --model fraud=$(DEMO_MODEL)
 
 ## test: vet, every test, the race detector on the concurrent packages, a bounded fuzz run
 test: ort vet test-unit test-race fuzz
