@@ -1,12 +1,18 @@
 package gateway
 
 import (
+	"bytes"
+
 	"github.com/valyala/fasthttp"
 )
 
-// handleAdmin serves the admin listener: Prometheus metrics and health. The
-// model-management API (/api/v1) joins it with the registry.
+// handleAdmin serves the admin listener: the /api/v1 admin API,
+// Prometheus metrics and health.
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
+	if bytes.HasPrefix(ctx.Path(), []byte("/api/")) {
+		s.serveAPI(ctx)
+		return
+	}
 	switch string(ctx.Path()) {
 	case "/metrics":
 		if onlyGET(ctx) {

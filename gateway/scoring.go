@@ -142,6 +142,12 @@ func onlyGET(ctx *fasthttp.RequestCtx) bool {
 // infer serves POST /v2/models/{m}[/versions/{v}]/infer.
 func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	start := time.Now()
+	if s.cfg.ScoreAuth {
+		if _, code, msg := s.auth.Authorize(ctx.Request.Header.Peek("Authorization"), ScopeScore); code != 0 {
+			s.fail(ctx, "", code, msg)
+			return
+		}
+	}
 	r := s.Catalog.load().models[string(model)]
 	if r == nil {
 		s.fail(ctx, "", fasthttp.StatusNotFound, "model "+strconv.Quote(string(model))+" not found")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/modelgate/modelgate/runtime"
 )
 
 // Config sets a node's listeners and limits. Zero values mean defaults.
@@ -42,6 +45,25 @@ type Config struct {
 	Node string
 	// Version is the build's version, reported by GET /v2.
 	Version string
+	// ApplyTimeout bounds one registry write through Raft. Default 10s.
+	ApplyTimeout time.Duration
+	// Runtime configures every model version the node loads.
+	Runtime runtime.Config
+	// ScoreAuth makes scoring require a token with the score scope.
+	ScoreAuth bool
+
+	// Auth checks admin (and, with ScoreAuth, scoring) bearer tokens. Nil
+	// refuses every route that needs a scope.
+	Auth *Auth
+	// Control is the replicated registry; nil serves only what the caller
+	// publishes into the Catalog itself (no admin API writes).
+	Control Control
+	// Artifacts stores model bytes; needed with Control.
+	Artifacts Artifacts
+	// Validator runs the validation gate on registrations.
+	Validator Validator
+	// Logger receives the node's operational log. Default: discard.
+	Logger *slog.Logger
 }
 
 // DefaultConfig is the configuration used for zero fields.
@@ -82,6 +104,15 @@ func (c *Config) fill() {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.Auth == nil {
+		c.Auth = NewAuth()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Server is one scoring node: the OIP listener, the admin listener, the
@@ -99,12 +130,24 @@ type Server struct {
 	states   sync.Pool
 	idPrefix [17]byte // 16 hex digits and a dash, random per process
 	idSeq    atomic.Uint64
+
+	auth      *Auth
+	control   Control
+	artifacts Artifacts
+	validator Validator
+	log       *slog.Logger
+	stop      chan struct{}
+
+	recMu  sync.Mutex // serialises reconciliations
+	recSeq uint64     // registry sequence the routing table reflects
+	recErr error      // what the last reconciliation could not load
 }
 
 // New returns a server that is not yet listening.
 func New(cfg Config) *Server {
 	cfg.fill()
-	s := &Server{cfg: cfg, Metrics: NewMetrics()}
+	s := &Server{cfg: cfg, Metrics: NewMetrics(), auth: cfg.Auth, control: cfg.Control,
+		artifacts: cfg.Artifacts, validator: cfg.Validator, log: cfg.Logger, stop: make(chan struct{})}
 	s.Catalog = NewCatalog(s.Metrics)
 	var r [8]byte
 	_, _ = rand.Read(r[:])
@@ -154,6 +197,13 @@ func (s *Server) Start() error {
 		return fmt.Errorf("gateway: cannot listen on %s for admin: %w", s.cfg.AdminListen, err)
 	}
 	s.ln, s.aln = ln, aln
+	if s.control != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.runReconciler(s.stop)
+		}()
+	}
 	for _, p := range []struct {
 		srv *fasthttp.Server
 		ln  net.Listener
@@ -183,6 +233,14 @@ func (s *Server) Ready() bool {
 	if !s.ready.Load() {
 		return false
 	}
+	if s.control != nil {
+		s.recMu.Lock()
+		err := s.recErr
+		s.recMu.Unlock()
+		if err != nil {
+			return false
+		}
+	}
 	for _, r := range s.Catalog.load().models {
 		if r.champion == nil {
 			return false
@@ -202,6 +260,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	close(s.stop)
 	s.wg.Wait()
 	s.Catalog.Close()
 	return errors.Join(errs...)

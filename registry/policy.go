@@ -24,6 +24,17 @@ type Policy struct {
 	Rollback   RollbackPolicy   `json:"rollback"`
 	Drift      DriftPolicy      `json:"drift"`
 	Retraining RetrainingPolicy `json:"retraining"`
+	// Validation is what the validation gate demands beyond loading and a
+	// smoke run; nil demands nothing more. A pointer so that policies
+	// without it keep the wire form version 1 pinned.
+	Validation *ValidationPolicy `json:"validation,omitempty"`
+}
+
+// ValidationPolicy sets the validation gate's extra demands.
+type ValidationPolicy struct {
+	// LatencyBudgetMs is the p99 of the gate's timed smoke runs a version
+	// must stay under, in milliseconds (0: no budget).
+	LatencyBudgetMs float64 `json:"latency_budget_ms,omitempty"`
 }
 
 // PromotionMode says whether the lifecycle controller may move versions on
@@ -224,6 +235,9 @@ func (p *Policy) Validate() error {
 	}
 	if err := p.Drift.validate("policy.drift"); err != nil {
 		return err
+	}
+	if v := p.Validation; v != nil && !(v.LatencyBudgetMs >= 0 && v.LatencyBudgetMs <= 3.6e6) {
+		return fieldErr("policy.validation.latency_budget_ms", v.LatencyBudgetMs, "must be between 0 and 3600000")
 	}
 	return p.Retraining.validate("policy.retraining")
 }

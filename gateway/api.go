@@ -1,0 +1,219 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/modelgate/modelgate/registry"
+)
+
+// apiRoute is one admin API route. Every route declares the scope it needs;
+// TestRouteScopes walks the table to prove each one refuses a missing, a
+// wrong and an insufficient token.
+type apiRoute struct {
+	method  string
+	pattern []string // literal segments, or {m}, {v}, {id}
+	scope   Scope
+	maxBody int // 0: the small default; uploads say more
+	handle  func(s *Server, ctx *fasthttp.RequestCtx, p *apiParams)
+}
+
+// apiParams are a request's path parameters and who is asking.
+type apiParams struct {
+	model   string
+	version int
+	id      string
+	actor   string
+}
+
+// smallBody bounds every admin body but uploads.
+const smallBody = 1 << 20
+
+func newRoute(method, path string, scope Scope, h func(*Server, *fasthttp.RequestCtx, *apiParams)) apiRoute {
+	return apiRoute{method: method, pattern: strings.Split(strings.Trim(path, "/"), "/"), scope: scope, handle: h}
+}
+
+// apiRoutes is the admin API. Keep these paths and shapes stable: they are
+// what clients script against.
+var apiRoutes = []apiRoute{
+	withBody(newRoute("POST", "/api/v1/models/{m}/versions", ScopeRegister, (*Server).apiRegister), -1),
+	newRoute("GET", "/api/v1/models", ScopeRead, (*Server).apiModels),
+	newRoute("GET", "/api/v1/models/{m}", ScopeRead, (*Server).apiModel),
+	newRoute("GET", "/api/v1/models/{m}/versions/{v}", ScopeRead, (*Server).apiVersion),
+	newRoute("GET", "/api/v1/models/{m}/versions/{v}/artifact", ScopeRead, (*Server).apiArtifact),
+	newRoute("POST", "/api/v1/models/{m}/versions/{v}/stage", ScopeAdmin, (*Server).apiStage),
+	newRoute("POST", "/api/v1/models/{m}/promote", ScopeAdmin, (*Server).apiPromote),
+	newRoute("POST", "/api/v1/models/{m}/rollback", ScopeAdmin, (*Server).apiRollback),
+	newRoute("POST", "/api/v1/models/{m}/versions/{v}/approve", ScopeAdmin, (*Server).apiApprove),
+	newRoute("POST", "/api/v1/models/{m}/versions/{v}/reject", ScopeAdmin, (*Server).apiReject),
+	newRoute("DELETE", "/api/v1/models/{m}/versions/{v}", ScopeAdmin, (*Server).apiDelete),
+	newRoute("GET", "/api/v1/models/{m}/policy", ScopeRead, (*Server).apiGetPolicy),
+	newRoute("PUT", "/api/v1/models/{m}/policy", ScopeAdmin, (*Server).apiPutPolicy),
+	newRoute("GET", "/api/v1/audit", ScopeRead, (*Server).apiAudit),
+	withBody(newRoute("POST", "/api/v1/models/{m}/labels", ScopeLabels, (*Server).apiLabels), 32<<20),
+	newRoute("GET", "/api/v1/models/{m}/export", ScopeRead, (*Server).apiExport),
+	newRoute("GET", "/api/v1/predictions/{id}", ScopeRead, (*Server).apiPrediction),
+}
+
+func withBody(r apiRoute, n int) apiRoute { r.maxBody = n; return r }
+
+// serveAPI routes an /api/v1 request: match, authorise, bound the body,
+// handle.
+func (s *Server) serveAPI(ctx *fasthttp.RequestCtx) {
+	segs := strings.Split(strings.Trim(string(ctx.Path()), "/"), "/")
+	var p apiParams
+	var allowed []string
+	for i := range apiRoutes {
+		r := &apiRoutes[i]
+		if !r.match(segs, &p) {
+			continue
+		}
+		if string(ctx.Method()) != r.method {
+			allowed = append(allowed, r.method)
+			continue
+		}
+		if p.version < 0 {
+			writeError(ctx, fasthttp.StatusBadRequest, "a version is a positive integer, got "+strconv.Quote(segs[5]))
+			return
+		}
+		name, code, msg := s.auth.Authorize(ctx.Request.Header.Peek("Authorization"), r.scope)
+		if code != 0 {
+			if code == fasthttp.StatusUnauthorized {
+				ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="modelgate"`)
+			}
+			writeError(ctx, code, msg)
+			return
+		}
+		p.actor = name
+		limit := r.maxBody
+		if limit == 0 {
+			limit = smallBody
+		}
+		if limit > 0 && len(ctx.Request.Body()) > limit {
+			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large: the limit for this route is "+itoa(limit)+" bytes")
+			return
+		}
+		r.handle(s, ctx, &p)
+		return
+	}
+	if len(allowed) > 0 {
+		ctx.Response.Header.Set("Allow", strings.Join(allowed, ", "))
+		writeError(ctx, fasthttp.StatusMethodNotAllowed, "use "+strings.Join(allowed, " or ")+" for "+string(ctx.Path()))
+		return
+	}
+	writeError(ctx, fasthttp.StatusNotFound, "no such admin endpoint: "+string(ctx.Path()))
+}
+
+func (r *apiRoute) match(segs []string, p *apiParams) bool {
+	if len(segs) != len(r.pattern) {
+		return false
+	}
+	*p = apiParams{}
+	for i, want := range r.pattern {
+		switch want {
+		case "{m}":
+			p.model = segs[i]
+		case "{id}":
+			p.id = segs[i]
+		case "{v}":
+			n, err := strconv.Atoi(segs[i])
+			if err != nil || n <= 0 {
+				n = -1
+			}
+			p.version = n
+		default:
+			if segs[i] != want {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// command builds a registry command from a request: its actor, the time,
+// and its idempotency key — the Idempotency-Key header, else a fresh one
+// (a client that wants safe retries sends the header).
+func (s *Server) command(ctx *fasthttp.RequestCtx, p *apiParams, args registry.Args) registry.Command {
+	key := string(ctx.Request.Header.Peek("Idempotency-Key"))
+	if key == "" {
+		key = string(s.newID(nil))
+	}
+	return registry.Command{Time: time.Now().UTC(), Actor: p.actor, IdempotencyKey: key, Args: args}
+}
+
+// apply commits cmd and answers an error itself when it fails.
+func (s *Server) apply(ctx *fasthttp.RequestCtx, cmd registry.Command) (registry.Result, bool) {
+	if s.control == nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "this node has no registry")
+		return registry.Result{}, false
+	}
+	if err := cmd.Validate(); err != nil {
+		writeError(ctx, registryStatus(err), err.Error())
+		return registry.Result{}, false
+	}
+	c, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+	defer cancel()
+	res, err := s.control.Apply(c, cmd)
+	if err != nil {
+		writeError(ctx, registryStatus(err), err.Error())
+		return res, false
+	}
+	s.reconcileNow()
+	return res, true
+}
+
+// registryStatus maps a registry or cluster error to its HTTP status. What
+// is not the registry's verdict is the cluster's unavailability (no leader,
+// lost quorum, a deadline): 503, and a retry with the same Idempotency-Key
+// is safe.
+func registryStatus(err error) int {
+	switch {
+	case errors.Is(err, registry.ErrModelNotFound), errors.Is(err, registry.ErrVersionNotFound),
+		errors.Is(err, registry.ErrNoChampion), errors.Is(err, registry.ErrNoCanary):
+		return fasthttp.StatusNotFound
+	case errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrMalformedCommand),
+		errors.Is(err, registry.ErrUnknownOp), errors.Is(err, registry.ErrUnsupportedVersion):
+		return fasthttp.StatusBadRequest
+	case errors.Is(err, registry.ErrIllegalTransition), errors.Is(err, registry.ErrModelExists),
+		errors.Is(err, registry.ErrDuplicateArtifact), errors.Is(err, registry.ErrIdempotencyConflict):
+		return fasthttp.StatusConflict
+	}
+	return fasthttp.StatusServiceUnavailable
+}
+
+// decodeBody decodes a JSON body into v, refusing unknown fields, and
+// answers 400 itself on failure. An empty body leaves v as it is.
+func decodeBody(ctx *fasthttp.RequestCtx, v any) bool {
+	body := ctx.Request.Body()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return true
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, "malformed JSON body: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		writeError(ctx, fasthttp.StatusBadRequest, "malformed JSON body: data after the JSON value")
+		return false
+	}
+	return true
+}
+
+// view runs fn on the registry state, answering 503 when the node has none.
+func (s *Server) view(ctx *fasthttp.RequestCtx, fn func(*registry.State)) bool {
+	if s.control == nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "this node has no registry")
+		return false
+	}
+	s.control.View(fn)
+	return true
+}
