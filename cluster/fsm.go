@@ -1,0 +1,216 @@
+package cluster
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"github.com/modelgate/modelgate/registry"
+)
+
+// snapshotMagic starts every snapshot this package writes: the format of the
+// envelope, followed (format 1) by exactly one registry snapshot
+// (registry.MarshalSnapshot). The envelope leaves room for state that later
+// lives beside the registry in the same FSM (artifact holders, readiness)
+// without guessing what an old snapshot holds.
+const snapshotMagic = "modelgate/cluster-snapshot/1\n"
+
+// ApplyResponse is what FSM.Apply returns for a command entry, and so what
+// raft's ApplyFuture.Response holds on the node that proposed it. Exactly one
+// of Result and Err is meaningful. Err is the registry's refusal (a
+// *registry.TransitionError, *registry.FieldError …) or a decoding error
+// wrapping registry.ErrMalformedCommand: deterministic, the same on every
+// replica, and the state did not change.
+type ApplyResponse struct {
+	Result registry.Result
+	Err    error
+}
+
+// FSM is the registry as a raft.FSM: raft calls Apply with every committed
+// command entry, in log order, on every node, and all of them reach the same
+// state (registry.State is deterministic).
+//
+// Readers never see a half-applied command: Apply and Restore change the
+// state under a write lock; Read runs under the read lock, Clone returns a
+// private copy. Changed returns a channel that is closed when the state
+// changes, for watchers such as the gateway's reconciler.
+type FSM struct {
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	state   *registry.State
+	changed chan struct{} // closed and replaced whenever state changes
+}
+
+var _ raft.FSM = (*FSM)(nil)
+
+// NewFSM returns an FSM over an empty registry (registry.New). logger may be
+// nil (slog.Default()).
+func NewFSM(logger *slog.Logger) *FSM {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &FSM{log: logger, state: registry.New(), changed: make(chan struct{})}
+}
+
+// Apply implements raft.FSM. It decodes the entry's command
+// (registry.DecodeCommand) and applies it to the state, returning an
+// *ApplyResponse. A refused or undecodable command is a result, not a
+// failure: the state is unchanged on every replica and the proposer gets the
+// error. Entries of other types are ignored (raft sends only commands).
+func (f *FSM) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	cmd, err := registry.DecodeCommand(l.Data)
+	if err != nil {
+		return &ApplyResponse{Err: fmt.Errorf("cluster: cannot decode the command of raft log entry %d: %w", l.Index, err)}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	before := f.state.LastSeq()
+	res, err := f.applyRecover(cmd, l.Index)
+	if f.state.LastSeq() != before {
+		f.notifyLocked()
+	}
+	return &ApplyResponse{Result: res, Err: err}
+}
+
+// applyRecover applies cmd, turning a panic in the registry (a bug) into an
+// error result. The registry copies what a command changes and installs it
+// only at the end, so a panic leaves the state as it was — and it happens on
+// every replica alike, so they stay identical; crashing instead would crash
+// every node on the same entry, on every restart.
+func (f *FSM) applyRecover(cmd registry.Command, index uint64) (res registry.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f.log.Error("cluster: registry panicked applying a command (a registry bug); the command is refused on every node",
+				"index", index, "op", cmd.Op(), "idempotency_key", cmd.IdempotencyKey, "panic", fmt.Sprint(r))
+			res, err = registry.Result{}, fmt.Errorf("cluster: registry failed on %s command of raft log entry %d (a bug: %v)", cmd.Op(), index, r)
+		}
+	}()
+	return f.state.Apply(cmd)
+}
+
+// notifyLocked wakes every watcher. f.mu must be held for writing.
+func (f *FSM) notifyLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// Snapshot implements raft.FSM. It takes a Clone of the state (raft does not
+// call Apply while Snapshot runs, so this is the only work that delays the
+// next command) and serialises it later, in Persist, outside any lock.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return &fsmSnapshot{state: f.state.Clone()}, nil
+}
+
+// Restore implements raft.FSM: it replaces the whole state with the
+// snapshot's — never merges into it. On error the state is unchanged.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("cluster: cannot read snapshot: %w", err)
+	}
+	s, err := decodeSnapshot(b)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.state = s
+	f.notifyLocked()
+	f.mu.Unlock()
+	return nil
+}
+
+// decodeSnapshot reads a snapshot written by fsmSnapshot.Persist.
+func decodeSnapshot(b []byte) (*registry.State, error) {
+	body, ok := bytes.CutPrefix(b, []byte(snapshotMagic))
+	if !ok {
+		n := min(len(b), len(snapshotMagic))
+		return nil, fmt.Errorf("%w: header %q, want %q", ErrCorruptSnapshot, b[:n], snapshotMagic)
+	}
+	s, err := registry.RestoreSnapshot(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+	}
+	return s, nil
+}
+
+// Read calls fn with the current state under the read lock: fn sees one
+// consistent state and must not keep it, modify it, or block (Apply waits
+// for fn to return).
+func (f *FSM) Read(fn func(*registry.State)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.state)
+}
+
+// Clone returns a deep copy of the current state, for a reader that needs
+// it longer than a Read.
+func (f *FSM) Clone() *registry.State {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Clone()
+}
+
+// LastSeq is the state's registry.LastSeq: it identifies the state.
+func (f *FSM) LastSeq() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.LastSeq()
+}
+
+// Changed returns a channel that is closed the next time the state changes
+// (a command that changed it, or a restore). To watch without missing a
+// change, take the channel first, then read the state, then wait:
+//
+//	for {
+//		ch := fsm.Changed()
+//		var view registry.RoutingView
+//		fsm.Read(func(s *registry.State) { view = s.RoutingView() })
+//		reconcile(view)
+//		select {
+//		case <-ch:
+//		case <-ctx.Done():
+//			return
+//		}
+//	}
+//
+// Changes that happen while the watcher is busy coalesce into one wake-up.
+func (f *FSM) Changed() <-chan struct{} {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.changed
+}
+
+// fsmSnapshot is a private copy of the state, serialised by Persist.
+type fsmSnapshot struct{ state *registry.State }
+
+// Persist implements raft.FSMSnapshot: the envelope header, then the
+// registry snapshot.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	b, err := s.state.MarshalSnapshot()
+	if err == nil {
+		if _, err = io.WriteString(sink, snapshotMagic); err == nil {
+			_, err = sink.Write(b)
+		}
+	}
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("cluster: cannot write snapshot %s: %w", sink.ID(), err)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("cluster: cannot write snapshot %s: %w", sink.ID(), err)
+	}
+	return nil
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() {}

@@ -1,0 +1,313 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
+)
+
+// Key layout of the raft store's Pebble DB. One DB holds both stores, so a
+// node has one directory, one WAL and one sync per write.
+//
+//	'l' + uint64 index, big-endian   → a raft.Log (logcodec.go)
+//	's' + key                        → a stable-store value
+//
+// Big-endian indexes sort in index order, so FirstIndex and LastIndex are
+// the first and last keys under 'l', and DeleteRange is one range tombstone.
+const (
+	prefixLog    = 'l'
+	prefixStable = 's'
+)
+
+// StoreOptions tunes OpenStore. The zero value is ready to use.
+type StoreOptions struct {
+	// Logger receives Pebble's messages. nil: slog.Default().
+	Logger *slog.Logger
+	// FS is the filesystem Pebble uses. nil: the operating system's. Tests
+	// pass an in-memory or fault-injecting one (pebble's vfs/errorfs).
+	FS vfs.FS
+}
+
+// Store is hashicorp/raft's LogStore and StableStore on a Pebble DB of its
+// own. Every write (StoreLog, StoreLogs, DeleteRange, Set, SetUint64) is one
+// Pebble batch committed with pebble.Sync: when the call returns nil the
+// write is on stable storage and survives a process crash or power loss.
+// A write that fails makes the store refuse all later writes (see
+// ErrStoreFailed). A Store is safe for concurrent use.
+type Store struct {
+	db  *pebble.DB
+	dir string
+	log *slog.Logger
+
+	mu     sync.RWMutex // writers and readers hold it shared; Close exclusively
+	closed bool
+	failed atomic.Pointer[error] // the first failed write (wraps ErrStoreFailed), sticky
+}
+
+var (
+	_ raft.LogStore    = (*Store)(nil)
+	_ raft.StableStore = (*Store)(nil)
+)
+
+// OpenStore opens (creating if needed) the raft store in dir. Only one Store
+// may have dir open at a time, in any process: Pebble locks it.
+func OpenStore(dir string, opts StoreOptions) (*Store, error) {
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	po := &pebble.Options{
+		FS:                 opts.FS,
+		FormatMajorVersion: pebble.FormatNewest,
+		// The log holds small entries and is read back mostly from the tail
+		// (replication, restart): a small memtable and cache are enough.
+		MemTableSize: 8 << 20,
+		Logger:       pebbleLogger{lg},
+	}
+	if po.FS == nil {
+		po.FS = vfs.Default
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: cannot open raft store %s: %w", dir, err)
+	}
+	return &Store{db: db, dir: dir, log: lg}, nil
+}
+
+// Close closes the DB. Later calls return ErrStoreClosed. The raft instance
+// using the store must be shut down first.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("cluster: cannot close raft store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Healthy returns nil, or the sticky error of the write that failed
+// (wrapping ErrStoreFailed), or ErrStoreClosed.
+func (s *Store) Healthy() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrStoreClosed
+	}
+	if e := s.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func logKey(index uint64) [9]byte {
+	var k [9]byte
+	k[0] = prefixLog
+	binary.BigEndian.PutUint64(k[1:], index)
+	return k
+}
+
+func stableKey(key []byte) []byte {
+	return append([]byte{prefixStable}, key...)
+}
+
+// FirstIndex implements raft.LogStore: the lowest stored index, 0 when the
+// log is empty.
+func (s *Store) FirstIndex() (uint64, error) { return s.edgeIndex(true) }
+
+// LastIndex implements raft.LogStore: the highest stored index, 0 when the
+// log is empty.
+func (s *Store) LastIndex() (uint64, error) { return s.edgeIndex(false) }
+
+func (s *Store) edgeIndex(first bool) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, ErrStoreClosed
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
+	if err != nil {
+		return 0, fmt.Errorf("cluster: cannot read raft log bounds: %w", err)
+	}
+	var ok bool
+	if first {
+		ok = it.First()
+	} else {
+		ok = it.Last()
+	}
+	var index uint64
+	if ok {
+		k := it.Key()
+		if len(k) != 9 {
+			_ = it.Close()
+			return 0, corrupt("raft log key %x", k)
+		}
+		index = binary.BigEndian.Uint64(k[1:])
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, fmt.Errorf("cluster: cannot read raft log bounds: %w", err)
+	}
+	return index, nil
+}
+
+// GetLog implements raft.LogStore: it fills l with the entry at index, or
+// returns raft.ErrLogNotFound.
+func (s *Store) GetLog(index uint64, l *raft.Log) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrStoreClosed
+	}
+	k := logKey(index)
+	v, closer, err := s.db.Get(k[:])
+	if errors.Is(err, pebble.ErrNotFound) {
+		return raft.ErrLogNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: cannot read raft log entry %d: %w", index, err)
+	}
+	defer closer.Close()
+	if err := decodeLog(v, l); err != nil {
+		return fmt.Errorf("cluster: cannot read raft log entry %d: %w", index, err)
+	}
+	if l.Index != index {
+		return corrupt("raft log key %d holds entry %d", index, l.Index)
+	}
+	return nil
+}
+
+// StoreLog implements raft.LogStore.
+func (s *Store) StoreLog(l *raft.Log) error {
+	return s.StoreLogs([]*raft.Log{l})
+}
+
+// StoreLogs implements raft.LogStore: all the entries are written in one
+// synced batch, so after a crash either all of them are there or none.
+func (s *Store) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	return s.write(func(b *pebble.Batch) error {
+		var buf []byte
+		for _, l := range logs {
+			k := logKey(l.Index)
+			buf = appendLog(buf[:0], l)
+			if err := b.Set(k[:], buf, nil); err != nil { // Set copies
+				return err
+			}
+		}
+		return nil
+	}, "store raft log entries %d–%d", logs[0].Index, logs[len(logs)-1].Index)
+}
+
+// DeleteRange implements raft.LogStore: it deletes the entries from min to
+// max, both included.
+func (s *Store) DeleteRange(min, max uint64) error {
+	if min > max {
+		return nil
+	}
+	lo := logKey(min)
+	hi := []byte{prefixLog + 1}
+	if max < math.MaxUint64 {
+		k := logKey(max + 1)
+		hi = k[:]
+	}
+	return s.write(func(b *pebble.Batch) error {
+		return b.DeleteRange(lo[:], hi, nil)
+	}, "delete raft log entries %d–%d", min, max)
+}
+
+// Set implements raft.StableStore.
+func (s *Store) Set(key, val []byte) error {
+	return s.write(func(b *pebble.Batch) error {
+		return b.Set(stableKey(key), val, nil)
+	}, "set %q", key)
+}
+
+// Get implements raft.StableStore: a copy of the value, or ErrKeyNotFound.
+func (s *Store) Get(key []byte) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrStoreClosed
+	}
+	v, closer, err := s.db.Get(stableKey(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrKeyNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: cannot read %q from the raft store: %w", key, err)
+	}
+	defer closer.Close()
+	return append([]byte{}, v...), nil
+}
+
+// SetUint64 implements raft.StableStore (8 bytes, big-endian).
+func (s *Store) SetUint64(key []byte, val uint64) error {
+	return s.Set(key, binary.BigEndian.AppendUint64(nil, val))
+}
+
+// GetUint64 implements raft.StableStore: the value, or 0 and ErrKeyNotFound.
+func (s *Store) GetUint64(key []byte) (uint64, error) {
+	v, err := s.Get(key)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, corrupt("stable key %q holds %d bytes, want 8", key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// write builds a batch with fill and commits it synced. A commit that fails
+// (an error, or Pebble's Fatalf on a WAL write or sync it could not do)
+// marks the store failed: no write is acknowledged after one was lost.
+func (s *Store) write(fill func(*pebble.Batch) error, what string, args ...any) (err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrStoreClosed
+	}
+	if e := s.failed.Load(); e != nil {
+		return *e
+	}
+	b := s.db.NewBatch()
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(*pebbleFatal)
+			if !ok {
+				panic(r)
+			}
+			err = s.fail(fmt.Errorf("%w: cannot %s: %s", ErrStoreFailed, fmt.Sprintf(what, args...), f.msg))
+			return // the batch stays unclosed: Pebble may still hold it
+		}
+		_ = b.Close()
+	}()
+	if err := fill(b); err != nil {
+		return fmt.Errorf("cluster: cannot %s: %w", fmt.Sprintf(what, args...), err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return s.fail(fmt.Errorf("%w: cannot %s: %w", ErrStoreFailed, fmt.Sprintf(what, args...), err))
+	}
+	return nil
+}
+
+// fail records err as the store's sticky failure (the first one wins) and
+// returns the recorded one.
+func (s *Store) fail(err error) error {
+	if s.failed.CompareAndSwap(nil, &err) {
+		s.log.Error(err.Error(), "dir", s.dir)
+	}
+	return *s.failed.Load()
+}
