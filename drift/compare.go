@@ -1,0 +1,397 @@
+package drift
+
+import (
+	"fmt"
+	"math"
+)
+
+// Statistic names, as they appear in reports, thresholds and alerts.
+const (
+	StatPSI         = "psi"
+	StatJS          = "js"
+	StatKS          = "ks"
+	StatWasserstein = "wasserstein"
+	StatChi2P       = "chi2_p"
+)
+
+// Threshold is when one statistic counts as a breach. The JSON field names
+// match the registry's drift policy, so a policy threshold converts field
+// for field.
+type Threshold struct {
+	Enabled bool `json:"enabled"`
+	// Threshold: a breach is a value above it (below it for chi2_p).
+	Threshold float64 `json:"threshold"`
+	// MinCount is the number of rows a sketch needs before the statistic is
+	// judged (its value is reported regardless).
+	MinCount int64 `json:"min_count"`
+	// ConsecutiveWindows is how many windows in a row must breach before
+	// Sustained raises an alert.
+	ConsecutiveWindows int `json:"consecutive_windows"`
+}
+
+// Thresholds holds one Threshold per statistic.
+type Thresholds struct {
+	PSI         Threshold `json:"psi"`
+	JS          Threshold `json:"js"`
+	KS          Threshold `json:"ks"`
+	Wasserstein Threshold `json:"wasserstein"`
+	Chi2P       Threshold `json:"chi2_p"`
+}
+
+// DefaultThresholds returns the thresholds of the registry's default drift
+// policy (see doc.go for why each level): PSI 0.2, JS distance 0.1, KS 0.1,
+// χ² p-value 0.01 (Bonferroni-corrected across a report's features), each
+// judged from 1,000 rows and alerting after 3 windows in a row; Wasserstein
+// (0.5 reference standard deviations) reported but disabled.
+func DefaultThresholds() Thresholds {
+	t := func(v float64, on bool) Threshold {
+		return Threshold{Enabled: on, Threshold: v, MinCount: 1000, ConsecutiveWindows: 3}
+	}
+	return Thresholds{PSI: t(0.2, true), JS: t(0.1, true), KS: t(0.1, true), Wasserstein: t(0.5, false), Chi2P: t(0.01, true)}
+}
+
+func (t *Thresholds) each(f func(name string, th *Threshold) bool) {
+	_ = f(StatPSI, &t.PSI) && f(StatJS, &t.JS) && f(StatKS, &t.KS) &&
+		f(StatWasserstein, &t.Wasserstein) && f(StatChi2P, &t.Chi2P)
+}
+
+// Validate returns a *FieldError naming the first bad threshold.
+func (t Thresholds) Validate() error {
+	var err error
+	t.each(func(name string, th *Threshold) bool {
+		bad := func(field string, v any, reason string) bool {
+			err = fieldErr(ErrInvalidThresholds, name+"."+field, v, reason)
+			return false
+		}
+		switch {
+		case !finite(th.Threshold) || th.Threshold < 0:
+			return bad("threshold", th.Threshold, "must be a finite number >= 0")
+		case th.MinCount < 0:
+			return bad("min_count", th.MinCount, "must be >= 0")
+		case th.ConsecutiveWindows < 0:
+			return bad("consecutive_windows", th.ConsecutiveWindows, "must be >= 0 (0 means 1)")
+		case th.Enabled && name == StatChi2P && !(th.Threshold > 0 && th.Threshold < 1):
+			return bad("threshold", th.Threshold, "must be in (0, 1): it is a p-value")
+		case th.Enabled && (name == StatJS || name == StatKS) && th.Threshold > 1:
+			return bad("threshold", th.Threshold, "must be <= 1")
+		}
+		return true
+	})
+	return err
+}
+
+// Report is the comparison of a sketch with its profile: one entry per
+// feature, then one for the output score (Output set, Input the output's
+// name). It encodes to the JSON of the drift API.
+type Report struct {
+	// Rows is the number of rows in the sketch; ReferenceRows in the profile.
+	Rows          int64 `json:"count"`
+	ReferenceRows int64 `json:"reference_count"`
+	// Breach is set when any feature breaches.
+	Breach   bool            `json:"breach"`
+	Features []FeatureReport `json:"features"`
+}
+
+// FeatureReport is one feature's (or the output's) statistics. Only the
+// statistics that apply are set: numeric features have psi, js, ks and
+// wasserstein; categorical ones psi, js and chi2_p. A statistic is absent
+// when there is nothing to compare (no rows), and wasserstein when the
+// reference has no spread to scale it by.
+type FeatureReport struct {
+	Input  string `json:"input"`
+	Index  int    `json:"index"`
+	Name   string `json:"name,omitempty"`
+	Kind   Kind   `json:"kind"`
+	Output bool   `json:"output,omitempty"`
+	// Count is the rows counted for the feature, Missing how many of them
+	// were NaN or ±Inf.
+	Count   int64 `json:"count"`
+	Missing int64 `json:"missing"`
+	// PSI is the population stability index over the coarse bins (plus a
+	// missing bin when either side has missing values).
+	PSI *float64 `json:"psi,omitempty"`
+	// JS is the Jensen–Shannon distance (base 2, in [0, 1]) over the same
+	// bins.
+	JS *float64 `json:"js,omitempty"`
+	// KS is the Kolmogorov–Smirnov statistic, sup |F_ref − F_cur|.
+	KS *float64 `json:"ks,omitempty"`
+	// Wasserstein is the Wasserstein-1 distance ∫|F_ref − F_cur| in
+	// reference standard deviations.
+	Wasserstein *float64 `json:"wasserstein,omitempty"`
+	// Chi2P is the p-value of the χ² test of homogeneity (uncorrected;
+	// breaches are judged Bonferroni-corrected).
+	Chi2P *float64 `json:"chi2_p,omitempty"`
+	// PositiveRate is, for the output, the share of scores at or above the
+	// threshold, now and in the reference.
+	PositiveRate          *float64  `json:"positive_rate,omitempty"`
+	ReferencePositiveRate *float64  `json:"reference_positive_rate,omitempty"`
+	Reference             Histogram `json:"reference"`
+	Current               Histogram `json:"current"`
+	// Breach is set when any statistic breaches; Breaches names them.
+	Breach   bool     `json:"breach"`
+	Breaches []string `json:"breaches,omitempty"`
+}
+
+// Label is the feature's name, or "input[index]".
+func (f *FeatureReport) Label() string {
+	if f.Name != "" {
+		return f.Name
+	}
+	return fmt.Sprintf("%s[%d]", f.Input, f.Index)
+}
+
+// Stat returns the named statistic and whether the report has it.
+func (f *FeatureReport) Stat(name string) (float64, bool) {
+	var p *float64
+	switch name {
+	case StatPSI:
+		p = f.PSI
+	case StatJS:
+		p = f.JS
+	case StatKS:
+		p = f.KS
+	case StatWasserstein:
+		p = f.Wasserstein
+	case StatChi2P:
+		p = f.Chi2P
+	}
+	if p == nil {
+		return 0, false
+	}
+	return *p, true
+}
+
+// Histogram is a feature's coarse histogram. For a numeric feature Edges
+// are the bin boundaries: the first bin is below Edges[0] (the lower tail),
+// bin j is [Edges[j-1], Edges[j]), the last is from the last edge up (the
+// upper tail). For a categorical feature Values are the declared values and
+// the last bin is "other". Missing values are counted apart.
+type Histogram struct {
+	Edges   []float64 `json:"edges,omitempty"`
+	Values  []float64 `json:"values,omitempty"`
+	Counts  []int64   `json:"counts"`
+	Shares  []float64 `json:"shares"`
+	Missing int64     `json:"missing"`
+}
+
+// Compare computes every statistic of s against p and judges them with th.
+// s must come from p's fingerprint (ErrLayoutMismatch otherwise).
+func Compare(p *Profile, s *Sketch, th Thresholds) (*Report, error) {
+	if err := th.Validate(); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if fp := p.Fingerprint(); fp != s.lay.fp {
+		return nil, fmt.Errorf("%w: cannot compare a sketch of profile %016x with profile %016x", ErrLayoutMismatch, s.lay.fp, fp)
+	}
+	st := s.read()
+	return compareState(p, s.lay, &st, th), nil
+}
+
+func compareState(p *Profile, l *layout, st *state, th Thresholds) *Report {
+	r := &Report{Rows: int64(st.counts[0]), ReferenceRows: p.Rows}
+	for i := range p.Features {
+		f := &p.Features[i]
+		ref := l.feats[i]
+		var fr FeatureReport
+		if ref.kind == Categorical {
+			fr = compareCategorical(f, &l.cat[ref.i], st)
+		} else {
+			fr = compareNumeric(f, &l.num[ref.i], st)
+		}
+		r.Features = append(r.Features, fr)
+	}
+	if o := p.Output; o != nil {
+		fr := compareNumeric(&o.Feature, l.out, st)
+		fr.Output = true
+		if valid := fr.Count - fr.Missing; valid > 0 {
+			fr.PositiveRate = ptr(float64(st.counts[l.outPos]) / float64(valid))
+		}
+		if valid := p.Rows - o.Missing; valid > 0 {
+			fr.ReferencePositiveRate = ptr(float64(o.Positives) / float64(valid))
+		}
+		r.Features = append(r.Features, fr)
+	}
+	judge(r, th)
+	return r
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func compareCategorical(f *Feature, c *catCol, st *state) FeatureReport {
+	block := st.counts[c.off : c.off+c.k+2]
+	fr := FeatureReport{Input: f.Input, Index: f.Index, Name: f.Name, Kind: Categorical,
+		Count: int64(st.counts[0]), Missing: int64(block[c.k+1])}
+	fr.Reference = Histogram{Values: f.Categorical.Values, Counts: f.Categorical.Counts, Missing: f.Missing}
+	fr.Current = Histogram{Values: f.Categorical.Values, Counts: make([]int64, c.k+1), Missing: fr.Missing}
+	for i := range fr.Current.Counts {
+		fr.Current.Counts[i] = int64(block[i])
+	}
+	fr.Reference.Shares = shares(fr.Reference.Counts)
+	fr.Current.Shares = shares(fr.Current.Counts)
+	if fr.Count == 0 {
+		return fr
+	}
+	ref, cur := withMissing(fr.Reference, fr.Current)
+	fr.PSI = ptr(psi(ref, cur))
+	fr.JS = ptr(jsDistance(ref, cur))
+	fr.Chi2P = ptr(chi2Homogeneity(ref, cur))
+	return fr
+}
+
+func compareNumeric(f *Feature, c *numCol, st *state) FeatureReport {
+	nr := f.Numeric
+	block := st.counts[c.off : c.off+c.cells+3]
+	fr := FeatureReport{Input: f.Input, Index: f.Index, Name: f.Name, Kind: Numeric,
+		Count: int64(st.counts[0]), Missing: int64(block[c.cells+2])}
+	edges := make([]float64, len(nr.Bins))
+	for i, b := range nr.Bins {
+		edges[i] = nr.Grid.Edge(b)
+	}
+	refBins := make([]int64, len(nr.Bins)+1)
+	for cell, n := range nr.Cells {
+		refBins[binOf(nr.Bins, cell)] += n
+	}
+	fr.Reference = Histogram{Edges: edges, Counts: refBins, Shares: shares(refBins), Missing: f.Missing}
+	cur := make([]int64, len(nr.Bins)+1)
+	for cell, n := range block[:c.cells+2] {
+		cur[binOf(nr.Bins, cell)] += int64(n)
+	}
+	fr.Current = Histogram{Edges: edges, Counts: cur, Shares: shares(cur), Missing: fr.Missing}
+	if fr.Count == 0 {
+		return fr
+	}
+	rh, ch := withMissing(fr.Reference, fr.Current)
+	fr.PSI = ptr(psi(rh, ch))
+	fr.JS = ptr(jsDistance(rh, ch))
+	valid := fr.Count - fr.Missing
+	if valid == 0 {
+		return fr
+	}
+	refCells := make([]float64, c.cells+2)
+	curCells := make([]float64, c.cells+2)
+	for i := range refCells {
+		refCells[i], curCells[i] = float64(nr.Cells[i]), float64(block[i])
+	}
+	refCDF := cellCDF(nr.Grid, refCells, nr.TailSums[0], nr.TailSums[1])
+	curCDF := cellCDF(nr.Grid, curCells, st.sums[c.sum], st.sums[c.sum+1])
+	ks, w := ksWasserstein(refCDF, curCDF)
+	if !finite(ks) {
+		return fr // cannot happen with validated inputs; never emit NaN
+	}
+	fr.KS = ptr(min(1, ks))
+	if nr.Std > 0 && finite(w/nr.Std) {
+		fr.Wasserstein = ptr(w / nr.Std)
+	}
+	return fr
+}
+
+// binOf returns the coarse bin of a cell.
+func binOf(bins []int, cell int) int {
+	lo, hi := 0, len(bins)
+	for lo < hi { // first boundary > cell
+		m := (lo + hi) / 2
+		if bins[m] <= cell {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+func shares(counts []int64) []float64 {
+	var n int64
+	for _, c := range counts {
+		n += c
+	}
+	s := make([]float64, len(counts))
+	if n == 0 {
+		return s
+	}
+	for i, c := range counts {
+		s[i] = float64(c) / float64(n)
+	}
+	return s
+}
+
+// withMissing returns both histograms as float counts, with a missing bin
+// appended when either side has missing values.
+func withMissing(ref, cur Histogram) ([]float64, []float64) {
+	n := len(ref.Counts)
+	extra := 0
+	if ref.Missing > 0 || cur.Missing > 0 {
+		extra = 1
+	}
+	r := make([]float64, n+extra)
+	c := make([]float64, n+extra)
+	for i := range n {
+		r[i], c[i] = float64(ref.Counts[i]), float64(cur.Counts[i])
+	}
+	if extra == 1 {
+		r[n], c[n] = float64(ref.Missing), float64(cur.Missing)
+	}
+	return r, c
+}
+
+// cellCDF is the CDF of a numeric feature's cells (the reference's or a
+// sketch's, read the same way so their errors do not add up): exact at the
+// cell edges, linear inside a cell, and each tail a point mass at the mean
+// of its values (exact for Wasserstein whenever the two CDFs do not cross
+// inside the tail). cells are the Cells+2 counts of a numeric block.
+func cellCDF(g Grid, cells []float64, sumLo, sumHi float64) *cdf {
+	var n float64
+	for _, v := range cells {
+		n += v
+	}
+	c := &cdf{}
+	if n == 0 {
+		return c
+	}
+	acc := cells[0]
+	if acc > 0 {
+		c.knot(min(sumLo/acc, g.Lo), 0, acc/n)
+	}
+	for e := 0; e <= g.Cells; e++ {
+		if e > 0 {
+			acc += cells[e]
+		}
+		f := min(acc/n, 1)
+		c.knot(g.Edge(e+1), f, f)
+	}
+	if t := cells[g.Cells+1]; t > 0 {
+		c.knot(max(sumHi/t, g.Hi), min(acc/n, 1), 1)
+	}
+	return c
+}
+
+// judge sets the breaches of every feature and of the report.
+func judge(r *Report, th Thresholds) {
+	chi2Tests := 0
+	for i := range r.Features {
+		if r.Features[i].Chi2P != nil && r.Features[i].Count >= th.Chi2P.MinCount {
+			chi2Tests++
+		}
+	}
+	for i := range r.Features {
+		f := &r.Features[i]
+		th.each(func(name string, t *Threshold) bool {
+			v, ok := f.Stat(name)
+			if !ok || !t.Enabled || f.Count < t.MinCount {
+				return true
+			}
+			over := v > t.Threshold
+			if name == StatChi2P {
+				over = v < t.Threshold/float64(max(1, chi2Tests))
+			}
+			if over && !math.IsNaN(v) {
+				f.Breaches = append(f.Breaches, name)
+				f.Breach = true
+			}
+			return true
+		})
+		r.Breach = r.Breach || f.Breach
+	}
+}
