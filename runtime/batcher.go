@@ -7,16 +7,23 @@ import (
 )
 
 // batcher is the dynamic batcher of one model: a bounded queue drained by
-// one executor goroutine per session. An executor takes the oldest call,
-// then keeps taking calls until the batch holds MaxBatch rows or the first
-// call has waited MaxDelay, and runs them as one ORT Run stacked along the
-// first dimension. A call is never split across batches (one larger than
-// MaxBatch runs alone) and never waits for a batch past its MaxDelay.
+// one executor goroutine per session. One executor at a time gathers: it
+// takes the oldest call, then keeps taking calls until the batch holds
+// MaxBatch rows or the first call has waited MaxDelay, hands the gathering
+// role on, and runs the batch as one ORT Run stacked along the first
+// dimension. Gathering one batch at a time matters: with every executor
+// gathering at once, N executors split the waiting calls N ways and then all
+// sit out their delay on a queue that only refills when they finish. A call
+// is never split across batches (one larger than MaxBatch runs alone) and
+// never waits for a batch past its MaxDelay.
 type batcher struct {
 	m     *Model
 	queue chan *Call
 	quit  chan struct{}
 	wg    sync.WaitGroup
+
+	gather sync.Mutex // held by the executor gathering the next batch
+	carry  *Call      // a call that did not fit the last batch: starts the next
 }
 
 func newBatcher(m *Model) *batcher {
@@ -53,51 +60,63 @@ func (b *batcher) stop() {
 func (b *batcher) loop(w *worker) {
 	defer b.wg.Done()
 	sig := &b.m.sig
-	cfg := &b.m.cfg
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	batch := make([]*Call, 0, min(cfg.MaxBatch, 256))
+	batch := make([]*Call, 0, min(b.m.cfg.MaxBatch, 256))
 	ins := make([]Tensor, len(sig.Inputs))
 	outs := make([]Tensor, len(sig.Outputs))
 	order := make([]int, len(sig.Inputs))
 	for i := range order {
 		order[i] = i
 	}
-	var carry *Call
 	for {
-		first := carry
-		carry = nil
-		if first == nil {
-			select {
-			case first = <-b.queue:
-				b.m.waitN.Add(-1)
-			case <-b.quit:
-				return
-			}
-		}
-		batch = append(batch[:0], first)
-		rows := first.rows
-		if rows < int64(cfg.MaxBatch) {
-			timer.Reset(time.Until(first.enq.Add(cfg.MaxDelay)))
-		collect:
-			for rows < int64(cfg.MaxBatch) {
-				select {
-				case c := <-b.queue:
-					b.m.waitN.Add(-1)
-					if rows+c.rows > int64(cfg.MaxBatch) || !stackable(first, c) {
-						carry = c
-						break collect
-					}
-					batch = append(batch, c)
-					rows += c.rows
-				case <-timer.C:
-					break collect
-				}
-			}
-			timer.Stop()
+		var rows int64
+		var ok bool
+		batch, rows, ok = b.next(batch[:0], timer)
+		if !ok {
+			return
 		}
 		b.run(w, batch, rows, ins, order, outs)
 	}
+}
+
+// next gathers one batch. It reports false when the batcher stops.
+func (b *batcher) next(batch []*Call, timer *time.Timer) ([]*Call, int64, bool) {
+	b.gather.Lock()
+	defer b.gather.Unlock()
+	maxRows := int64(b.m.cfg.MaxBatch)
+	first := b.carry
+	b.carry = nil
+	if first == nil {
+		select {
+		case first = <-b.queue:
+			b.m.waitN.Add(-1)
+		case <-b.quit:
+			return batch, 0, false
+		}
+	}
+	batch = append(batch, first)
+	rows := first.rows
+	if rows >= maxRows {
+		return batch, rows, true
+	}
+	timer.Reset(time.Until(first.enq.Add(b.m.cfg.MaxDelay)))
+	defer timer.Stop()
+	for rows < maxRows {
+		select {
+		case c := <-b.queue:
+			b.m.waitN.Add(-1)
+			if rows+c.rows > maxRows || !stackable(first, c) {
+				b.carry = c
+				return batch, rows, true
+			}
+			batch = append(batch, c)
+			rows += c.rows
+		case <-timer.C:
+			return batch, rows, true
+		}
+	}
+	return batch, rows, true
 }
 
 // stackable reports whether c's inputs differ from first's only in the first

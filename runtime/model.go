@@ -98,6 +98,7 @@ type Call struct {
 	enq   time.Time
 	err   error
 	done  chan struct{}
+	timer *time.Timer // reused for queue timeouts, so waiting does not allocate
 }
 
 // NewCall returns an empty Call.
@@ -150,7 +151,7 @@ func (m *Model) Infer(c *Call) error {
 	if m.batch != nil {
 		return m.batch.submit(c)
 	}
-	w, err := m.acquire()
+	w, err := m.acquire(c)
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func (m *Model) Infer(c *Call) error {
 
 // acquire takes an idle session, waiting at most QueueTimeout and refusing
 // at once when MaxQueue calls already wait.
-func (m *Model) acquire() (*worker, error) {
+func (m *Model) acquire(c *Call) (*worker, error) {
 	select {
 	case w := <-m.free:
 		return w, nil
@@ -172,12 +173,16 @@ func (m *Model) acquire() (*worker, error) {
 		return nil, ErrQueueFull
 	}
 	defer m.waitN.Add(-1)
-	t := time.NewTimer(m.cfg.QueueTimeout)
-	defer t.Stop()
+	if c.timer == nil {
+		c.timer = time.NewTimer(m.cfg.QueueTimeout)
+	} else {
+		c.timer.Reset(m.cfg.QueueTimeout)
+	}
+	defer c.timer.Stop()
 	select {
 	case w := <-m.free:
 		return w, nil
-	case <-t.C:
+	case <-c.timer.C:
 		return nil, ErrTimeout
 	}
 }

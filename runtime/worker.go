@@ -210,16 +210,11 @@ func (w *worker) newEntry(inputs []Tensor, order []int) (*entry, error) {
 			e.general = true
 		}
 	}
-	// Only the output shapes of this run are used: reading FP16 data off an
-	// ORT-allocated value is what the bound path exists to avoid.
-	vals, err := w.runValues(inputs, order)
+	probe, err := w.outputShapes(inputs, order)
 	if err != nil {
 		return nil, err
 	}
-	probe := make([]Tensor, len(vals))
-	for j, v := range vals {
-		probe[j].Shape = v.GetShape()
-		v.Destroy()
+	for j := range probe {
 		if NumElements(probe[j].Shape) == 0 {
 			e.general = true
 		}
@@ -257,6 +252,32 @@ func (w *worker) newEntry(inputs []Tensor, order []int) (*entry, error) {
 	}
 	w.entries = append([]*entry{e}, w.entries...)
 	return e, nil
+}
+
+// outputShapes finds the output shapes for these inputs: from the signature
+// when every output's shape is fixed, else by one run (of which only the
+// shapes are used: reading half data off an ORT-allocated value is what the
+// bound path exists to avoid).
+func (w *worker) outputShapes(inputs []Tensor, order []int) ([]Tensor, error) {
+	sig := &w.m.sig
+	probe := make([]Tensor, len(sig.Outputs))
+	static := true
+	for j, o := range sig.Outputs {
+		probe[j].Shape = o.Shape
+		static = static && NumElements(o.Shape) >= 0
+	}
+	if static {
+		return probe, nil
+	}
+	vals, err := w.runValues(inputs, order)
+	if err != nil {
+		return nil, err
+	}
+	for j, v := range vals {
+		probe[j].Shape = v.GetShape()
+		v.Destroy()
+	}
+	return probe, nil
 }
 
 func (w *worker) bind(e *entry) error {
