@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/modelgate/modelgate/internal/artifact"
 	"github.com/modelgate/modelgate/registry"
 )
 
@@ -77,8 +79,8 @@ func (s *Server) apiRegister(ctx *fasthttp.RequestCtx, p *apiParams) {
 	f.Close()
 	if err != nil {
 		code := fasthttp.StatusInternalServerError
-		var tl interface{ TooLarge() bool }
-		if errors.As(err, &tl) && tl.TooLarge() {
+		var tl *artifact.TooLargeError
+		if errors.As(err, &tl) {
 			code = fasthttp.StatusRequestEntityTooLarge
 		}
 		writeError(ctx, code, "cannot store the model: "+err.Error())
@@ -133,13 +135,16 @@ func (s *Server) validateVersion(model string, version int, digest string, golde
 		return out, fasthttp.StatusCreated
 	}
 	onnx, err := s.artifacts.Get(digest)
-	var v Validation
 	if err != nil {
-		v = Validation{Reason: "cannot read the stored artifact: " + err.Error()}
-	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		v = s.validator(ctx, onnx, golden, budget)
-		cancel()
+		out.Error = "cannot read the stored artifact: " + err.Error() + "; upload it again"
+		return out, fasthttp.StatusInternalServerError
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	v, err := s.validator(ctx, onnx, golden, budget)
+	cancel()
+	if err != nil {
+		out.Error = "the validation gate could not run, so v" + strconv.Itoa(version) + " stays registered; retry the registration with the same idempotency key: " + err.Error()
+		return out, fasthttp.StatusServiceUnavailable
 	}
 	cmd := registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: key + "/validation", Args: &registry.SetValidationArgs{
 		Model: model, Version: version, Passed: v.Passed, Signature: v.Signature, Reason: truncate(v.Reason, 4000), Evidence: v.Evidence,
@@ -415,4 +420,59 @@ func (s *Server) apiAudit(ctx *fasthttp.RequestCtx, p *apiParams) {
 		Records []registry.AuditRecord `json:"records"`
 		Next    uint64                 `json:"next"`
 	}{recs, next})
+}
+
+// ServeFile is what `serve --model NAME=PATH` does with a registry: store
+// the file, register it as a version of model unless a version with the
+// same digest exists (so a restart registers nothing new), validate it,
+// and make it the champion. It returns the version number.
+func (s *Server) ServeFile(ctx context.Context, model string, onnx []byte, actor string) (int, error) {
+	if s.control == nil || s.artifacts == nil || s.validator == nil {
+		return 0, errors.New("gateway: ServeFile needs a registry, an artifact store and a validator")
+	}
+	digest, size, err := s.artifacts.Put(bytesReader(onnx))
+	if err != nil {
+		return 0, fmt.Errorf("cannot store the model: %w", err)
+	}
+	var existing registry.Version
+	s.control.View(func(st *registry.State) {
+		if m, err := st.Model(model); err == nil {
+			for _, v := range m.Versions {
+				if v.Digest == digest {
+					existing = v
+				}
+			}
+		}
+	})
+	version := existing.Number
+	if version == 0 {
+		key := "serve/" + model + "/" + digest
+		res, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: key,
+			Args: &registry.RegisterArgs{Model: model, Digest: digest, Size: size, Lineage: registry.Lineage{RegisteredBy: actor, Notes: "registered by serve --model at start"}}})
+		if err != nil {
+			return 0, fmt.Errorf("cannot register: %w", err)
+		}
+		version = res.Version
+		if out, code := s.validateVersion(model, version, digest, nil, actor, key); code != fasthttp.StatusCreated {
+			return version, fmt.Errorf("v%d: %s", version, out.Error)
+		}
+	} else if existing.Stage == registry.StageFailed || existing.Stage == registry.StageRegistered && existing.Validation == nil {
+		if out, code := s.validateVersion(model, version, digest, nil, actor, "serve/"+model+"/"+digest); code != fasthttp.StatusCreated {
+			return version, fmt.Errorf("v%d: %s", version, out.Error)
+		}
+	}
+	var champion int
+	s.control.View(func(st *registry.State) {
+		if m, err := st.Model(model); err == nil {
+			champion = m.Champion
+		}
+	})
+	if champion != version {
+		_, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: string(s.newID(nil)),
+			Args: &registry.PromoteArgs{Model: model, Version: version, Reason: "serve --model names this file"}})
+		if err != nil {
+			return version, fmt.Errorf("cannot make v%d the champion: %w", version, err)
+		}
+	}
+	return version, s.reconcileNow()
 }

@@ -40,5 +40,7 @@ type Validation struct {
 // Validator runs the validation gate: in a child process, so a model that
 // crashes or hangs ONNX Runtime cannot take the node down. golden is the
 // registration's golden pairs (may be nil); budget the policy's latency
-// budget in milliseconds (0: none).
-type Validator func(ctx context.Context, onnx []byte, golden json.RawMessage, budgetMs float64) Validation
+// budget in milliseconds (0: none). An error means the gate could not judge
+// (cancelled, no ONNX Runtime, no binary): the model is not at fault, the
+// version stays registered, and the registration may be retried.
+type Validator func(ctx context.Context, onnx []byte, golden json.RawMessage, budgetMs float64) (Validation, error)

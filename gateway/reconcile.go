@@ -105,3 +105,7 @@ func (s *Server) loadVersion(model string, rv registry.RouteVersion) error {
 	s.Catalog.Publish(slot, rv.Role == registry.RoleChampion)
 	return nil
 }
+
+// Reconcile brings the routing table in line with the registry now and
+// returns what could not be loaded.
+func (s *Server) Reconcile() error { return s.reconcileNow() }

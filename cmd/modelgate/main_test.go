@@ -53,7 +53,7 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 		t.Fatalf("demo model is not deterministic:\n%s\n%s", out, out2)
 	}
 	addr, admin := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--admin-listen", admin, "--data-dir", filepath.Join(dir, "data"), "--model", "fraud="+model)
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--admin-listen", admin, "--raft-listen", freeAddr(t), "--data-dir", filepath.Join(dir, "data"), "--model", "fraud="+model)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
@@ -133,9 +133,9 @@ func TestServeRefusesBadModel(t *testing.T) {
 	bin := buildBinary(t)
 	bad := filepath.Join(t.TempDir(), "bad.onnx")
 	os.WriteFile(bad, []byte("not a model"), 0o644)
-	cmd := exec.Command(bin, "serve", "--listen", freeAddr(t), "--admin-listen", freeAddr(t), "--data-dir", t.TempDir(), "--model", "x="+bad)
+	cmd := exec.Command(bin, "serve", "--listen", freeAddr(t), "--admin-listen", freeAddr(t), "--raft-listen", freeAddr(t), "--data-dir", t.TempDir(), "--model", "x="+bad)
 	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "cannot load 1 of 1 models") {
+	if err == nil || !strings.Contains(string(out), "validation failed: the file is not an ONNX model") {
 		t.Fatalf("serving garbage: err=%v\n%s", err, out)
 	}
 	out, err = exec.Command(bin, "serve", "--ort-lib", "/nonexistent.so").CombinedOutput()

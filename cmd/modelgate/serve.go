@@ -9,12 +9,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/modelgate/modelgate/cluster"
 	"github.com/modelgate/modelgate/gateway"
+	"github.com/modelgate/modelgate/internal/artifact"
 	"github.com/modelgate/modelgate/internal/ortlib"
+	"github.com/modelgate/modelgate/internal/validate"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -96,6 +98,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&gw.Concurrency, "concurrency", def.Concurrency, "connections served at once per listener")
 	fs.StringVar(&gw.Node, "node", "", "node name (default the hostname)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	raftAddr := fs.String("raft-listen", cluster.DefaultBindAddr, "Raft address of this node (the registry's replication)")
+	nodeID := fs.String("node-id", "", "Raft node ID (default the node name)")
+	var tokenSpecs stringsFlag
+	fs.Var(&tokenSpecs, "token", "bearer token `\"NAME SCOPE[,SCOPE…] SECRET\"` (repeatable; scopes: score, register, labels, read, admin)")
+	tokensFile := fs.String("tokens", "", "file of tokens, one `NAME SCOPE[,SCOPE…] SECRET` a line (mode 0600)")
+	fs.BoolVar(&gw.ScoreAuth, "score-auth", false, "scoring requires a token with the score scope")
+	maxModel := fs.Int64("max-model-bytes", 256<<20, "largest model artifact accepted")
+	valTimeout := fs.Duration("validate-timeout", validate.DefaultTimeout, "validation gate: longest a child validation may run")
+	valMemory := fs.Int64("validate-max-memory", validate.DefaultMaxMemory, "validation gate: the child's address-space limit in bytes")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -112,16 +123,44 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := runtime.Init(*lib); err != nil {
 		return err
 	}
+	tokens, tokenNote, err := loadTokens(*dataDir, *tokensFile, tokenSpecs)
+	if err != nil {
+		return err
+	}
+	gw.Auth = gateway.NewAuth(tokens...)
+	store, err := artifact.Open(filepath.Join(*dataDir, "artifacts"), artifact.Config{MaxBytes: *maxModel})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if gw.Node == "" {
+		gw.Node, _ = os.Hostname()
+	}
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeID, ccfg.DataDir, ccfg.BindAddr, ccfg.Bootstrap, ccfg.Logger = *nodeID, *dataDir, *raftAddr, true, log
+	if ccfg.NodeID == "" {
+		ccfg.NodeID = gw.Node
+	}
+	node, err := cluster.Open(ccfg)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	gw.Control, gw.Artifacts, gw.Logger, gw.Runtime = node, store, log, rt
+	gw.Validator = validator(validate.Options{Timeout: *valTimeout, MaxMemory: *valMemory, ORTLib: *lib, IntraOpThreads: rt.IntraOpThreads})
 	srv := gateway.New(gw)
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	log.Info("listening", "scoring", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "onnxruntime", runtime.Version(), "data_dir", *dataDir)
+	log.Info("listening", "scoring", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "raft", *raftAddr, "onnxruntime", runtime.Version(), "data_dir", *dataDir)
+	if tokenNote != "" {
+		log.Info(tokenNote)
+	}
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	loaded := make(chan error, 1)
-	go func() { loaded <- loadModels(srv, models, rt, log) }()
+	go func() { loaded <- startModels(srv, node, models, log) }()
 	select {
 	case err := <-loaded:
 		if err != nil {
@@ -140,54 +179,79 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	return shutdown(srv, *drain, log)
 }
 
-// loadModels loads every --model, two at a time (each load is mostly one
-// core's work in ORT), and publishes each as soon as it is warm.
-func loadModels(srv *gateway.Server, models modelFlag, rt runtime.Config, log *slog.Logger) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []string
-	)
-	sem := make(chan struct{}, 2)
-	slots := make([]*runtime.Slot, len(models))
-	for i, m := range models {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			start := time.Now()
-			b, err := os.ReadFile(m.path)
-			if err == nil {
-				slots[i], err = srv.Catalog.Load(m.name, m.version, b, rt)
-			}
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Sprintf("model %s version %s from %s: %v", m.name, m.version, filepath.Clean(m.path), err))
-				mu.Unlock()
-				return
-			}
-			sig := slots[i].Model.Signature()
-			log.Info("loaded", "model", m.name, "version", m.version, "path", m.path,
-				"inputs", len(sig.Inputs), "outputs", len(sig.Outputs), "took", time.Since(start).Round(time.Millisecond).String())
-		}()
+// startModels waits for the registry, brings every --model file in (once
+// per digest: a restart registers nothing new) as its model's champion,
+// and waits until the node serves everything the registry says it should.
+func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := node.WaitLeader(ctx); err != nil {
+		return fmt.Errorf("the registry has no leader: %w", err)
 	}
-	wg.Wait()
-	if len(errs) > 0 {
-		for _, s := range slots {
-			if s != nil {
-				s.Retire()
-			}
+	if err := node.Barrier(ctx); err != nil {
+		return fmt.Errorf("the registry cannot catch up: %w", err)
+	}
+	for _, m := range models {
+		if m.version != "1" {
+			return fmt.Errorf("--model %s@%s: versions are numbered by the registry; give NAME=PATH", m.name, m.version)
 		}
-		return fmt.Errorf("cannot load %d of %d models:\n  %s", len(errs), len(models), strings.Join(errs, "\n  "))
+		b, err := os.ReadFile(m.path)
+		if err != nil {
+			return fmt.Errorf("model %s: %w", m.name, err)
+		}
+		start := time.Now()
+		v, err := srv.ServeFile(ctx, m.name, b, "modelgate serve")
+		if err != nil {
+			return fmt.Errorf("model %s from %s: %w", m.name, filepath.Clean(m.path), err)
+		}
+		log.Info("serving", "model", m.name, "version", v, "path", m.path, "took", time.Since(start).Round(time.Millisecond).String())
 	}
-	// Publish in flag order so the last version given for a name is its
-	// champion.
-	for _, s := range slots {
-		srv.Catalog.Publish(s, true)
+	for {
+		err := srv.Reconcile()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return nil
 }
+
+// loadTokens gathers the configured tokens; with none, the data dir's
+// generated admin token (created on first start) is the only one.
+func loadTokens(dataDir, file string, specs []string) ([]gateway.Token, string, error) {
+	var tokens []gateway.Token
+	if file != "" {
+		t, err := gateway.LoadTokens(file)
+		if err != nil {
+			return nil, "", err
+		}
+		tokens = append(tokens, t...)
+	}
+	for _, spec := range specs {
+		t, err := gateway.ParseTokenSpec(spec)
+		if err != nil {
+			return nil, "", usageError("--token: " + err.Error())
+		}
+		tokens = append(tokens, t)
+	}
+	if len(tokens) > 0 {
+		return tokens, "", nil
+	}
+	t, path, err := gateway.EnsureAdminToken(dataDir)
+	if err != nil {
+		return nil, "", err
+	}
+	return []gateway.Token{t}, "no tokens configured: the admin token is in " + path + " (export MODELGATE_TOKEN=$(cat " + path + "))", nil
+}
+
+// stringsFlag collects a repeated string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ";") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 func shutdown(srv *gateway.Server, timeout time.Duration, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

@@ -1,0 +1,31 @@
+package artifact
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Callers test them with errors.Is; the HTTP layer maps
+// ErrNotFound to 404, ErrInvalidDigest to 400 and ErrCorrupt to 500.
+var (
+	// ErrNotFound: no artifact is stored under the digest.
+	ErrNotFound = errors.New("artifact: not found")
+	// ErrCorrupt: the stored bytes do not hash to their digest (or a chunk
+	// or the manifest is missing or malformed). The artifact must be fetched
+	// again from another holder, deleted and put again.
+	ErrCorrupt = errors.New("artifact: stored bytes do not match their digest")
+	// ErrInvalidDigest: the digest is not 64 lowercase hex digits of sha256.
+	ErrInvalidDigest = errors.New("artifact: invalid digest: want 64 lowercase hex digits of sha256")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("artifact: store closed")
+)
+
+// TooLargeError is returned by Put when the reader holds more than the
+// store's per-artifact limit. Nothing of the upload is kept (HTTP 413).
+type TooLargeError struct {
+	Limit int64 // Config.MaxBytes
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("artifact: upload larger than the limit of %d bytes (Config.MaxBytes)", e.Limit)
+}
