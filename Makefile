@@ -14,7 +14,7 @@ endif
 export MODELGATE_ORT_LIB
 
 DEMO_MODEL := $(CURDIR)/.cache/demo/fraud.onnx
-FUZZTIME   ?= 15s
+FUZZTIME   ?= 10s
 BIN        := bin/modelgate
 
 .PHONY: all run build test test-unit test-race fuzz bench fmt vet ort demo-model clean
@@ -38,6 +38,8 @@ $(DEMO_MODEL): build
 
 ## run: one node serving the demo fraud model on 127.0.0.1:8080 (admin on :8081)
 run: ort build demo-model
+	@echo "modelgate: scoring on http://127.0.0.1:8080, admin on http://127.0.0.1:8081"
+	@echo "modelgate: admin token (written on first start): export MODELGATE_TOKEN=\$$(cat data/admin.token)"
 	$(BIN) serve --ort-lib $(MODELGATE_ORT_LIB) --data-dir $(CURDIR)/data --model fraud=$(DEMO_MODEL)
 
 ## test: vet, every test, the race detector on the concurrent packages, a bounded fuzz run
@@ -47,11 +49,14 @@ test-unit:
 	$(GO) test -count=1 -timeout 15m ./...
 
 test-race:
-	$(GO) test -count=1 -race -timeout 15m ./runtime/... ./gateway/...
+	$(GO) test -count=1 -race -timeout 15m ./runtime/... ./gateway/... ./cluster/... ./drift/... ./internal/artifact/...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseInfer$$' -fuzztime $(FUZZTIME) ./gateway/oip
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./registry
+	$(GO) test -run '^$$' -fuzz '^FuzzLogCodec$$' -fuzztime $(FUZZTIME) ./cluster
+	$(GO) test -run '^$$' -fuzz '^FuzzSketchImport$$' -fuzztime $(FUZZTIME) ./drift
+	$(GO) test -run '^$$' -fuzz '^FuzzStatic$$' -fuzztime $(FUZZTIME) ./internal/validate
 
 ## bench: the Go benchmarks behind BENCHMARKS.md (ORT floor, handler path, batcher, codec)
 bench: ort
