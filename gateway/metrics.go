@@ -7,6 +7,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -123,4 +124,26 @@ func escLabel(s string) string {
 		}
 	}
 	return string(out)
+}
+
+// watchPredLog exports the prediction log's counters.
+func (m *Metrics) watchPredLog(l *predlog.Log) {
+	for _, g := range []struct {
+		name string
+		f    func(predlog.Stats) uint64
+	}{
+		{"modelgate_predlog_appended_total", func(s predlog.Stats) uint64 { return s.Appended }},
+		{"modelgate_predlog_dropped_total", func(s predlog.Stats) uint64 { return s.Dropped }},
+		{"modelgate_predlog_committed_total", func(s predlog.Stats) uint64 { return s.Committed }},
+		{"modelgate_predlog_commit_errors_total", func(s predlog.Stats) uint64 { return s.CommitErrors }},
+		{"modelgate_predlog_syncs_total", func(s predlog.Stats) uint64 { return s.Syncs }},
+	} {
+		m.set.NewGauge(g.name, func() float64 { return float64(g.f(l.Stats())) })
+	}
+	m.set.NewGauge("modelgate_predlog_healthy", func() float64 {
+		if l.Healthy() != nil {
+			return 0
+		}
+		return 1
+	})
 }

@@ -44,7 +44,15 @@ func (s *Server) reconcileNow() error {
 	s.recMu.Lock()
 	defer s.recMu.Unlock()
 	var view registry.RoutingView
-	s.control.View(func(st *registry.State) { view = st.RoutingView() })
+	logModes := map[string]string{}
+	s.control.View(func(st *registry.State) {
+		view = st.RoutingView()
+		for _, m := range view.Models {
+			if pol, err := st.Policy(m.Model); err == nil && pol.PredictionLog != nil {
+				logModes[m.Model] = pol.PredictionLog.Mode
+			}
+		}
+	})
 	if view.Seq == s.recSeq && s.recErr == nil {
 		return nil
 	}
@@ -73,6 +81,7 @@ func (s *Server) reconcileNow() error {
 				s.log.Debug("champion routed", "model", m.Model, "version", m.Champion)
 			}
 		}
+		s.Catalog.SetLogMode(m.Model, logModes[m.Model])
 	}
 	for _, name := range s.Catalog.Models() {
 		r := s.Catalog.load().models[name]

@@ -19,6 +19,7 @@ type table struct {
 // and every version loaded on this node.
 type route struct {
 	name     string
+	logMode  logMode
 	champion *runtime.Slot
 	versions map[string]*runtime.Slot
 	stats    map[string]*slotMetrics
@@ -100,6 +101,42 @@ func (c *Catalog) SetChampion(model, version string) bool {
 	return true
 }
 
+// logMode is how a model's predictions are logged.
+type logMode uint8
+
+const (
+	logAsync logMode = iota
+	logDurable
+	logOff
+)
+
+// SetLogMode sets how a model's predictions are logged: "async",
+// "durable" or "off" (registry.LogAsync …). It reports false when the model
+// is not loaded.
+func (c *Catalog) SetLogMode(model, mode string) bool {
+	m := logAsync
+	switch mode {
+	case "durable":
+		m = logDurable
+	case "off":
+		m = logOff
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := c.load().clone()
+	r := next.models[model]
+	if r == nil {
+		return false
+	}
+	if r.logMode != m {
+		r = r.clone()
+		r.logMode = m
+		next.models[model] = r
+		c.cur.Store(next)
+	}
+	return true
+}
+
 // Remove stops routing to a version and retires it. Removing the champion
 // leaves the model without one (its unversioned calls get 503) unless
 // another version is loaded, which then becomes champion: the newest by
@@ -175,7 +212,7 @@ func (t *table) clone() *table {
 }
 
 func (r *route) clone() *route {
-	n := &route{name: r.name, champion: r.champion,
+	n := &route{name: r.name, logMode: r.logMode, champion: r.champion,
 		versions: make(map[string]*runtime.Slot, len(r.versions)+1),
 		stats:    make(map[string]*slotMetrics, len(r.stats)+1)}
 	for k, v := range r.versions {

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/gateway/oip"
+	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -23,6 +24,7 @@ type inferState struct {
 	params [1]oip.Parameter
 	out    []byte
 	id     []byte
+	rec    predlog.Record // points into call's tensors; Append copies
 }
 
 func newInferState() *inferState {
@@ -40,6 +42,9 @@ func (s *Server) releaseState(st *inferState) {
 	st.req.Reset()
 	st.call.Reset()
 	st.resp = oip.Response{}
+	clear(st.rec.Inputs)
+	clear(st.rec.Outputs)
+	st.rec.Inputs, st.rec.Outputs, st.rec.RequestID = st.rec.Inputs[:0], st.rec.Outputs[:0], ""
 	if cap(st.out) > maxPooledOut {
 		st.out = nil
 	}
@@ -190,6 +195,17 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		id = s.newID(st.id[:0])
 		st.id = id
 	}
+	if s.predlog != nil && r.logMode != logOff {
+		s.fillRecord(st, r.name, slot.Version, id, start)
+		if r.logMode == logDurable {
+			if err := s.predlog.AppendDurable(&st.rec); err != nil {
+				s.fail(ctx, r.name, fasthttp.StatusServiceUnavailable, "the prediction could not be logged durably, so it is not answered: "+err.Error())
+				return
+			}
+		} else {
+			_ = s.predlog.Append(&st.rec) // a drop is counted by the log, never blocks
+		}
+	}
 	st.params[0].Bytes = id
 	st.resp = oip.Response{Model: r.name, Version: slot.Version, ID: id, Parameters: st.params[:], Outputs: st.call.Outputs}
 	var n int
@@ -208,6 +224,22 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		m.requests.Inc()
 		m.latency.Update(time.Since(start).Seconds())
 	}
+}
+
+// fillRecord points the pooled prediction record at this call's tensors.
+func (s *Server) fillRecord(st *inferState, model, version string, id []byte, start time.Time) {
+	r := &st.rec
+	r.RequestID, r.Model, r.Version, r.Role = b2s(id), model, version, predlog.RoleChampion
+	r.Time, r.Node, r.Latency = start.UnixNano(), s.cfg.Node, int64(time.Since(start))
+	r.Inputs, r.Outputs = appendTensors(r.Inputs[:0], st.call.Inputs), appendTensors(r.Outputs[:0], st.call.Outputs)
+}
+
+func appendTensors(dst []predlog.Tensor, ts []runtime.Tensor) []predlog.Tensor {
+	for i := range ts {
+		t := &ts[i]
+		dst = append(dst, predlog.Tensor{Name: t.Name, DataType: t.DataType.String(), Shape: t.Shape, Data: t.Data, Strings: t.Strings})
+	}
+	return dst
 }
 
 // pick chooses the slot that answers and takes a reference on it. A slot

@@ -7,13 +7,32 @@ import (
 
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/oiptest"
+	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/runtime"
 )
 
 // BenchmarkHandler is the whole in-process scoring path for one demo
 // request: route, parse, run, write. Compare with runtime's BenchmarkORTRun.
 func BenchmarkHandler(b *testing.B) {
-	srv := startServer(b, gateway.Config{})
+	benchHandler(b, gateway.Config{})
+}
+
+// BenchmarkHandlerLogged is the same path with the prediction log on
+// (async): the record is copied into the log's ring, and its committer
+// goroutine competes for the same cores.
+func BenchmarkHandlerLogged(b *testing.B) {
+	plog, err := predlog.Open(predlog.DefaultConfig(b.TempDir()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plog.Close()
+	benchHandler(b, gateway.Config{PredLog: plog})
+	st := plog.Stats()
+	b.ReportMetric(float64(st.Dropped)/float64(max(st.Appended, 1)), "dropped/op")
+}
+
+func benchHandler(b *testing.B, cfg gateway.Config) {
+	srv := startServer(b, cfg)
 	serveModel(b, srv, "fraud", "1", demoModel(b), runtime.Config{Sessions: 1})
 	body := oiptest.GoodRequest(1)
 	var ctx fasthttp.RequestCtx

@@ -15,6 +15,7 @@ import (
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/demo"
 	"github.com/modelgate/modelgate/internal/oiptest"
+	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -219,23 +220,33 @@ func TestHandlerAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items: allocation counts are meaningless under -race")
 	}
-	srv := startServer(t, gateway.Config{})
-	serveModel(t, srv, "fraud", "1", demoModel(t), runtime.Config{Sessions: 1})
-	body := oiptest.GoodRequest(1)
-	var ctx fasthttp.RequestCtx
-	run := func() {
-		ctx.Request.Reset()
-		ctx.Response.Reset()
-		ctx.Request.Header.SetMethod("POST")
-		ctx.Request.SetRequestURI("/v2/models/fraud/infer")
-		ctx.Request.SetBody(body)
-		srv.HandleScoring(&ctx)
+	plog, err := predlog.Open(predlog.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
 	}
-	run()
-	if ctx.Response.StatusCode() != 200 {
-		t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-	}
-	if n := testing.AllocsPerRun(200, run); n != 0 {
-		t.Fatalf("scoring handler allocates %v times per request", n)
+	defer plog.Close()
+	for _, c := range []struct {
+		name string
+		cfg  gateway.Config
+	}{{"plain", gateway.Config{}}, {"async prediction log", gateway.Config{PredLog: plog}}} {
+		srv := startServer(t, c.cfg)
+		serveModel(t, srv, "fraud", "1", demoModel(t), runtime.Config{Sessions: 1})
+		body := oiptest.GoodRequest(1)
+		var ctx fasthttp.RequestCtx
+		run := func() {
+			ctx.Request.Reset()
+			ctx.Response.Reset()
+			ctx.Request.Header.SetMethod("POST")
+			ctx.Request.SetRequestURI("/v2/models/fraud/infer")
+			ctx.Request.SetBody(body)
+			srv.HandleScoring(&ctx)
+		}
+		run()
+		if ctx.Response.StatusCode() != 200 {
+			t.Fatalf("%s: status %d: %s", c.name, ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+		if n := testing.AllocsPerRun(200, run); n != 0 {
+			t.Fatalf("%s: scoring handler allocates %v times per request", c.name, n)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -62,6 +63,9 @@ type Config struct {
 	Artifacts Artifacts
 	// Validator runs the validation gate on registrations.
 	Validator Validator
+	// PredLog, when set, logs every prediction (async or durable per the
+	// model's policy) and serves labels, exports and lookups.
+	PredLog *predlog.Log
 	// Logger receives the node's operational log. Default: discard.
 	Logger *slog.Logger
 }
@@ -135,6 +139,7 @@ type Server struct {
 	control   Control
 	artifacts Artifacts
 	validator Validator
+	predlog   *predlog.Log
 	log       *slog.Logger
 	stop      chan struct{}
 
@@ -147,7 +152,10 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg.fill()
 	s := &Server{cfg: cfg, Metrics: NewMetrics(), auth: cfg.Auth, control: cfg.Control,
-		artifacts: cfg.Artifacts, validator: cfg.Validator, log: cfg.Logger, stop: make(chan struct{})}
+		artifacts: cfg.Artifacts, validator: cfg.Validator, predlog: cfg.PredLog, log: cfg.Logger, stop: make(chan struct{})}
+	if s.predlog != nil {
+		s.Metrics.watchPredLog(s.predlog)
+	}
 	s.Catalog = NewCatalog(s.Metrics)
 	var r [8]byte
 	_, _ = rand.Read(r[:])
@@ -232,6 +240,9 @@ func (s *Server) SetReady(v bool) { s.ready.Store(v) }
 func (s *Server) Ready() bool {
 	if !s.ready.Load() {
 		return false
+	}
+	if s.predlog != nil && s.predlog.Healthy() != nil {
+		return false // a failed commit: stop taking traffic rather than acknowledge it
 	}
 	if s.control != nil {
 		s.recMu.Lock()

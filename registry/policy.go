@@ -28,6 +28,27 @@ type Policy struct {
 	// smoke run; nil demands nothing more. A pointer so that policies
 	// without it keep the wire form version 1 pinned.
 	Validation *ValidationPolicy `json:"validation,omitempty"`
+	// PredictionLog says how the model's predictions are logged; nil is
+	// async (the default).
+	PredictionLog *PredictionLogPolicy `json:"prediction_log,omitempty"`
+}
+
+// The prediction log modes.
+const (
+	// LogAsync: the response never waits; a record may be dropped (and is
+	// counted) when the log falls behind, and an OS crash may lose the
+	// last sync interval.
+	LogAsync = "async"
+	// LogDurable: the response waits until its record is fsynced; a
+	// prediction that cannot be logged is not answered.
+	LogDurable = "durable"
+	// LogOff: the model's predictions are not logged.
+	LogOff = "off"
+)
+
+// PredictionLogPolicy sets how a model's predictions are logged.
+type PredictionLogPolicy struct {
+	Mode string `json:"mode"` // async, durable or off
 }
 
 // ValidationPolicy sets the validation gate's extra demands.
@@ -235,6 +256,9 @@ func (p *Policy) Validate() error {
 	}
 	if err := p.Drift.validate("policy.drift"); err != nil {
 		return err
+	}
+	if l := p.PredictionLog; l != nil && l.Mode != LogAsync && l.Mode != LogDurable && l.Mode != LogOff {
+		return fieldErr("policy.prediction_log.mode", l.Mode, `must be "async", "durable" or "off"`)
 	}
 	if v := p.Validation; v != nil && !(v.LatencyBudgetMs >= 0 && v.LatencyBudgetMs <= 3.6e6) {
 		return fieldErr("policy.validation.latency_budget_ms", v.LatencyBudgetMs, "must be between 0 and 3600000")

@@ -17,6 +17,7 @@ import (
 	"github.com/modelgate/modelgate/internal/artifact"
 	"github.com/modelgate/modelgate/internal/ortlib"
 	"github.com/modelgate/modelgate/internal/validate"
+	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -107,6 +108,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	maxModel := fs.Int64("max-model-bytes", 256<<20, "largest model artifact accepted")
 	valTimeout := fs.Duration("validate-timeout", validate.DefaultTimeout, "validation gate: longest a child validation may run")
 	valMemory := fs.Int64("validate-max-memory", validate.DefaultMaxMemory, "validation gate: the child's address-space limit in bytes")
+	logOn := fs.Bool("predlog", true, "log every prediction to <data-dir>/predictions (per model: async, durable or off, from its policy)")
+	logAge := fs.Duration("predlog-max-age", 7*24*time.Hour, "prediction log retention by age (0: keep)")
+	logBytes := fs.Int64("predlog-max-bytes", 10<<30, "prediction log retention by size in bytes (0: no limit)")
+	logSync := fs.Duration("predlog-sync-interval", predlog.DefaultSyncInterval, "async prediction logging fsyncs at least this often: what an OS crash may lose")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -147,6 +152,22 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	defer node.Close()
 	gw.Control, gw.Artifacts, gw.Logger, gw.Runtime = node, store, log, rt
+	if *logOn {
+		pcfg := predlog.DefaultConfig(filepath.Join(*dataDir, "predictions"))
+		pcfg.MaxAge, pcfg.MaxBytes, pcfg.SyncInterval = *logAge, *logBytes, *logSync
+		if *logAge == 0 {
+			pcfg.MaxAge = -1
+		}
+		if *logBytes == 0 {
+			pcfg.MaxBytes = -1
+		}
+		plog, err := predlog.Open(pcfg)
+		if err != nil {
+			return err
+		}
+		defer plog.Close()
+		gw.PredLog = plog
+	}
 	gw.Validator = validator(validate.Options{Timeout: *valTimeout, MaxMemory: *valMemory, ORTLib: *lib, IntraOpThreads: rt.IntraOpThreads})
 	srv := gateway.New(gw)
 	if err := srv.Start(); err != nil {

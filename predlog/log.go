@@ -1,0 +1,321 @@
+package predlog
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Log is a prediction and label log in its own Pebble DB. All its methods
+// are safe for concurrent use.
+type Log struct {
+	cfg Config
+	db  *pebble.DB
+
+	// Written by every scoring goroutine: each on its own cache line.
+	appended paddedCounter
+	dropped  paddedCounter
+
+	mu      sync.Mutex
+	cur     *group        // the ring: records waiting for the committer
+	spare   []byte        // the buffer of the last committed group, for reuse
+	swapped chan struct{} // closed at each swap: wakes durable appenders waiting for room
+	closed  bool
+
+	wake chan struct{} // capacity 1: the ring went from empty to non-empty
+	stop chan struct{} // closed by Close: drain, sync, exit
+	done chan struct{} // closed when the committer exited
+
+	clock   atomic.Int64          // the last stamp handed out
+	failure atomic.Pointer[error] // sticky: the first failed write
+	encBufs sync.Pool             // *encBuf
+
+	committed, failed, commitErrors, batches, maxBatch, syncs atomic.Uint64
+	batchHist                                                 [8]atomic.Uint64
+	labelsNew, labelsChanged, pruned, pruneErrors             atomic.Uint64
+
+	labelMu   sync.Mutex // serialises PutLabels and label pruning
+	pruneMu   sync.Mutex // one retention pass at a time
+	pruneStop chan struct{}
+	pruneDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// group is what the committer takes from the ring in one swap. Entries in
+// buf are: length (4 bytes little-endian, of the rest), model length (1),
+// model, version length (1), version, id hash (8, big-endian), value.
+type group struct {
+	buf     []byte
+	n       int
+	durable bool
+	done    chan struct{} // closed once the group is committed (or failed)
+	err     error         // set before done is closed
+}
+
+type encBuf struct{ entry, body []byte }
+
+type paddedCounter struct {
+	_ [64]byte
+	atomic.Uint64
+	_ [56]byte
+}
+
+// Open opens (creating if needed) the log in cfg.Dir and starts its
+// committer and, unless disabled, its retention pass.
+func Open(cfg Config) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	l := &Log{
+		cfg:       cfg,
+		swapped:   make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		pruneStop: make(chan struct{}),
+		pruneDone: make(chan struct{}),
+	}
+	l.cur = &group{done: make(chan struct{})}
+	l.encBufs.New = func() any { return new(encBuf) }
+	db, err := pebble.Open(cfg.Dir, l.pebbleOptions())
+	if err != nil {
+		return nil, fmt.Errorf("predlog: cannot open Pebble DB in %s: %w", cfg.Dir, err)
+	}
+	l.db = db
+	last, err := l.lastStamp()
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("predlog: cannot recover the commit clock from %s: %w", cfg.Dir, err)
+	}
+	l.clock.Store(last)
+	go l.run()
+	if cfg.PruneInterval > 0 {
+		go l.pruneLoop()
+	} else {
+		close(l.pruneDone)
+	}
+	return l, nil
+}
+
+// Append queues rec for the next group commit and returns at once; it never
+// blocks on I/O. It returns ErrDropped when the ring is full (the record is
+// dropped and counted), the sticky error when the log is unhealthy, ErrClosed
+// after Close, and an *InvalidError for a record it cannot store. A nil error
+// means queued, not durable: see doc.go for what async logging may lose.
+//
+// Append copies rec; the caller may reuse it and its buffers at once.
+func (l *Log) Append(rec *Record) error { return l.append(rec, false) }
+
+// AppendDurable queues rec and waits until the batch holding it is committed
+// and its WAL fsynced. It waits for room rather than drop when the ring is
+// full. A nil error means the record survives a process or OS crash; an error
+// means it may or may not have been stored, and the caller must not
+// acknowledge it.
+func (l *Log) AppendDurable(rec *Record) error { return l.append(rec, true) }
+
+func (l *Log) append(r *Record, durable bool) error {
+	if err := validName("model", r.Model); err != nil {
+		return err
+	}
+	if err := validName("version", r.Version); err != nil {
+		return err
+	}
+	eb := l.encBufs.Get().(*encBuf)
+	e := append(eb.entry[:0], 0, 0, 0, 0, byte(len(r.Model)))
+	e = append(e, r.Model...)
+	e = append(e, byte(len(r.Version)))
+	e = append(e, r.Version...)
+	e = binary.BigEndian.AppendUint64(e, idHash(r.RequestID))
+	e, err := encodeValue(e, r, l.cfg.ValueCompression, l.cfg.MaxRecordBytes, &eb.body)
+	eb.entry = e
+	if err != nil {
+		l.putEncBuf(eb)
+		return err
+	}
+	binary.LittleEndian.PutUint32(e, uint32(len(e)-4))
+
+	l.mu.Lock()
+	for {
+		if l.closed {
+			l.mu.Unlock()
+			l.putEncBuf(eb)
+			return ErrClosed
+		}
+		if f := l.failure.Load(); f != nil {
+			l.mu.Unlock()
+			l.putEncBuf(eb)
+			l.appended.Add(1)
+			l.dropped.Add(1)
+			return *f
+		}
+		if l.cur.n < l.cfg.RingSize && (l.cur.n == 0 || len(l.cur.buf)+len(e) <= l.cfg.RingBytes) {
+			break
+		}
+		if !durable {
+			l.mu.Unlock()
+			l.putEncBuf(eb)
+			l.appended.Add(1)
+			l.dropped.Add(1)
+			return ErrDropped
+		}
+		ch := l.swapped
+		l.mu.Unlock()
+		<-ch
+		l.mu.Lock()
+	}
+	g := l.cur
+	g.buf = append(g.buf, e...)
+	g.n++
+	g.durable = g.durable || durable
+	first := g.n == 1
+	l.mu.Unlock()
+	l.putEncBuf(eb)
+	l.appended.Add(1)
+	if first {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	if !durable {
+		return nil
+	}
+	<-g.done
+	return g.err
+}
+
+func (l *Log) putEncBuf(eb *encBuf) {
+	if cap(eb.entry) > 64<<10 || cap(eb.body) > 64<<10 {
+		return // a rare huge record: let its buffers go
+	}
+	l.encBufs.Put(eb)
+}
+
+// Healthy returns nil while the log accepts writes; after a failed commit,
+// the sticky error wrapping ErrUnhealthy (the node should report itself not
+// ready); after Close, ErrClosed.
+func (l *Log) Healthy() error {
+	if f := l.failure.Load(); f != nil {
+		return *f
+	}
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// setFailed counts a failed write and records the first one, which makes
+// the log unhealthy for good; it returns the first.
+func (l *Log) setFailed(err error) error {
+	l.commitErrors.Add(1)
+	return l.markFailed(err)
+}
+
+func (l *Log) markFailed(err error) error {
+	l.failure.CompareAndSwap(nil, &err)
+	return *l.failure.Load()
+}
+
+// Stats are the log's counters since Open. Appended = Committed + Dropped +
+// Failed + Pending at every quiet moment, and after Close with Pending 0.
+type Stats struct {
+	Appended     uint64 // records offered to Append or AppendDurable while open (invalid ones not counted)
+	Dropped      uint64 // dropped at once: ring full (async) or log unhealthy
+	Committed    uint64 // committed to Pebble
+	Failed       uint64 // in a commit that failed: not acknowledged, maybe not stored
+	Pending      uint64 // in the ring or in the batch being committed
+	CommitErrors uint64 // failed commits and syncs; the first made the log unhealthy
+	Batches      uint64 // group commits (each one or more Pebble batches)
+	MaxBatch     uint64 // records in the largest group commit
+	// BatchHist counts group commits by size: ≤1, ≤4, ≤16, ≤64, ≤256,
+	// ≤1024, ≤4096 and more records.
+	BatchHist     [8]uint64
+	Syncs         uint64 // WAL fsyncs asked for: durable groups, SyncInterval, Close
+	LabelsNew     uint64 // labels stored for an id that had none
+	LabelsChanged uint64 // labels that replaced a different value
+	Pruned        uint64 // predictions deleted by retention
+	PruneErrors   uint64 // failed retention passes
+}
+
+// Stats returns a snapshot of the counters (each read atomically, not all at
+// one instant).
+func (l *Log) Stats() Stats {
+	s := Stats{
+		Committed:     l.committed.Load(),
+		Failed:        l.failed.Load(),
+		Dropped:       l.dropped.Load(),
+		CommitErrors:  l.commitErrors.Load(),
+		Batches:       l.batches.Load(),
+		MaxBatch:      l.maxBatch.Load(),
+		Syncs:         l.syncs.Load(),
+		LabelsNew:     l.labelsNew.Load(),
+		LabelsChanged: l.labelsChanged.Load(),
+		Pruned:        l.pruned.Load(),
+		PruneErrors:   l.pruneErrors.Load(),
+	}
+	for i := range s.BatchHist {
+		s.BatchHist[i] = l.batchHist[i].Load()
+	}
+	s.Appended = l.appended.Load()
+	if done := s.Committed + s.Failed + s.Dropped; s.Appended > done {
+		s.Pending = s.Appended - done
+	}
+	return s
+}
+
+// reserve hands out n consecutive stamps: unix nanoseconds now, or just after
+// the last stamp when the clock has not moved past it (several records in
+// one nanosecond, a clock stepped back). Stamps never repeat or go back
+// within a log, across restarts too (Open recovers the last one).
+func (l *Log) reserve(n int) int64 {
+	now := time.Now().UnixNano()
+	for {
+		last := l.clock.Load()
+		s := max(now, last+1)
+		if l.clock.CompareAndSwap(last, s+int64(n)-1) {
+			return s
+		}
+	}
+}
+
+// Close stops accepting records, commits what the ring holds, syncs the WAL
+// and closes the DB. Durable appenders waiting for room get ErrClosed; those
+// whose record made it into the ring get the outcome of the final commit.
+// Close returns the first failure the log had, if any.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.pruneStop)
+		<-l.pruneDone
+		l.mu.Lock()
+		l.closed = true
+		close(l.swapped)
+		l.mu.Unlock()
+		close(l.stop)
+		<-l.done
+		err := closeDB(l.db)
+		if f := l.failure.Load(); f != nil {
+			l.closeErr = *f
+		} else if err != nil {
+			l.closeErr = fmt.Errorf("predlog: cannot close the Pebble DB in %s: %w", l.cfg.Dir, err)
+		}
+	})
+	return l.closeErr
+}
+
+func closeDB(db *pebble.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble panicked on close: %v", r)
+		}
+	}()
+	return db.Close()
+}

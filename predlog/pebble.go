@@ -1,0 +1,128 @@
+package predlog
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Pebble settings, chosen by measurement (see doc.go and
+// predlog_bench_test.go): 32 KiB data blocks give zstd enough records to
+// find the repetition between them; "Good" compression is MinLZ in the upper
+// levels (cheap flushes at 100k records/s) and zstd in the two bottom levels,
+// where nearly all data lives. No bloom filters: they would cost 2.5 bytes a
+// record for point reads that are rare (lookups by id, label joins).
+const blockSize = 32 << 10
+
+func (l *Log) pebbleOptions() *pebble.Options {
+	o := &pebble.Options{
+		FS:                 l.cfg.FS,
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       uint64(l.cfg.MemTableSize),
+		CacheSize:          l.cfg.CacheSize,
+		Logger:             pebbleLogger{l},
+	}
+	for i := range o.Levels {
+		o.Levels[i].BlockSize = blockSize
+		o.Levels[i].IndexBlockSize = 256 << 10
+	}
+	o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
+	return o
+}
+
+// pebbleLogger routes Pebble's messages to Config.Logf and turns Fatalf into
+// a sticky failure plus a panic. Pebble calls Fatalf when a commit cannot be
+// written or synced (and on broken invariants); the default logger would exit
+// the process. The committer and every other writer here recover the panic,
+// so the node stays up and reports itself not ready instead. A Fatalf on one
+// of Pebble's own background goroutines (a MANIFEST that cannot be written)
+// still crashes the process, as Pebble intends.
+type pebbleLogger struct{ l *Log }
+
+func (p pebbleLogger) Infof(format string, args ...any) {}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	if p.l.cfg.Logf != nil {
+		p.l.cfg.Logf("predlog: pebble: "+format, args...)
+	}
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if p.l.cfg.Logf != nil {
+		p.l.cfg.Logf("predlog: pebble fatal: %s", msg)
+	}
+	p.l.markFailed(fmt.Errorf("%w: Pebble in %s: %s", ErrUnhealthy, p.l.cfg.Dir, msg))
+	panic("predlog: pebble fatal: " + msg)
+}
+
+// forEachModel calls fn with every model that has a key under tag, in order.
+// fn must not keep the slice.
+func (l *Log) forEachModel(tag byte, fn func(model []byte) error) error {
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tag}, UpperBound: []byte{tag + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var seek []byte
+	for ok := it.First(); ok; ok = it.SeekGE(seek) {
+		model, _, ok := splitModelKey(it.Key())
+		if !ok {
+			return fmt.Errorf("%w: key %q", ErrCorrupt, it.Key())
+		}
+		seek = append(append(append(seek[:0], tag), model...), 1)
+		if err := fn(model); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Models returns the models with predictions in the log, in byte order.
+func (l *Log) Models() ([]string, error) {
+	var ms []string
+	err := l.forEachModel(tagPred, func(m []byte) error {
+		ms = append(ms, string(m))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("predlog: cannot list models: %w", err)
+	}
+	return ms, nil
+}
+
+// lastStamp returns the largest stamp in the log: the last prediction and
+// the last label of every model.
+func (l *Log) lastStamp() (int64, error) {
+	var last int64
+	for _, tag := range []byte{tagPred, tagLabelLog} {
+		err := l.forEachModel(tag, func(m []byte) error {
+			s, err := l.lastStampOf(tag, m)
+			last = max(last, s)
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return last, nil
+}
+
+func (l *Log) lastStampOf(tag byte, model []byte) (int64, error) {
+	lo := append(append([]byte{tag}, model...), 0)
+	hi := append(append([]byte{tag}, model...), 1)
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	k := it.Key()[len(lo):]
+	if len(k) < 8 {
+		return 0, fmt.Errorf("%w: key %q", ErrCorrupt, it.Key())
+	}
+	return int64(binary.BigEndian.Uint64(k)), nil
+}

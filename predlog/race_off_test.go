@@ -1,0 +1,5 @@
+//go:build !race
+
+package predlog
+
+const raceEnabled = false

@@ -1,0 +1,201 @@
+package predlog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Get returns the prediction logged for a request id: the one served
+// (champion or canary) when there is one, else the latest shadow record.
+// Lookup visits them all. It returns ErrNotFound when the log has none.
+func (l *Log) Get(requestID string) (Record, error) {
+	var best Record
+	found := false
+	err := l.lookup(requestID, "", true, func(r *Record) error {
+		better := !found ||
+			(r.Role.Served() && !best.Role.Served()) ||
+			(r.Role.Served() == best.Role.Served() && r.Stamp > best.Stamp)
+		if better {
+			best, found = *r, true
+			*r = Record{} // r owns its memory: hand it over
+		}
+		return nil
+	})
+	if err != nil {
+		return Record{}, err
+	}
+	if !found {
+		return Record{}, ErrNotFound
+	}
+	return best, nil
+}
+
+// Lookup calls fn with every record logged for a request id (the served one
+// and its shadows, in commit order). The record is reused between calls and
+// its Data slices are valid only during the call.
+func (l *Log) Lookup(requestID string, fn func(*Record) error) error {
+	return l.lookup(requestID, "", false, fn)
+}
+
+// lookup follows the index entries of id to their records, skipping entries
+// of other models (unless model is empty), of other ids with the same hash,
+// and of records retention removed.
+func (l *Log) lookup(id, model string, own bool, fn func(*Record) error) error {
+	if len(id) == 0 || len(id) > maxName {
+		return ErrNotFound
+	}
+	lo := appendIndexPrefix(nil, id)
+	hi := upperBound(lo)
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("predlog: cannot look up %q: %w", id, err)
+	}
+	defer it.Close()
+	var (
+		rec     Record
+		scratch []byte
+		pk      []byte
+	)
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != indexKeyLen {
+			return fmt.Errorf("%w: index key %q", ErrCorrupt, k)
+		}
+		stamp := int64(binary.BigEndian.Uint64(k[1+indexHashLen:]))
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("predlog: cannot look up %q: %w", id, err)
+		}
+		i := bytes.IndexByte(v, 0)
+		if i < 1 {
+			return fmt.Errorf("%w: index value %q", ErrCorrupt, v)
+		}
+		m, version := v[:i], v[i+1:]
+		if model != "" && string(m) != model {
+			continue
+		}
+		pk = append(append(pk[:0], tagPred), m...)
+		pk = append(pk, 0)
+		pk = appendStamp(pk, stamp)
+		pk = append(pk, version...)
+		val, closer, err := l.db.Get(pk)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue // pruned: the index entry goes with the next retention pass
+		}
+		if err != nil {
+			return fmt.Errorf("predlog: cannot read the record of %q: %w", id, err)
+		}
+		if own {
+			rec = Record{}
+		}
+		err = decodeValue(&rec, val, &scratch, own)
+		if err == nil && rec.RequestID == id {
+			setString(&rec.Model, m)
+			setString(&rec.Version, version)
+			rec.Stamp = stamp
+			err = fn(&rec)
+		} else if err != nil {
+			err = fmt.Errorf("%w: the record of %q at %q", err, id, pk)
+		}
+		_ = closer.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("predlog: cannot look up %q: %w", id, err)
+	}
+	return nil
+}
+
+func setString(s *string, b []byte) {
+	if *s != string(b) {
+		*s = string(b)
+	}
+}
+
+// upperBound returns the smallest key greater than every key with prefix p.
+func upperBound(p []byte) []byte {
+	u := bytes.Clone(p)
+	for i := len(u) - 1; i >= 0; i-- {
+		if u[i] != 0xff {
+			u[i]++
+			return u[:i+1]
+		}
+	}
+	return nil
+}
+
+// Scan calls fn with the predictions of a model committed in [from, to), in
+// commit order, only those of version unless it is empty. A record's commit
+// stamp trails its Time by the time it waited in the ring (well under a
+// second unless the log is overloaded). The record is reused between calls
+// and its Data slices are valid only during the call; an error from fn stops
+// the scan and is returned.
+func (l *Log) Scan(model, version string, from, to time.Time, fn func(*Record) error) error {
+	lo := appendStamp(appendModelPrefix(nil, tagPred, model), from.UnixNano())
+	hi := appendStamp(appendModelPrefix(nil, tagPred, model), to.UnixNano())
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("predlog: cannot scan %s: %w", model, err)
+	}
+	defer it.Close()
+	var (
+		rec     Record
+		scratch []byte
+	)
+	for ok := it.First(); ok; ok = it.Next() {
+		m, stamp, v, ok := parsePredKey(it.Key())
+		if !ok {
+			return fmt.Errorf("%w: key %q", ErrCorrupt, it.Key())
+		}
+		if version != "" && string(v) != version {
+			continue
+		}
+		if err := l.readRecord(it, &rec, &scratch, m, v, stamp); err != nil {
+			return err
+		}
+		if err := fn(&rec); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("predlog: cannot scan %s: %w", model, err)
+	}
+	return nil
+}
+
+func (l *Log) readRecord(it *pebble.Iterator, rec *Record, scratch *[]byte, model, version []byte, stamp int64) error {
+	val, err := it.ValueAndErr()
+	if err != nil {
+		return fmt.Errorf("predlog: cannot read %q: %w", it.Key(), err)
+	}
+	if err := decodeValue(rec, val, scratch, false); err != nil {
+		return fmt.Errorf("%w: key %q", err, it.Key())
+	}
+	setString(&rec.Model, model)
+	setString(&rec.Version, version)
+	rec.Stamp = stamp
+	return nil
+}
+
+// getLabel reads the label of (model, id) into lb; false when there is none.
+func (l *Log) getLabel(key []byte, lb *Label) (bool, error) {
+	v, closer, err := l.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("predlog: cannot read label %q: %w", key, err)
+	}
+	defer closer.Close()
+	if err := decodeLabelValue(lb, v); err != nil {
+		return false, fmt.Errorf("%w: label %q", err, key)
+	}
+	return true, nil
+}
