@@ -309,33 +309,31 @@ func (s *Server) apiPromote(ctx *fasthttp.RequestCtx, p *apiParams) {
 }
 
 func (s *Server) apiRollback(ctx *fasthttp.RequestCtx, p *apiParams) {
-	var body struct {
-		Reason string `json:"reason"`
+	if reason, ok := reasonBody(ctx); ok {
+		s.answer(ctx, p, &registry.RollbackArgs{Model: p.model, Reason: reason})
 	}
-	if !decodeBody(ctx, &body) {
-		return
-	}
-	s.answer(ctx, p, &registry.RollbackArgs{Model: p.model, Reason: body.Reason})
 }
 
 func (s *Server) apiApprove(ctx *fasthttp.RequestCtx, p *apiParams) {
-	var body struct {
-		Reason string `json:"reason"`
+	if reason, ok := reasonBody(ctx); ok {
+		s.answer(ctx, p, &registry.ApproveArgs{Model: p.model, Version: p.version, Reason: reason})
 	}
-	if !decodeBody(ctx, &body) {
-		return
-	}
-	s.answer(ctx, p, &registry.ApproveArgs{Model: p.model, Version: p.version, Reason: body.Reason})
 }
 
 func (s *Server) apiReject(ctx *fasthttp.RequestCtx, p *apiParams) {
+	if reason, ok := reasonBody(ctx); ok {
+		s.answer(ctx, p, &registry.RejectArgs{Model: p.model, Version: p.version, Reason: reason})
+	}
+}
+
+// reasonBody decodes the {"reason": "…"} body of the commands that take
+// nothing else.
+func reasonBody(ctx *fasthttp.RequestCtx) (string, bool) {
 	var body struct {
 		Reason string `json:"reason"`
 	}
-	if !decodeBody(ctx, &body) {
-		return
-	}
-	s.answer(ctx, p, &registry.RejectArgs{Model: p.model, Version: p.version, Reason: body.Reason})
+	ok := decodeBody(ctx, &body)
+	return body.Reason, ok
 }
 
 func (s *Server) apiDelete(ctx *fasthttp.RequestCtx, p *apiParams) {

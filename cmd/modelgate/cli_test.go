@@ -48,7 +48,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"model", "show", "fraud"}, "v2       retired"},
 		{[]string{"model", "show", "fraud", "2"}, `"stage": "retired"`},
 		{[]string{"model", "policy", "fraud"}, `"promotion"`},
-		{[]string{"audit", "--model", "fraud"}, "rollback"},
+		{[]string{"audit", "--model", "fraud"}, "worse"},
 	} {
 		if out := run(c.args...); !strings.Contains(out, c.want) {
 			t.Fatalf("modelgate %s: want %q in:\n%s", strings.Join(c.args, " "), c.want, out)
