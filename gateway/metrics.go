@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"io"
+	"math"
+	"time"
 	"strconv"
 	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/runtime"
 )
@@ -145,5 +148,66 @@ func (m *Metrics) watchPredLog(l *predlog.Log) {
 			return 0
 		}
 		return 1
+	})
+}
+
+// driftTop is the horizon the drift gauges summarise.
+const driftTop = time.Hour
+
+// watchDrift exports a version's largest drift statistics over the last
+// hour, computed at scrape time (a comparison costs well under a
+// millisecond), and its breach count. Registered once per model and
+// version; a replaced version's state is read through the catalog.
+func (m *Metrics) watchDrift(d *versionDrift) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{"drift/" + d.model, d.version}
+	if m.versions[k] != nil {
+		return
+	}
+	m.versions[k] = &slotMetrics{}
+	labels := `{model="` + escLabel(d.model) + `",version="` + escLabel(d.version) + `"}`
+	model, version := d.model, d.version
+	stat := func(name string) func() float64 {
+		return func() float64 {
+			cur := m.catalog.driftOf(model, version)
+			if cur == nil {
+				return 0
+			}
+			rep, err := cur.report(driftTop, drift.DefaultThresholds())
+			if err != nil {
+				return 0
+			}
+			top := 0.0
+			for i := range rep.Features {
+				if v, ok := rep.Features[i].Stat(name); ok && !math.IsNaN(v) {
+					if name == "chi2_p" {
+						v = 1 - v // so that larger is worse for every gauge
+					}
+					top = max(top, v)
+				}
+			}
+			return top
+		}
+	}
+	for _, name := range []string{"psi", "js", "ks", "wasserstein"} {
+		m.set.NewGauge("modelgate_drift_"+name+"_max"+labels, stat(name))
+	}
+	m.set.NewGauge("modelgate_drift_breaches"+labels, func() float64 {
+		cur := m.catalog.driftOf(model, version)
+		if cur == nil {
+			return 0
+		}
+		rep, err := cur.report(driftTop, drift.DefaultThresholds())
+		if err != nil {
+			return 0
+		}
+		n := 0
+		for i := range rep.Features {
+			if rep.Features[i].Breach {
+				n++
+			}
+		}
+		return float64(n)
 	})
 }

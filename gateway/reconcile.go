@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/registry"
 )
 
@@ -112,7 +115,68 @@ func (s *Server) loadVersion(model string, rv registry.RouteVersion) error {
 		return fmt.Errorf("model %s v%d: %w", model, rv.Version, err)
 	}
 	s.Catalog.Publish(slot, rv.Role == registry.RoleChampion)
+	if !s.cfg.NoDrift {
+		s.enableDrift(model, rv.Version)
+	}
 	return nil
+}
+
+// driftReferenceKind is the audit alert kind that records a reference
+// profile bootstrapped from traffic; its evidence is the profile, which is
+// how a restarted node finds it again.
+const driftReferenceKind = "drift_reference"
+
+// enableDrift starts drift monitoring of a loaded version against, in
+// order: the profile registered with it, one bootstrapped earlier (from
+// the audit log), or a new bootstrap from its first scored rows.
+func (s *Server) enableDrift(model string, version int) {
+	var prof json.RawMessage
+	rows := 0
+	s.control.View(func(st *registry.State) {
+		if v, err := st.Version(model, version); err == nil && len(v.ReferenceProfile) > 0 {
+			prof = v.ReferenceProfile
+		}
+		if pol, err := st.Policy(model); err == nil {
+			rows = int(pol.Drift.ReferenceSampleSize)
+		}
+		if prof == nil {
+			for _, rec := range st.Audit(registry.AuditFilter{Model: model, Version: version}) {
+				if rec.Action == registry.ActionAlert && rec.Kind == driftReferenceKind {
+					prof = rec.Evidence
+				}
+			}
+		}
+	})
+	var p *drift.Profile
+	if prof != nil {
+		var err error
+		if p, err = drift.ParseProfile(prof); err != nil {
+			s.log.Warn("the reference profile does not parse; bootstrapping a new one", "model", model, "version", version, "err", err)
+			p = nil
+		}
+	}
+	vs := strconv.Itoa(version)
+	if err := s.Catalog.EnableDrift(model, vs, p, rows, s.recordReference); err != nil {
+		s.log.Info("drift not monitored", "model", model, "version", version, "why", err.Error())
+	}
+}
+
+// recordReference writes a bootstrapped reference into the audit log.
+func (s *Server) recordReference(model, version string, p *drift.Profile) {
+	n, _ := strconv.Atoi(version)
+	ev := profileJSON(p)
+	if len(ev) > registry.MaxEvidenceSize {
+		s.log.Warn("bootstrapped reference too large for the audit log; a restart will bootstrap again", "model", model, "version", version, "bytes", len(ev))
+		ev = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+	defer cancel()
+	_, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: "drift", IdempotencyKey: "drift-reference/" + model + "/" + version,
+		Args: &registry.RecordAlertArgs{Model: model, Version: n, Kind: driftReferenceKind,
+			Reason: fmt.Sprintf("no reference profile was registered: the first %d scored rows became the reference", p.Rows), Evidence: ev}})
+	if err != nil {
+		s.log.Warn("cannot record the bootstrapped drift reference", "model", model, "version", version, "err", err)
+	}
 }
 
 // Reconcile brings the routing table in line with the registry now and

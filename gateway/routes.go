@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
 
+	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -23,6 +25,7 @@ type route struct {
 	champion *runtime.Slot
 	versions map[string]*runtime.Slot
 	stats    map[string]*slotMetrics
+	drift    map[string]*versionDrift // versions with drift monitoring
 }
 
 // Catalog owns the loaded model versions of a node and publishes the routing
@@ -73,6 +76,7 @@ func (c *Catalog) Publish(slot *runtime.Slot, champion bool) {
 	}
 	prev := r.versions[slot.Version]
 	r.versions[slot.Version] = slot
+	delete(r.drift, slot.Version) // a new slot starts without; EnableDrift adds it
 	r.stats[slot.Version] = c.metrics.forVersion(slot.Name, slot.Version)
 	if champion || r.champion == nil || r.champion == prev {
 		r.champion = slot
@@ -99,6 +103,45 @@ func (c *Catalog) SetChampion(model, version string) bool {
 	next.models[model] = r
 	c.cur.Store(next)
 	return true
+}
+
+// EnableDrift starts drift monitoring of a published version: against
+// profile when given, else against a reference bootstrapped from its first
+// bootstrapRows scored rows (onBooted, when set, is told the reference).
+// It fails when the model's signature has nothing drift can read.
+func (c *Catalog) EnableDrift(model, version string, profile *drift.Profile, bootstrapRows int, onBooted func(model, version string, p *drift.Profile)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := c.load().clone()
+	r := next.models[model]
+	if r == nil || r.versions[version] == nil {
+		return fmt.Errorf("gateway: %s v%s is not loaded", model, version)
+	}
+	var cb func(*versionDrift, *drift.Profile)
+	if onBooted != nil {
+		cb = func(d *versionDrift, p *drift.Profile) { onBooted(d.model, d.version, p) }
+	}
+	d, err := newVersionDrift(model, version, r.versions[version].Model.Signature(), profile, bootstrapRows, cb)
+	if err != nil {
+		return fmt.Errorf("gateway: no drift monitoring for %s v%s: %w", model, version, err)
+	}
+	r = r.clone()
+	if r.drift == nil {
+		r.drift = map[string]*versionDrift{}
+	}
+	r.drift[version] = d
+	next.models[model] = r
+	c.cur.Store(next)
+	c.metrics.watchDrift(d)
+	return nil
+}
+
+// driftOf returns a version's drift state, or nil.
+func (c *Catalog) driftOf(model, version string) *versionDrift {
+	if r := c.load().models[model]; r != nil {
+		return r.drift[version]
+	}
+	return nil
 }
 
 // logMode is how a model's predictions are logged.
@@ -153,6 +196,7 @@ func (c *Catalog) Remove(model, version string) bool {
 	slot := r.versions[version]
 	delete(r.versions, version)
 	delete(r.stats, version)
+	delete(r.drift, version)
 	if r.champion == slot {
 		r.champion = nil
 		if vs := r.sortedVersions(); len(vs) > 0 {
@@ -220,6 +264,12 @@ func (r *route) clone() *route {
 	}
 	for k, v := range r.stats {
 		n.stats[k] = v
+	}
+	if len(r.drift) > 0 {
+		n.drift = make(map[string]*versionDrift, len(r.drift))
+		for k, v := range r.drift {
+			n.drift[k] = v
+		}
 	}
 	return n
 }

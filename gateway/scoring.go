@@ -25,6 +25,7 @@ type inferState struct {
 	out    []byte
 	id     []byte
 	rec    predlog.Record // points into call's tensors; Append copies
+	row    []float32      // drift: a row converted to float32
 }
 
 func newInferState() *inferState {
@@ -205,6 +206,9 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		} else {
 			_ = s.predlog.Append(&st.rec) // a drop is counted by the log, never blocks
 		}
+	}
+	if d := r.drift[slot.Version]; d != nil {
+		d.observe(st.call, start, &st.row)
 	}
 	st.params[0].Bytes = id
 	st.resp = oip.Response{Model: r.name, Version: slot.Version, ID: id, Parameters: st.params[:], Outputs: st.call.Outputs}

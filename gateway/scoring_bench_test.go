@@ -51,3 +51,29 @@ func benchHandler(b *testing.B, cfg gateway.Config) {
 		}
 	}
 }
+
+// BenchmarkHandlerDrift is the handler path with drift monitoring on:
+// every row goes into the version's sharded sketch.
+func BenchmarkHandlerDrift(b *testing.B) {
+	srv := startServer(b, gateway.Config{})
+	slot := serveModel(b, srv, "fraud", "1", demoModel(b), runtime.Config{Sessions: 1})
+	if err := srv.Catalog.EnableDrift("fraud", "1", referenceProfile(b, slot.Model), 0, nil); err != nil {
+		b.Fatal(err)
+	}
+	body := oiptest.GoodRequest(1)
+	var ctx fasthttp.RequestCtx
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.SetRequestURI("/v2/models/fraud/infer")
+		ctx.Request.SetBody(body)
+		srv.HandleScoring(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+}

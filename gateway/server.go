@@ -52,6 +52,9 @@ type Config struct {
 	Runtime runtime.Config
 	// ScoreAuth makes scoring require a token with the score scope.
 	ScoreAuth bool
+	// NoDrift turns off drift monitoring of the versions the registry
+	// serves (on by default).
+	NoDrift bool
 
 	// Auth checks admin (and, with ScoreAuth, scoring) bearer tokens. Nil
 	// refuses every route that needs a scope.
@@ -205,6 +208,11 @@ func (s *Server) Start() error {
 		return fmt.Errorf("gateway: cannot listen on %s for admin: %w", s.cfg.AdminListen, err)
 	}
 	s.ln, s.aln = ln, aln
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.rotateDrift(s.stop)
+	}()
 	if s.control != nil {
 		s.wg.Add(1)
 		go func() {

@@ -117,6 +117,10 @@ func (c *Call) Reset() {
 	c.err = nil
 }
 
+// InputOrder returns the index in c.Inputs of the tensor that fed
+// signature input i in the last Infer.
+func (c *Call) InputOrder(i int) int { return c.order[i] }
+
 // AddInput appends an empty input tensor, reusing a previous one's buffers.
 func (c *Call) AddInput() *Tensor {
 	if len(c.Inputs) < cap(c.Inputs) {

@@ -105,6 +105,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&tokenSpecs, "token", "bearer token `\"NAME SCOPE[,SCOPE…] SECRET\"` (repeatable; scopes: score, register, labels, read, admin)")
 	tokensFile := fs.String("tokens", "", "file of tokens, one `NAME SCOPE[,SCOPE…] SECRET` a line (mode 0600)")
 	fs.BoolVar(&gw.ScoreAuth, "score-auth", false, "scoring requires a token with the score scope")
+	driftOn := fs.Bool("drift", true, "monitor drift of every served version (against its registered profile, else the first scored rows)")
 	maxModel := fs.Int64("max-model-bytes", 256<<20, "largest model artifact accepted")
 	valTimeout := fs.Duration("validate-timeout", validate.DefaultTimeout, "validation gate: longest a child validation may run")
 	valMemory := fs.Int64("validate-max-memory", validate.DefaultMaxMemory, "validation gate: the child's address-space limit in bytes")
@@ -120,6 +121,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return usageError(err.Error())
 	}
 	gw.Version = version
+	gw.NoDrift = !*driftOn
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
