@@ -3,9 +3,9 @@ package gateway
 import (
 	"io"
 	"math"
-	"time"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
