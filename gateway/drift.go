@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/modelgate/modelgate/drift"
+	"github.com/modelgate/modelgate/gateway/oip"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -160,58 +162,38 @@ func (d *versionDrift) row(c *runtime.Call, r int, scratch *[]float32) []float32
 	return buf
 }
 
+var le = binary.LittleEndian
+
 // element reads element i of a numeric tensor as float32.
 func element(t *runtime.Tensor, i int) float32 {
 	b := t.Data
 	switch t.DataType {
 	case runtime.FP32:
-		return math.Float32frombits(le32(b[4*i:]))
+		return math.Float32frombits(le.Uint32(b[4*i:]))
 	case runtime.FP64:
-		return float32(math.Float64frombits(le64(b[8*i:])))
+		return float32(math.Float64frombits(le.Uint64(b[8*i:])))
 	case runtime.Int64:
-		return float32(int64(le64(b[8*i:])))
+		return float32(int64(le.Uint64(b[8*i:])))
 	case runtime.Int32:
-		return float32(int32(le32(b[4*i:])))
+		return float32(int32(le.Uint32(b[4*i:])))
 	case runtime.Uint8, runtime.Bool:
 		return float32(b[i])
 	case runtime.Int8:
 		return float32(int8(b[i]))
 	case runtime.Int16:
-		return float32(int16(uint16(b[2*i]) | uint16(b[2*i+1])<<8))
+		return float32(int16(le.Uint16(b[2*i:])))
 	case runtime.Uint16:
-		return float32(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
+		return float32(le.Uint16(b[2*i:]))
 	case runtime.Uint32:
-		return float32(le32(b[4*i:]))
+		return float32(le.Uint32(b[4*i:]))
 	case runtime.Uint64:
-		return float32(le64(b[8*i:]))
+		return float32(le.Uint64(b[8*i:]))
 	case runtime.FP16:
-		return half(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
+		return oip.Float16ToFloat32(le.Uint16(b[2*i:]))
 	case runtime.BF16:
-		return math.Float32frombits(uint32(uint16(b[2*i])|uint16(b[2*i+1])<<8) << 16)
+		return oip.BFloat16ToFloat32(le.Uint16(b[2*i:]))
 	}
 	return 0
-}
-
-func le32(b []byte) uint32 {
-	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
-}
-func le64(b []byte) uint64 { return uint64(le32(b)) | uint64(le32(b[4:]))<<32 }
-
-func half(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch exp {
-	case 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case 0:
-		f := float32(mant) / (1 << 24)
-		if sign != 0 {
-			return -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }
 
 // finishBootstrap turns the collected rows into the reference and starts
