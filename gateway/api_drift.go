@@ -62,7 +62,7 @@ func (s *Server) apiDrift(ctx *fasthttp.RequestCtx, p *apiParams) {
 // rotateDrift closes drift windows on time even when a version gets no
 // traffic, so reports and alerts see empty windows as empty.
 func (s *Server) rotateDrift(stop <-chan struct{}) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(min(time.Second, s.cfg.DriftWindow/4))
 	defer t.Stop()
 	for {
 		select {

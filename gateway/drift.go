@@ -33,6 +33,7 @@ type versionDrift struct {
 	booted   atomic.Bool
 	onBooted func(*versionDrift, *drift.Profile) // records the bootstrapped reference
 	err      atomic.Pointer[string]              // why drift stopped (a broken profile)
+	wcfg     drift.WindowConfig
 }
 
 // driftLayout decides what a row is for a signature: every numeric input
@@ -74,12 +75,12 @@ func rowWidth(t runtime.TensorSpec) (int, bool) {
 // newVersionDrift sets up drift for a loaded version: with profile (from
 // the registry) it observes at once; without, it bootstraps a reference
 // from the first bootstrapRows rows and then calls onBooted.
-func newVersionDrift(model, version string, sig *runtime.Signature, profile *drift.Profile, bootstrapRows int, onBooted func(*versionDrift, *drift.Profile)) (*versionDrift, error) {
+func newVersionDrift(model, version string, sig *runtime.Signature, profile *drift.Profile, bootstrapRows int, wcfg drift.WindowConfig, onBooted func(*versionDrift, *drift.Profile)) (*versionDrift, error) {
 	ins, widths, out, outWidth, err := driftLayout(sig)
 	if err != nil {
 		return nil, err
 	}
-	d := &versionDrift{model: model, version: version, inputs: ins, widths: widths, output: out, outWidth: outWidth, onBooted: onBooted}
+	d := &versionDrift{model: model, version: version, inputs: ins, widths: widths, output: out, outWidth: outWidth, onBooted: onBooted, wcfg: wcfg}
 	for _, w := range widths {
 		d.width += w
 	}
@@ -87,7 +88,7 @@ func newVersionDrift(model, version string, sig *runtime.Signature, profile *dri
 		if profile.RowWidth() != d.width {
 			return nil, fmt.Errorf("the reference profile's rows are %d wide, the model's %d", profile.RowWidth(), d.width)
 		}
-		w, err := drift.NewWindows(profile, drift.WindowConfig{})
+		w, err := drift.NewWindows(profile, wcfg)
 		if err != nil {
 			return nil, err
 		}
@@ -202,7 +203,7 @@ func (d *versionDrift) finishBootstrap() {
 	p, err := d.boot.Profile()
 	if err == nil {
 		var w *drift.Windows
-		if w, err = drift.NewWindows(p, drift.WindowConfig{}); err == nil {
+		if w, err = drift.NewWindows(p, d.wcfg); err == nil {
 			d.windows.Store(w)
 			if d.onBooted != nil {
 				d.onBooted(d, p)

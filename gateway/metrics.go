@@ -28,6 +28,11 @@ type Metrics struct {
 	Panics *metrics.Counter
 }
 
+// driftAlert counts a drift alert of a model version.
+func (m *Metrics) driftAlert(model, version string) {
+	m.set.GetOrCreateCounter(`modelgate_drift_alerts_total{model="` + escLabel(model) + `",version="` + escLabel(version) + `"}`).Inc()
+}
+
 type slotMetrics struct {
 	requests *metrics.Counter
 	latency  *metrics.PrometheusHistogram

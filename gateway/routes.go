@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/runtime"
@@ -35,6 +36,9 @@ type Catalog struct {
 	mu      sync.Mutex
 	cur     atomic.Pointer[table]
 	metrics *Metrics
+	// DriftWindow is the drift window length of versions enabled from now
+	// on (the server sets it from its Config).
+	DriftWindow time.Duration
 }
 
 // NewCatalog returns an empty catalog reporting to m.
@@ -121,7 +125,7 @@ func (c *Catalog) EnableDrift(model, version string, profile *drift.Profile, boo
 	if onBooted != nil {
 		cb = func(d *versionDrift, p *drift.Profile) { onBooted(d.model, d.version, p) }
 	}
-	d, err := newVersionDrift(model, version, r.versions[version].Model.Signature(), profile, bootstrapRows, cb)
+	d, err := newVersionDrift(model, version, r.versions[version].Model.Signature(), profile, bootstrapRows, windowConfig(c.DriftWindow), cb)
 	if err != nil {
 		return fmt.Errorf("gateway: no drift monitoring for %s v%s: %w", model, version, err)
 	}
@@ -134,6 +138,15 @@ func (c *Catalog) EnableDrift(model, version string, profile *drift.Profile, boo
 	c.cur.Store(next)
 	c.metrics.watchDrift(d)
 	return nil
+}
+
+// windowConfig keeps drift's proportions for any window length: windows
+// one by one for 60 windows (an hour of minutes), rollups for a day's worth.
+func windowConfig(w time.Duration) drift.WindowConfig {
+	if w <= 0 {
+		return drift.WindowConfig{}
+	}
+	return drift.WindowConfig{Window: w, Rollup: 60 * w, Retention: 24 * 60 * w}
 }
 
 // driftOf returns a version's drift state, or nil.

@@ -55,6 +55,14 @@ type Config struct {
 	// NoDrift turns off drift monitoring of the versions the registry
 	// serves (on by default).
 	NoDrift bool
+	// DriftWindow is the length of a drift window. Default 1 minute.
+	DriftWindow time.Duration
+	// Secrets holds the values that policies name by reference (the
+	// retraining webhook's signing secret); never replicated or logged.
+	Secrets map[string][]byte
+	// AdminURL is the admin API's address as receivers of webhooks reach
+	// it (export links). Default http:// and the admin listener's address.
+	AdminURL string
 
 	// Auth checks admin (and, with ScoreAuth, scoring) bearer tokens. Nil
 	// refuses every route that needs a scope.
@@ -111,6 +119,9 @@ func (c *Config) fill() {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	if c.DriftWindow <= 0 {
+		c.DriftWindow = time.Minute
+	}
 	if c.ApplyTimeout <= 0 {
 		c.ApplyTimeout = 10 * time.Second
 	}
@@ -160,6 +171,7 @@ func New(cfg Config) *Server {
 		s.Metrics.watchPredLog(s.predlog)
 	}
 	s.Catalog = NewCatalog(s.Metrics)
+	s.Catalog.DriftWindow = cfg.DriftWindow
 	var r [8]byte
 	_, _ = rand.Read(r[:])
 	hex.Encode(s.idPrefix[:16], r[:])
@@ -208,16 +220,23 @@ func (s *Server) Start() error {
 		return fmt.Errorf("gateway: cannot listen on %s for admin: %w", s.cfg.AdminListen, err)
 	}
 	s.ln, s.aln = ln, aln
+	if s.cfg.AdminURL == "" {
+		s.cfg.AdminURL = "http://" + aln.Addr().String()
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.rotateDrift(s.stop)
 	}()
 	if s.control != nil {
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go func() {
 			defer s.wg.Done()
 			s.runReconciler(s.stop)
+		}()
+		go func() {
+			defer s.wg.Done()
+			s.runDriftAlerts(s.stop)
 		}()
 	}
 	for _, p := range []struct {

@@ -106,6 +106,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	tokensFile := fs.String("tokens", "", "file of tokens, one `NAME SCOPE[,SCOPE…] SECRET` a line (mode 0600)")
 	fs.BoolVar(&gw.ScoreAuth, "score-auth", false, "scoring requires a token with the score scope")
 	driftOn := fs.Bool("drift", true, "monitor drift of every served version (against its registered profile, else the first scored rows)")
+	fs.DurationVar(&gw.DriftWindow, "drift-window", time.Minute, "length of a drift window; alerts are judged once a window")
+	var secrets stringsFlag
+	fs.Var(&secrets, "secret", "a secret a policy names, `NAME=VALUE` (repeatable): the retraining webhook's signing key")
+	fs.StringVar(&gw.AdminURL, "admin-url", "", "the admin API's URL as webhook receivers reach it (export links; default http://<admin-listen>)")
 	maxModel := fs.Int64("max-model-bytes", 256<<20, "largest model artifact accepted")
 	valTimeout := fs.Duration("validate-timeout", validate.DefaultTimeout, "validation gate: longest a child validation may run")
 	valMemory := fs.Int64("validate-max-memory", validate.DefaultMaxMemory, "validation gate: the child's address-space limit in bytes")
@@ -122,6 +126,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	gw.Version = version
 	gw.NoDrift = !*driftOn
+	gw.Secrets = map[string][]byte{}
+	for _, kv := range secrets {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || v == "" {
+			return usageError("--secret wants NAME=VALUE")
+		}
+		gw.Secrets[k] = []byte(v)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
