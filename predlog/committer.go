@@ -1,9 +1,12 @@
 package predlog
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -22,6 +25,8 @@ func (l *Log) run() {
 	defer close(l.done)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	pause := time.NewTimer(time.Hour)
+	pause.Stop()
 	var syncDue time.Time // zero: everything committed is synced
 	for {
 		g := l.swap()
@@ -44,7 +49,8 @@ func (l *Log) run() {
 			}
 			continue
 		}
-		sync := g.durable || (!syncDue.IsZero() && !time.Now().Before(syncDue))
+		start := time.Now()
+		sync := g.durable || (!syncDue.IsZero() && !start.Before(syncDue))
 		l.commitGroup(g, sync)
 		switch {
 		case sync:
@@ -54,8 +60,25 @@ func (l *Log) run() {
 			syncDue = time.Now().Add(l.cfg.SyncInterval)
 			timer.Reset(l.cfg.SyncInterval)
 		}
+		// Let the next group grow for up to commitInterval (from the start
+		// of this commit): fewer, larger commits cost less per record. A
+		// durable record, a half-full ring or Close ends the wait.
+		if wait := commitInterval - time.Since(start); wait > 0 {
+			pause.Reset(wait)
+			select {
+			case <-pause.C:
+			case <-l.urgent:
+				pause.Stop()
+			case <-l.stop:
+				pause.Stop()
+			}
+		}
 	}
 }
+
+// commitInterval is the shortest time between the starts of two async
+// group commits while records keep coming.
+const commitInterval = 2 * time.Millisecond
 
 // swap takes the ring's group, leaving an empty one; nil when it is empty.
 func (l *Log) swap() *group {
@@ -75,8 +98,17 @@ func (l *Log) swap() *group {
 	return g
 }
 
-// commitGroup writes g as one or more Pebble batches, in ring order, each
-// record under a fresh stamp, and commits them; the last with sync.
+// ent is one record of a group, as the committer reads it from the ring.
+type ent struct {
+	model, version []byte
+	hash           uint64
+	value          []byte
+	shared         int // bytes of value shared with the previous record of its block
+}
+
+// commitGroup writes g as one or more Pebble batches, and commits them; the
+// last with sync. The records of each model, in ring order, go into blocks
+// (block.go) under consecutive stamps; each record gets its own index entry.
 func (l *Log) commitGroup(g *group, sync bool) {
 	done := 0 // records in batches committed so far
 	defer func() {
@@ -93,47 +125,92 @@ func (l *Log) commitGroup(g *group, sync bool) {
 		g.err = *f
 		return
 	}
-	stamp := l.reserve(g.n)
-	b := l.db.NewBatchWithSize(min(len(g.buf)*2, l.cfg.MaxBatchBytes+64<<10))
-	inBatch := 0
-	var key [2*maxName + 32]byte
-	buf := g.buf
-	for len(buf) > 0 {
+	ents := l.ents[:0]
+	mixed := false
+	for buf := g.buf; len(buf) > 0; {
 		n := int(binary.LittleEndian.Uint32(buf))
 		e := buf[4 : 4+n]
 		buf = buf[4+n:]
 		ml := int(e[0])
-		model := e[1 : 1+ml]
 		vl := int(e[1+ml])
-		version := e[2+ml : 2+ml+vl]
-		hash := binary.BigEndian.Uint64(e[2+ml+vl:])
-		value := e[10+ml+vl:]
-
-		// p model 0x00 stamp version -> value
+		en := ent{
+			model:   e[1 : 1+ml],
+			version: e[2+ml : 2+ml+vl],
+			hash:    binary.BigEndian.Uint64(e[2+ml+vl:]),
+			value:   e[10+ml+vl:],
+		}
+		if len(ents) > 0 && !mixed {
+			mixed = !bytes.Equal(en.model, ents[0].model)
+		}
+		ents = append(ents, en)
+	}
+	if cap(ents) <= 1<<16 {
+		l.ents = ents[:0]
+	}
+	if mixed {
+		slices.SortStableFunc(ents, func(a, b ent) int { return bytes.Compare(a.model, b.model) })
+	}
+	stamp := l.reserve(len(ents))
+	idx := l.idx[:0]
+	b := l.db.NewBatchWithSize(min(len(g.buf)+len(ents)*32, l.cfg.MaxBatchBytes+64<<10))
+	inBatch := 0
+	var key [2*maxName + 32]byte
+	for i := 0; i < len(ents); {
+		// The block: ents[i:j], one model, at most maxBlockBytes (but at
+		// least one record).
+		first := &ents[i]
+		first.shared = 0
+		size := entrySize(first, 0)
+		j := i + 1
+		for j < len(ents) && bytes.Equal(ents[j].model, first.model) {
+			e := &ents[j]
+			e.shared = sharedPrefix(ents[j-1].value, e.value)
+			s := entrySize(e, e.shared)
+			if size+s > maxBlockBytes {
+				break
+			}
+			size += s
+			j++
+		}
+		n := j - i
+		last := stamp + int64(n) - 1
+		// p model 0x00 last-stamp -> block
 		k := append(key[:0], tagPred)
-		k = append(k, model...)
+		k = append(k, first.model...)
 		k = append(k, 0)
-		k = appendStamp(k, stamp)
-		k = append(k, version...)
-		_ = b.Set(k, value, nil)
-		// i hash stamp -> model 0x00 version
-		k = appendIndexKey(key[:0], hash, stamp)
-		v := append(k, model...)
-		v = append(v, 0)
-		v = append(v, version...)
-		_ = b.Set(k, v[len(k):], nil)
-		stamp++
-		inBatch++
+		k = appendStamp(k, last)
+		op := b.SetDeferred(len(k), uvarintLen(uint64(n))+size)
+		copy(op.Key, k)
+		v := binary.AppendUvarint(op.Value[:0], uint64(n))
+		for _, e := range ents[i:j] {
+			v = append(v, byte(len(e.version)))
+			v = append(v, e.version...)
+			v = binary.AppendUvarint(v, uint64(e.shared))
+			v = binary.AppendUvarint(v, uint64(len(e.value)-e.shared))
+			v = append(v, e.value[e.shared:]...)
+		}
+		_ = op.Finish()
+		for _, e := range ents[i:j] {
+			idx = append(idx, idxEnt{e.hash >> (64 - 8*indexHashLen), stamp, e.model})
+			stamp++
+		}
+		inBatch += n
+		i = j
 
-		if b.Len() >= l.cfg.MaxBatchBytes && len(buf) > 0 {
+		if b.Len() >= l.cfg.MaxBatchBytes && i < len(ents) {
+			idx = l.writeIndex(b, idx)
 			if err := l.commitBatch(b, false, inBatch); err != nil {
 				g.err = err
 				return
 			}
 			done += inBatch
 			inBatch = 0
-			b = l.db.NewBatchWithSize(min(len(buf)*2, l.cfg.MaxBatchBytes+64<<10))
+			b = l.db.NewBatchWithSize(l.cfg.MaxBatchBytes + 64<<10)
 		}
+	}
+	idx = l.writeIndex(b, idx)
+	if cap(idx) <= 1<<16 {
+		l.idx = idx
 	}
 	if err := l.commitBatch(b, sync, inBatch); err != nil {
 		g.err = err
@@ -145,6 +222,31 @@ func (l *Log) commitGroup(g *group, sync bool) {
 		l.maxBatch.Store(n)
 	}
 	l.batchHist[min((bits.Len(uint(g.n-1))+1)/2, 7)].Add(1)
+}
+
+// idxEnt is an index entry waiting to go into a batch.
+type idxEnt struct {
+	hash  uint64 // the top indexHashLen bytes of the id hash
+	stamp int64
+	model []byte
+}
+
+// writeIndex adds the index entries to b in key order, which makes the
+// memtable inserts of these randomly placed keys cheaper (each starts its
+// search from where the last one ended), and returns idx emptied.
+func (l *Log) writeIndex(b *pebble.Batch, idx []idxEnt) []idxEnt {
+	slices.SortFunc(idx, func(x, y idxEnt) int {
+		if x.hash != y.hash {
+			return cmp.Compare(x.hash, y.hash)
+		}
+		return cmp.Compare(x.stamp, y.stamp)
+	})
+	var key [indexKeyLen]byte
+	for i := range idx {
+		// i hash stamp -> model
+		_ = b.Set(appendIndexKey(key[:0], idx[i].hash<<(64-8*indexHashLen), idx[i].stamp), idx[i].model, nil)
+	}
+	return idx[:0]
 }
 
 // commitBatch commits and releases b. A failure (an error, or a panic:

@@ -21,25 +21,37 @@
 // Every key starts with a one-byte tag. Model names hold no NUL byte, so
 // "model 0x00" is an unambiguous prefix. Stamps are 8-byte big-endian.
 //
-//	p model 0x00 stamp version  -> record value       (the primary key)
-//	i hash6(id) stamp            -> model 0x00 version (lookup by request id)
+//	p model 0x00 last-stamp      -> block of records (the primary key)
+//	i hash6(id) stamp            -> model            (lookup by request id)
 //	l model 0x00 request-id      -> label: stamp, time, value
-//	L model 0x00 stamp           -> request id         (labels in arrival order)
+//	L model 0x00 stamp           -> request id       (labels in arrival order)
 //
 // A stamp is the commit time in unix nanoseconds, made unique and strictly
 // increasing within the log: the single committer takes max(now, last+1)
 // for each record, and Open recovers the last stamp from the keys, so stamps
-// keep increasing across restarts even if the clock steps back. Time-range
-// scans of a model are range scans of its p keys; a version's scan filters
-// on the key's suffix without decoding other versions' values (a model
-// serves a handful of versions at a time). The stamp trails the record's
-// own Time by the time it waited in the ring.
+// keep increasing across restarts even if the clock steps back. The stamp
+// trails the record's own Time by the time it waited in the ring.
 //
-// The index is keyed by 6 bytes of the id's FNV-1a hash and the stamp: short
-// keys (8 bytes a record on disk instead of 15), several records per id (a
-// request and its shadow copies), and collisions that cost an extra read,
-// never a wrong answer, because lookups compare the stored id.
+// Predictions are stored in blocks (block.go): the records of one model that
+// one Pebble batch commits, in ring order, up to 32 KiB, under consecutive
+// stamps. The key holds the block's last stamp; its value is the record
+// count, then per record its version (1-byte length, bytes) and its value,
+// as the length of the prefix it shares with the previous record's value
+// (uvarint; 0 for the first) and the rest (uvarint length, bytes). A block
+// of n records under last stamp s holds stamps s-n+1 to s, and a model's
+// blocks never overlap, so the block holding stamp t is the first at or
+// after key "p model 0x00 t": time-range scans and exports from a cursor
+// are range scans that skip into the first block. A version's scan skips
+// other versions' records without decoding them (a model serves a handful
+// of versions at a time). One key per block instead of one per record is
+// most of the committer's and Pebble's work saved (see Measurements).
 //
+// The index is keyed by 6 bytes of the id's FNV-1a hash and the record's
+// stamp: short keys, several records per id (a request and its shadow
+// copies), and collisions that cost an extra read, never a wrong answer,
+// because lookups compare the stored id. Its value is the model, which
+// finds the block.
+
 // # Group commit and the durability contract
 //
 // Append encodes the record on the caller's goroutine, copies it into the
@@ -47,8 +59,12 @@
 // and returns: it never waits for I/O. When the ring is full it drops the
 // record and counts it (Stats.Dropped; the gateway exports it as a metric).
 // One committer goroutine swaps the ring for an empty one, writes what it
-// took as Pebble batches (two keys a record) and commits them; whatever
-// accumulates meanwhile is the next group, so batches grow with the load.
+// took as Pebble batches (a block key per model and up to 32 KiB of records,
+// and an index key per record, added in key order) and commits them;
+// whatever accumulates meanwhile is the next group, so batches grow with the
+// load. While records keep coming, async groups start at most every 2 ms
+// (commitInterval), so each commit carries more records; a durable record,
+// a half-full ring or Close ends that wait at once.
 //
 // Async (Append): groups are committed with pebble.NoSync, and the WAL is
 // fsynced at most SyncInterval after the first unsynced commit (by the next
@@ -104,8 +120,10 @@
 // # Retention
 //
 // Prune (every PruneInterval in the background) deletes, per model, the
-// predictions committed before now-MaxAge with one DeleteRange over their
-// stamps, after deleting their index entries one by one (it reads the ids
+// predictions committed before now-MaxAge with one DeleteRange over the
+// blocks whose last stamp is older (a block that straddles the cutoff, at
+// most one commit's worth, goes with the next pass), after deleting their
+// index entries one by one (it reads the ids
 // from the records being removed; deleting the index first means a crash
 // between the two leaves records the next pass finds, never index entries
 // nothing would delete). Labels go by the same age, counted from their
@@ -115,29 +133,32 @@
 // the deleted ranges so the space comes back at once. Pebble also keeps a
 // few obsolete WAL files for reuse (about a memtable's worth) beyond MaxBytes.
 //
-// # Measurements (2-core VM, predlog_bench_test.go)
+// # Measurements (2-core VM shared with other work, predlog_bench_test.go)
 //
-// Bytes per demo record on disk after a full manual compaction: 83.7 with
-// gateway-style ids (random prefix + hex sequence number: 75.5 for the record
-// and its key, 8.2 for the index entry), 104.0 with random 20-hex-digit ids
-// (an id like that is 10 bytes of entropy that no compression removes, and
-// its hash spreads the index). Per-value zstd made it worse (115 and 139
-// bytes): zstd on one 194-byte record saves little after its frame header,
-// and compressed values defeat Pebble's block compression, which sees ~150
-// similar records per 32 KiB block and is where the gain is. So values are
-// stored uncompressed by default, blocks are zstd-compressed in the bottom
-// levels (MinLZ above), and CompressZstd remains for large records. A zstd
-// dictionary would only narrow a gap block compression already closes.
+// Bytes per demo record on disk after a full manual compaction: 94.1 with
+// gateway-style ids (random prefix + hex sequence number: 79.5 for the
+// record in its block, 14.7 for the index entry), 116.8 with random
+// 20-hex-digit ids (10 bytes of entropy that no compression removes, and a
+// hash that spreads the index). With blocks, flushed tables rarely overlap,
+// so the manual compaction moves them to the bottom level as they are
+// (MinLZ, the flush compression) instead of rewriting them with zstd: with
+// one key per record and zstd rewrites it was 83.7 and 104.0. Prefix
+// sharing stores a demo record in 153 bytes instead of 194+4 before block
+// compression. Per-value zstd made it worse (115 and 139 bytes with the
+// old layout): zstd on one 194-byte record saves little after its frame
+// header, and compressed values defeat Pebble's block compression. So
+// values are stored uncompressed by default, and CompressZstd remains for
+// large records.
 //
-// Throughput: Append costs 170-200 ns and no allocation on the caller.
-// Offered at a steady 100,000 or 200,000 records/s, every record is
-// committed (10 s at 100,000/s: a million records, none dropped); with both
-// cores appending flat out the committer kept 230,000-470,000 records/s
-// (depending on what else ran on the machine) while the ring dropped the
-// rest. The whole process spends 2.8-3.5 µs of CPU per record, Pebble's
-// flushes and compactions included, most of it inserting the index keys at
-// random places in the memtable: at 100,000 records/s that is about 28% of
-// one core. A durable append with 16 concurrent writers takes ~30 µs (about
+// Throughput: Append costs 170-200 ns and no allocation on the caller. At a
+// steady 200,000 records/s (BenchmarkAppendPaced, 2 s) the whole process
+// spends 1.65-1.7 µs of CPU per record, Pebble's flushes and compactions
+// included, against 2.5-2.6 µs with one key per record; the rest is mostly
+// the index keys' random inserts into the memtable, copying the bytes into
+// fresh memtable memory, flushes and the WAL. The gateway's in-process
+// scoring benchmark runs at about 92% of its speed without the log
+// (BenchmarkHandlerLogged against BenchmarkHandler), against about 69%
+// before. A durable append with 16 concurrent writers takes ~30 µs (about
 // 8 records share each fsync).
 //
 // Pebble compresses blocks with github.com/DataDog/zstd when cgo is on, and

@@ -61,28 +61,44 @@ func (l *Log) exportAll(model string, from int64, limit int, fn func(*Row) error
 		row     Row
 		scratch []byte
 		lk      []byte
+		br      blockReader
 	)
 	for ok := it.First(); ok && limit != 0; ok = it.Next() {
-		m, stamp, version, ok := parsePredKey(it.Key())
+		m, last, ok := parsePredKey(it.Key())
 		if !ok {
 			return next, fmt.Errorf("%w: key %q", ErrCorrupt, it.Key())
 		}
-		if err := l.readRecord(it, &row.Record, &scratch, m, version, stamp); err != nil {
+		if err := l.openBlock(it, &br, last); err != nil {
 			return next, err
 		}
-		lk = appendLabelKey(lk[:0], model, row.Record.RequestID)
-		if row.Labelled, err = l.getLabel(lk, &row.Label); err != nil {
-			return next, err
+		if err := br.skipTo(from + 1); err != nil {
+			return next, corruptKey(err, it.Key())
 		}
-		if row.Labelled {
-			row.Label.ID = row.Record.RequestID
+		for limit != 0 {
+			stamp, version, val, ok, err := br.Next()
+			if err != nil {
+				return next, corruptKey(err, it.Key())
+			}
+			if !ok {
+				break
+			}
+			if err := readRecord(it.Key(), val, &row.Record, &scratch, m, version, stamp); err != nil {
+				return next, err
+			}
+			lk = appendLabelKey(lk[:0], model, row.Record.RequestID)
+			if row.Labelled, err = l.getLabel(lk, &row.Label); err != nil {
+				return next, err
+			}
+			if row.Labelled {
+				row.Label.ID = row.Record.RequestID
+			}
+			row.Cursor = makeCursor(false, stamp)
+			if err := fn(&row); err != nil {
+				return next, err
+			}
+			next = row.Cursor
+			limit--
 		}
-		row.Cursor = makeCursor(false, stamp)
-		if err := fn(&row); err != nil {
-			return next, err
-		}
-		next = row.Cursor
-		limit--
 	}
 	if err := it.Error(); err != nil {
 		return next, fmt.Errorf("predlog: cannot export %s: %w", model, err)

@@ -22,7 +22,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		f.Add(v)
 	}
 	f.Add([]byte{formatRaw})
-	f.Add(appendPredKey(nil, "fraud", 42, "1"))
+	f.Add(appendPredKey(nil, "fraud", 42))
 	f.Fuzz(func(t *testing.T, v []byte) {
 		parsePredKey(v)
 		var (

@@ -12,9 +12,9 @@ import (
 // Key tags: the first byte of every key. See doc.go for the layout.
 const (
 	tagLabelLog = 'L' // L model 0x00 stamp            -> request id
-	tagIndex    = 'i' // i hash(id) stamp              -> model 0x00 version
+	tagIndex    = 'i' // i hash(id) stamp              -> model
 	tagLabel    = 'l' // l model 0x00 request id       -> stamp, time, value
-	tagPred     = 'p' // p model 0x00 stamp version    -> record value
+	tagPred     = 'p' // p model 0x00 last stamp       -> block of records
 )
 
 func appendStamp(dst []byte, stamp int64) []byte {
@@ -38,10 +38,10 @@ func modelEnd(dst []byte, tag byte, model string) []byte {
 	return append(dst, 1)
 }
 
-func appendPredKey(dst []byte, model string, stamp int64, version string) []byte {
-	dst = appendModelPrefix(dst, tagPred, model)
-	dst = appendStamp(dst, stamp)
-	return append(dst, version...)
+// appendPredKey appends the key of a block of the model whose last record
+// is stamped stamp.
+func appendPredKey(dst []byte, model string, stamp int64) []byte {
+	return appendStamp(appendModelPrefix(dst, tagPred, model), stamp)
 }
 
 // splitModelKey splits tag model 0x00 rest into model and rest.
@@ -56,16 +56,17 @@ func splitModelKey(k []byte) (model, rest []byte, ok bool) {
 	return k[1 : 1+i], k[2+i:], true
 }
 
-// parsePredKey splits a primary key into its model, stamp and version.
-func parsePredKey(k []byte) (model []byte, stamp int64, version []byte, ok bool) {
+// parsePredKey splits a primary key into its model and the stamp of the
+// block's last record.
+func parsePredKey(k []byte) (model []byte, last int64, ok bool) {
 	if len(k) == 0 || k[0] != tagPred {
-		return nil, 0, nil, false
+		return nil, 0, false
 	}
 	model, rest, ok := splitModelKey(k)
-	if !ok || len(rest) < 8 {
-		return nil, 0, nil, false
+	if !ok || len(rest) != 8 {
+		return nil, 0, false
 	}
-	return model, int64(binary.BigEndian.Uint64(rest)), rest[8:], true
+	return model, int64(binary.BigEndian.Uint64(rest)), true
 }
 
 // idHash is 64-bit FNV-1a; the index keys on its top indexHashLen bytes,

@@ -26,13 +26,16 @@ type Log struct {
 	swapped chan struct{} // closed at each swap: wakes durable appenders waiting for room
 	closed  bool
 
-	wake chan struct{} // capacity 1: the ring went from empty to non-empty
-	stop chan struct{} // closed by Close: drain, sync, exit
-	done chan struct{} // closed when the committer exited
+	wake   chan struct{} // capacity 1: the ring went from empty to non-empty
+	urgent chan struct{} // capacity 1: a durable record, or a ring half full, is waiting
+	stop   chan struct{} // closed by Close: drain, sync, exit
+	done   chan struct{} // closed when the committer exited
 
 	clock   atomic.Int64          // the last stamp handed out
 	failure atomic.Pointer[error] // sticky: the first failed write
 	encBufs sync.Pool             // *encBuf
+	ents    []ent                 // the committer's scratch
+	idx     []idxEnt              // the committer's scratch
 
 	committed, failed, commitErrors, batches, maxBatch, syncs atomic.Uint64
 	batchHist                                                 [8]atomic.Uint64
@@ -76,6 +79,7 @@ func Open(cfg Config) (*Log, error) {
 		cfg:       cfg,
 		swapped:   make(chan struct{}),
 		wake:      make(chan struct{}, 1),
+		urgent:    make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		pruneStop: make(chan struct{}),
@@ -174,12 +178,19 @@ func (l *Log) append(r *Record, durable bool) error {
 	g.n++
 	g.durable = g.durable || durable
 	first := g.n == 1
+	urgent := durable || g.n == max(l.cfg.RingSize/2, 1) || len(g.buf) > l.cfg.RingBytes/2 && len(g.buf)-len(e) <= l.cfg.RingBytes/2
 	l.mu.Unlock()
 	l.putEncBuf(eb)
 	l.appended.Add(1)
 	if first {
 		select {
 		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	if urgent {
+		select {
+		case l.urgent <- struct{}{}:
 		default:
 		}
 	}

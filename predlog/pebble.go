@@ -28,8 +28,14 @@ func (l *Log) pebbleOptions() *pebble.Options {
 		o.Levels[i].IndexBlockSize = 256 << 10
 	}
 	o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
+	if tunePebble != nil {
+		tunePebble(o)
+	}
 	return o
 }
+
+// tunePebble, when set (by benchmarks), adjusts the options.
+var tunePebble func(*pebble.Options)
 
 // pebbleLogger routes Pebble's messages to Config.Logf and turns Fatalf into
 // a sticky failure plus a panic. Pebble calls Fatalf when a commit cannot be

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 var sinkErr error
@@ -40,6 +43,47 @@ func benchConfig(b *testing.B) Config {
 	if v := os.Getenv("PREDLOG_BENCH_MEMTABLE_MB"); v != "" {
 		mb, _ := strconv.Atoi(v)
 		c.MemTableSize = mb << 20
+	}
+	if v := os.Getenv("PREDLOG_BENCH_BLOCK_KB"); v != "" {
+		kb, _ := strconv.Atoi(v)
+		old := maxBlockBytes
+		maxBlockBytes = kb << 10
+		b.Cleanup(func() { maxBlockBytes = old })
+	}
+	if v := os.Getenv("PREDLOG_BENCH_TUNE"); v != "" {
+		tunePebble = func(o *pebble.Options) {
+			for _, kv := range strings.Split(v, ",") {
+				k, val, _ := strings.Cut(kv, "=")
+				n, _ := strconv.Atoi(val)
+				switch k {
+				case "l0":
+					o.L0CompactionThreshold = n
+				case "l0stop":
+					o.L0StopWritesThreshold = n
+				case "lbase":
+					o.LBaseMaxBytes = int64(n) << 20
+				case "flushsplit":
+					o.FlushSplitBytes = int64(n) << 20
+				case "target":
+					o.TargetFileSizes[0] = int64(n) << 20
+				case "balanced":
+					o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionBalanced })
+				case "noadaptive":
+					o.ApplyCompressionSettings(func() pebble.DBCompressionSettings {
+						cs := pebble.DBCompressionGood
+						for i, p := range cs.Levels {
+							q := *p
+							q.AdaptiveReductionCutoffPercent = 0
+							cs.Levels[i] = &q
+						}
+						return cs
+					})
+				case "fastest":
+					o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
+				}
+			}
+		}
+		b.Cleanup(func() { tunePebble = nil })
 	}
 	return c
 }
@@ -105,6 +149,9 @@ func BenchmarkAppendPaced(b *testing.B) {
 				if d := time.Until(start.Add(time.Duration(t+1) * tick)); d > 0 {
 					time.Sleep(d)
 				}
+			}
+			if os.Getenv("PREDLOG_BENCH_METRICS") != "" {
+				fmt.Fprintf(os.Stderr, "N=%d\n%s\n", b.N, l.db.Metrics())
 			}
 			if err := l.Close(); err != nil {
 				b.Fatal(err)
@@ -204,6 +251,19 @@ func BenchmarkDiskBytesPerRecord(b *testing.B) {
 					for _, tag := range []byte{tagIndex, tagPred} {
 						u, _ := l.db.EstimateDiskUsage([]byte{tag}, []byte{tag + 1})
 						b.ReportMetric(float64(u)/n, string(tag)+"-bytes/record")
+					}
+					if os.Getenv("PREDLOG_BENCH_METRICS") != "" {
+						for _, tag := range []byte{tagIndex, tagPred} {
+							it, _ := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tag}, UpperBound: []byte{tag + 1}})
+							keys, vb := 0, 0
+							for ok := it.First(); ok; ok = it.Next() {
+								keys++
+								vb += len(it.Value())
+							}
+							_ = it.Close()
+							fmt.Fprintf(os.Stderr, "%c: %d keys, %d value bytes\n", tag, keys, vb)
+						}
+						fmt.Fprintf(os.Stderr, "%s\n", l.db.Metrics())
 					}
 					var raw int
 					var scratch []byte

@@ -60,49 +60,81 @@ func (l *Log) lookup(id, model string, own bool, fn func(*Record) error) error {
 		rec     Record
 		scratch []byte
 		pk      []byte
+		pit     *pebble.Iterator
+		br      blockReader
 	)
+	defer func() {
+		if pit != nil {
+			_ = pit.Close()
+		}
+	}()
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		if len(k) != indexKeyLen {
 			return fmt.Errorf("%w: index key %q", ErrCorrupt, k)
 		}
 		stamp := int64(binary.BigEndian.Uint64(k[1+indexHashLen:]))
-		v, err := it.ValueAndErr()
+		m, err := it.ValueAndErr()
 		if err != nil {
 			return fmt.Errorf("predlog: cannot look up %q: %w", id, err)
 		}
-		i := bytes.IndexByte(v, 0)
-		if i < 1 {
-			return fmt.Errorf("%w: index value %q", ErrCorrupt, v)
+		if len(m) == 0 || bytes.IndexByte(m, 0) >= 0 {
+			return fmt.Errorf("%w: index value %q", ErrCorrupt, m)
 		}
-		m, version := v[:i], v[i+1:]
 		if model != "" && string(m) != model {
 			continue
 		}
-		pk = append(append(pk[:0], tagPred), m...)
-		pk = append(pk, 0)
-		pk = appendStamp(pk, stamp)
-		pk = append(pk, version...)
-		val, closer, err := l.db.Get(pk)
-		if errors.Is(err, pebble.ErrNotFound) {
+		if pit == nil {
+			pit, err = l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagPred}, UpperBound: []byte{tagPred + 1}})
+			if err != nil {
+				return fmt.Errorf("predlog: cannot look up %q: %w", id, err)
+			}
+		}
+		// The block holding the stamp is the first of the model's blocks
+		// whose last stamp is not before it.
+		pk = appendStamp(appendModelPrefix(pk[:0], tagPred, string(m)), stamp)
+		if !pit.SeekGE(pk) {
+			if err := pit.Error(); err != nil {
+				return fmt.Errorf("predlog: cannot read the record of %q: %w", id, err)
+			}
 			continue // pruned: the index entry goes with the next retention pass
 		}
+		bm, last, ok := parsePredKey(pit.Key())
+		if !ok {
+			return corruptKey(ErrCorrupt, pit.Key())
+		}
+		if !bytes.Equal(bm, m) {
+			continue // pruned
+		}
+		val, err := pit.ValueAndErr()
 		if err != nil {
 			return fmt.Errorf("predlog: cannot read the record of %q: %w", id, err)
+		}
+		if err := br.open(val, last); err != nil {
+			return corruptKey(err, pit.Key())
+		}
+		if stamp < br.first {
+			continue // pruned
+		}
+		if err := br.skipTo(stamp); err != nil {
+			return corruptKey(err, pit.Key())
+		}
+		_, version, v, ok, err := br.Next()
+		if err != nil || !ok {
+			return corruptKey(ErrCorrupt, pit.Key())
 		}
 		if own {
 			rec = Record{}
 		}
-		err = decodeValue(&rec, val, &scratch, own)
+		err = decodeValue(&rec, v, &scratch, own)
 		if err == nil && rec.RequestID == id {
 			setString(&rec.Model, m)
 			setString(&rec.Version, version)
 			rec.Stamp = stamp
 			err = fn(&rec)
 		} else if err != nil {
-			err = fmt.Errorf("%w: the record of %q at %q", err, id, pk)
+			err = fmt.Errorf("%w: the record of %q at stamp %d in %q", err, id, stamp, pit.Key())
 		}
-		_ = closer.Close()
 		if err != nil {
 			return err
 		}
@@ -139,29 +171,50 @@ func upperBound(p []byte) []byte {
 // the scan and is returned.
 func (l *Log) Scan(model, version string, from, to time.Time, fn func(*Record) error) error {
 	lo := appendStamp(appendModelPrefix(nil, tagPred, model), from.UnixNano())
-	hi := appendStamp(appendModelPrefix(nil, tagPred, model), to.UnixNano())
+	hi := modelEnd(nil, tagPred, model)
 	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return fmt.Errorf("predlog: cannot scan %s: %w", model, err)
 	}
 	defer it.Close()
 	var (
-		rec     Record
-		scratch []byte
+		rec      Record
+		scratch  []byte
+		br       blockReader
+		fromNano = from.UnixNano()
+		toNano   = to.UnixNano()
 	)
 	for ok := it.First(); ok; ok = it.Next() {
-		m, stamp, v, ok := parsePredKey(it.Key())
+		m, last, ok := parsePredKey(it.Key())
 		if !ok {
 			return fmt.Errorf("%w: key %q", ErrCorrupt, it.Key())
 		}
-		if version != "" && string(v) != version {
-			continue
-		}
-		if err := l.readRecord(it, &rec, &scratch, m, v, stamp); err != nil {
+		if err := l.openBlock(it, &br, last); err != nil {
 			return err
 		}
-		if err := fn(&rec); err != nil {
-			return err
+		if br.first >= toNano {
+			break
+		}
+		if err := br.skipTo(fromNano); err != nil {
+			return corruptKey(err, it.Key())
+		}
+		for {
+			stamp, v, val, ok, err := br.Next()
+			if err != nil {
+				return corruptKey(err, it.Key())
+			}
+			if !ok || stamp >= toNano {
+				break
+			}
+			if version != "" && string(v) != version {
+				continue
+			}
+			if err := readRecord(it.Key(), val, &rec, &scratch, m, v, stamp); err != nil {
+				return err
+			}
+			if err := fn(&rec); err != nil {
+				return err
+			}
 		}
 	}
 	if err := it.Error(); err != nil {
@@ -170,13 +223,21 @@ func (l *Log) Scan(model, version string, from, to time.Time, fn func(*Record) e
 	return nil
 }
 
-func (l *Log) readRecord(it *pebble.Iterator, rec *Record, scratch *[]byte, model, version []byte, stamp int64) error {
+// openBlock positions br before the first record of the iterator's block.
+func (l *Log) openBlock(it *pebble.Iterator, br *blockReader, last int64) error {
 	val, err := it.ValueAndErr()
 	if err != nil {
 		return fmt.Errorf("predlog: cannot read %q: %w", it.Key(), err)
 	}
+	if err := br.open(val, last); err != nil {
+		return corruptKey(err, it.Key())
+	}
+	return nil
+}
+
+func readRecord(key, val []byte, rec *Record, scratch *[]byte, model, version []byte, stamp int64) error {
 	if err := decodeValue(rec, val, scratch, false); err != nil {
-		return fmt.Errorf("%w: key %q", err, it.Key())
+		return fmt.Errorf("%w: stamp %d in key %q", err, stamp, key)
 	}
 	setString(&rec.Model, model)
 	setString(&rec.Version, version)

@@ -21,7 +21,9 @@ type PruneResult struct {
 // models down to about 90% of MaxBytes. The background pass calls it every
 // PruneInterval; a second concurrent call waits for the first.
 //
-// Predictions go as one DeleteRange per model over their stamp range; their
+// Predictions go as one DeleteRange per model over the blocks whose last
+// stamp is before the cutoff (a block straddling it goes with a later pass);
+// their
 // index entries are deleted one by one first (the ids are read from the
 // records), so no index entry outlives its record for long: a crash between
 // the two leaves records without an index entry until the next pass, never
@@ -140,8 +142,9 @@ func (l *Log) pruneSize() (int, error) {
 	return deleted, nil
 }
 
-// deletePredictions deletes a model's predictions stamped before cutoff and
-// their index entries; compact reclaims the space at once.
+// deletePredictions deletes the blocks of a model whose records are all
+// stamped before cutoff, and their index entries; compact reclaims the space
+// at once.
 func (l *Log) deletePredictions(model string, cutoff int64, compact bool) (int, error) {
 	lo := appendModelPrefix(nil, tagPred, model)
 	hi := appendStamp(appendModelPrefix(nil, tagPred, model), cutoff)
@@ -177,23 +180,32 @@ func (l *Log) deleteIndexEntries(lo, hi []byte) (int, error) {
 		scratch []byte
 		key     []byte
 		n       int
+		br      blockReader
 	)
 	b := l.db.NewBatch()
 	for ok := it.First(); ok; ok = it.Next() {
-		_, stamp, _, ok := parsePredKey(it.Key())
+		_, last, ok := parsePredKey(it.Key())
 		if !ok {
 			return n, fmt.Errorf("%w: key %q", ErrCorrupt, it.Key())
 		}
-		v, err := it.ValueAndErr()
-		if err != nil {
+		if err := l.openBlock(it, &br, last); err != nil {
 			return n, err
 		}
-		if err := decodeValue(&rec, v, &scratch, false); err != nil {
-			return n, fmt.Errorf("%w: key %q", err, it.Key())
+		for {
+			stamp, _, v, ok, err := br.Next()
+			if err != nil {
+				return n, corruptKey(err, it.Key())
+			}
+			if !ok {
+				break
+			}
+			if err := decodeValue(&rec, v, &scratch, false); err != nil {
+				return n, fmt.Errorf("%w: stamp %d in key %q", err, stamp, it.Key())
+			}
+			key = appendIndexKey(key[:0], idHash(rec.RequestID), stamp)
+			_ = b.Delete(key, nil)
+			n++
 		}
-		key = appendIndexKey(key[:0], idHash(rec.RequestID), stamp)
-		_ = b.Delete(key, nil)
-		n++
 		if b.Len() >= l.cfg.MaxBatchBytes {
 			if err := l.applyPrune(b); err != nil {
 				return n, err
