@@ -58,9 +58,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSketchImport$$' -fuzztime $(FUZZTIME) ./drift
 	$(GO) test -run '^$$' -fuzz '^FuzzStatic$$' -fuzztime $(FUZZTIME) ./internal/validate
 
-## bench: the Go benchmarks behind BENCHMARKS.md (ORT floor, handler path, batcher, codec)
-bench: ort
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./runtime/ ./gateway/ ./gateway/oip/
+## bench: the Go benchmarks, then the bench suite (gateway against the bare and net/http
+## baselines, one run), whose table it rewrites in BENCHMARKS.md
+bench: ort build
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./runtime/ ./gateway/ ./gateway/oip/ ./drift/
+	$(BIN) bench suite --out bench-out --update BENCHMARKS.md
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/modelgate/modelgate/bench"
+	"github.com/modelgate/modelgate/internal/demo"
+)
+
+// proc is a child modelgate process under load.
+type proc struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *strings.Builder
+}
+
+func (p *proc) stop() {
+	if p.cmd.Process != nil {
+		p.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			p.cmd.Process.Kill()
+		}
+	}
+}
+
+func loopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startServe runs `modelgate serve` on free loopback ports in its own data
+// dir and waits until it is ready.
+func startServe(dir, model string, extra ...string) (*proc, error) {
+	var addrs [3]string
+	for i := range addrs {
+		a, err := loopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = a
+	}
+	exe, _ := os.Executable()
+	args := append([]string{"serve", "--listen", addrs[0], "--admin-listen", addrs[1], "--raft-listen", addrs[2],
+		"--data-dir", dir, "--model", "fraud=" + model}, extra...)
+	p := &proc{cmd: exec.Command(exe, args...), url: "http://" + addrs[0], logs: &strings.Builder{}}
+	p.cmd.Stderr = p.logs
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	return p, waitReady(p)
+}
+
+// startBaseline runs `modelgate baseline KIND` and reads its address.
+func startBaseline(kind, model string) (*proc, error) {
+	exe, _ := os.Executable()
+	p := &proc{cmd: exec.Command(exe, "baseline", kind, "--model", model, "--listen", "127.0.0.1:0"), logs: &strings.Builder{}}
+	p.cmd.Stderr = p.logs
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	found := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`listening on (http://[0-9.:]+)`)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case p.url = <-found:
+	case <-time.After(20 * time.Second):
+		p.stop()
+		return nil, fmt.Errorf("the %s baseline did not start: %s", kind, p.logs.String())
+	}
+	return p, waitReady(p)
+}
+
+func waitReady(p *proc) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.url + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.stop()
+	return fmt.Errorf("%s not ready after 30s: %s", p.url, p.logs.String())
+}
+
+// suiteResult is one system's figures.
+type suiteResult struct {
+	name string
+	rep  *bench.Report
+}
+
+func (r suiteResult) phase() bench.PhaseReport { return r.rep.Phases[len(r.rep.Phases)-1] }
+
+// runBenchSuite is `modelgate bench suite`: the standard comparison behind
+// BENCHMARKS.md, every figure from one run on this machine.
+func runBenchSuite(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench suite", stderr)
+	out := fs.String("out", "bench-out", "directory for each system's report")
+	dur := fs.Duration("duration", 10*time.Second, "length of each measured phase")
+	conns := fs.Int("connections", 16, "closed-loop connections")
+	update := fs.String("update", "", "rewrite the bench-suite table of this Markdown file (BENCHMARKS.md)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "modelgate-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	onnx, err := demo.FraudModel(demo.DefaultSeed)
+	if err != nil {
+		return err
+	}
+	model := filepath.Join(work, "fraud.onnx")
+	if err := os.WriteFile(model, onnx, 0o644); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	closed := func(label string) bench.Config {
+		return bench.Config{Label: label, Model: "fraud", Rows: 1, Seed: 7, Scenario: bench.Scenario{Name: "max", Phases: []bench.Phase{
+			{Name: "warm-up", Duration: bench.Duration(3 * time.Second), Connections: *conns},
+			{Name: "max", Duration: bench.Duration(*dur), Connections: *conns},
+		}}}
+	}
+	var results []suiteResult
+	run := func(name string, start func() (*proc, error), cfg bench.Config) error {
+		p, err := start()
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		fmt.Fprintf(stderr, "== %s at %s\n", name, p.url)
+		rep, err := benchTarget(ctx, cfg, name, p.url, filepath.Join(*out, name), io.Discard, stderr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		results = append(results, suiteResult{name, rep})
+		return nil
+	}
+	off := []string{"--predlog=false", "--drift=false"}
+	steps := []struct {
+		name  string
+		start func() (*proc, error)
+	}{
+		{"gateway, features off", func() (*proc, error) { return startServe(filepath.Join(work, "off"), model, off...) }},
+		{"gateway, drift + async log", func() (*proc, error) { return startServe(filepath.Join(work, "on"), model) }},
+		{"bare baseline", func() (*proc, error) { return startBaseline("bare", model) }},
+		{"net/http baseline", func() (*proc, error) { return startBaseline("nethttp", model) }},
+	}
+	for _, s := range steps {
+		if err := run(s.name, s.start, closed(s.name)); err != nil {
+			return err
+		}
+	}
+	maxRate := results[0].phase().AchievedRate
+	half := maxRate / 2
+	open := bench.Config{Label: "gateway open loop", Model: "fraud", Rows: 1, Seed: 7, Scenario: bench.Scenario{Name: "half", Phases: []bench.Phase{
+		{Name: "warm-up", Duration: bench.Duration(2 * time.Second), Rate: half, Poisson: true, Connections: 64},
+		{Name: "50% of max", Duration: bench.Duration(*dur), Rate: half, Poisson: true, Connections: 64},
+	}}}
+	if err := run("gateway, open loop at 50%", func() (*proc, error) { return startServe(filepath.Join(work, "open"), model, off...) }, open); err != nil {
+		return err
+	}
+	table := suiteTable(results, *dur, *conns)
+	fmt.Fprint(stdout, table)
+	if *update != "" {
+		return updateSection(*update, table)
+	}
+	return nil
+}
+
+func suiteTable(rs []suiteResult, dur time.Duration, conns int) string {
+	var b strings.Builder
+	rate := func(i int) float64 { return rs[i].phase().AchievedRate }
+	m := bench.ThisMachine()
+	fmt.Fprintf(&b, "Measured by `make bench` (`bin/modelgate bench suite --update BENCHMARKS.md`) on %s, %d cores, %s, %s.\n",
+		m.CPU, m.Cores, m.GoVersion, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Closed loop: %d connections, %s after a 3 s warm-up, one demo transaction per request; the load generator shares the machine's cores with the system under test.\n\n", conns, dur)
+	b.WriteString("| system | requests/s | p50 | p99 | errors |\n|---|---|---|---|---|\n")
+	for i := 0; i < 4; i++ {
+		p := rs[i].phase()
+		errs := int64(0)
+		for _, n := range p.Errors {
+			errs += n
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f µs | %.0f µs | %d |\n", rs[i].name, p.AchievedRate, p.Latency.P50, p.Latency.P99, errs)
+	}
+	o := rs[4].phase()
+	fmt.Fprintf(&b, "\nOpen loop (Poisson) at 50%% of the gateway's maximum, %.0f requests/s (achieved %.0f, %d late sends): p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs, max %.0f µs.\n\n",
+		o.TargetRate, o.AchievedRate, o.LateSends, o.Latency.P50, o.Latency.P99, o.Latency.P999, o.Latency.Max)
+	check := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**missed**"
+	}
+	b.WriteString("| target | measured | |\n|---|---|---|\n")
+	r1 := rate(0) / rate(2)
+	fmt.Fprintf(&b, "| features off ≥ 85%% of the bare baseline | %.0f%% | %s |\n", 100*r1, check(r1 >= 0.85))
+	r2 := rate(1) / rate(0)
+	fmt.Fprintf(&b, "| drift + async logging on ≥ 90%% of features off | %.0f%% | %s |\n", 100*r2, check(r2 >= 0.90))
+	r3 := rate(0) / rate(3)
+	fmt.Fprintf(&b, "| gateway ≥ 2× the net/http baseline | %.1f× | %s |\n", r3, check(r3 >= 2))
+	fmt.Fprintf(&b, "| open-loop p99 at 50%% load ≤ 1 ms | %.0f µs | %s |\n", o.Latency.P99, check(o.Latency.P99 <= 1000))
+	return b.String()
+}
+
+const (
+	suiteBegin = "<!-- bench-suite:begin -->"
+	suiteEnd   = "<!-- bench-suite:end -->"
+)
+
+// updateSection replaces the text between the suite markers of a file
+// (appending a section with them when absent).
+func updateSection(path, table string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	block := suiteBegin + "\n" + table + suiteEnd
+	i, j := strings.Index(s, suiteBegin), strings.Index(s, suiteEnd)
+	if i >= 0 && j > i {
+		s = s[:i] + block + s[j+len(suiteEnd):]
+	} else {
+		s += "\n## The bench suite: gateway against baselines, one run\n\n" + block + "\n"
+	}
+	return os.WriteFile(path, []byte(s), 0o644)
+}
