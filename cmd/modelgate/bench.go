@@ -20,7 +20,9 @@ func init() {
 
 const benchUsage = `modelgate bench --target URL --model NAME (--connections C | --rate R [--poisson]) --duration D --out DIR [--baseline bare|nethttp --model-file F.onnx]
 modelgate bench --target URL --model NAME --scenario FILE --out DIR [--admin URL --token T]
-modelgate bench suite [--duration D] [--update BENCHMARKS.md]   the standard comparison, gateway against baselines
+modelgate bench suite [--duration D] [--rounds N] [--update BENCHMARKS.md]
+    (or --compare features) the standard comparison: the gateway with drift and
+    prediction logging each off and on, against the bare and net/http baselines
 
 Closed loop (--connections): C connections, each sending as soon as it is
 answered. Open loop (--rate): R requests a second (uniform, or Poisson with
@@ -33,6 +35,14 @@ promote, rollback, kill/start/restart a node) at given times.
 func runBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "suite" {
 		return runBenchSuite(args[1:], stdout, stderr)
+	}
+	for i, a := range args { // --compare features is the suite's comparison
+		if (a == "--compare" || a == "-compare") && i+1 < len(args) && args[i+1] == "features" {
+			return runBenchSuite(append(append([]string{}, args[:i]...), args[i+2:]...), stdout, stderr)
+		}
+		if a == "--compare=features" || a == "-compare=features" {
+			return runBenchSuite(append(append([]string{}, args[:i]...), args[i+1:]...), stdout, stderr)
+		}
 	}
 	fs := newFlags("bench", stderr)
 	fs.Usage = func() {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -132,6 +133,7 @@ func runBenchSuite(args []string, stdout, stderr io.Writer) error {
 	dur := fs.Duration("duration", 10*time.Second, "length of each measured phase")
 	conns := fs.Int("connections", 16, "closed-loop connections")
 	update := fs.String("update", "", "rewrite the bench-suite table of this Markdown file (BENCHMARKS.md)")
+	rounds := fs.Int("rounds", 3, "closed-loop rounds: every system is measured once per round, interleaved, and the median round reported")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -155,20 +157,19 @@ func runBenchSuite(args []string, stdout, stderr io.Writer) error {
 			{Name: "max", Duration: bench.Duration(*dur), Connections: *conns},
 		}}}
 	}
-	var results []suiteResult
-	run := func(name string, start func() (*proc, error), cfg bench.Config) error {
+	run := func(name string, start func() (*proc, error), cfg bench.Config, round int) (*bench.Report, error) {
 		p, err := start()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer p.stop()
-		fmt.Fprintf(stderr, "== %s at %s\n", name, p.url)
-		rep, err := benchTarget(ctx, cfg, name, p.url, filepath.Join(*out, name), io.Discard, stderr)
+		fmt.Fprintf(stderr, "== %s (round %d) at %s\n", name, round, p.url)
+		dir := strings.NewReplacer("/", "", " ", "-", ",", "", "+", "", "%", "").Replace(name)
+		rep, err := benchTarget(ctx, cfg, name, p.url, filepath.Join(*out, dir, fmt.Sprint("round-", round)), io.Discard, stderr)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		results = append(results, suiteResult{name, rep})
-		return nil
+		return rep, nil
 	}
 	off := []string{"--predlog=false", "--drift=false"}
 	steps := []struct {
@@ -177,13 +178,33 @@ func runBenchSuite(args []string, stdout, stderr io.Writer) error {
 	}{
 		{"gateway, features off", func() (*proc, error) { return startServe(filepath.Join(work, "off"), model, off...) }},
 		{"gateway, drift + async log", func() (*proc, error) { return startServe(filepath.Join(work, "on"), model) }},
+		{"gateway, drift only", func() (*proc, error) {
+			return startServe(filepath.Join(work, "drift"), model, "--predlog=false")
+		}},
+		{"gateway, async log only", func() (*proc, error) {
+			return startServe(filepath.Join(work, "log"), model, "--drift=false")
+		}},
 		{"bare baseline", func() (*proc, error) { return startBaseline("bare", model) }},
 		{"net/http baseline", func() (*proc, error) { return startBaseline("nethttp", model) }},
 	}
-	for _, s := range steps {
-		if err := run(s.name, s.start, closed(s.name)); err != nil {
-			return err
+	// Rounds interleave the systems, so a slow patch of the machine hits
+	// each of them alike; the median round of each is reported.
+	reps := make([][]*bench.Report, len(steps))
+	for round := 1; round <= max(*rounds, 1); round++ {
+		for i, s := range steps {
+			rep, err := run(s.name, s.start, closed(s.name), round)
+			if err != nil {
+				return err
+			}
+			reps[i] = append(reps[i], rep)
 		}
+	}
+	var results []suiteResult
+	for i, s := range steps {
+		sort.Slice(reps[i], func(a, b int) bool {
+			return reps[i][a].Phases[len(reps[i][a].Phases)-1].AchievedRate < reps[i][b].Phases[len(reps[i][b].Phases)-1].AchievedRate
+		})
+		results = append(results, suiteResult{s.name, reps[i][len(reps[i])/2]})
 	}
 	maxRate := results[0].phase().AchievedRate
 	half := maxRate / 2
@@ -191,10 +212,12 @@ func runBenchSuite(args []string, stdout, stderr io.Writer) error {
 		{Name: "warm-up", Duration: bench.Duration(2 * time.Second), Rate: half, Poisson: true, Connections: 64},
 		{Name: "50% of max", Duration: bench.Duration(*dur), Rate: half, Poisson: true, Connections: 64},
 	}}}
-	if err := run("gateway, open loop at 50%", func() (*proc, error) { return startServe(filepath.Join(work, "open"), model, off...) }, open); err != nil {
+	rep, err := run("gateway, open loop at 50%", func() (*proc, error) { return startServe(filepath.Join(work, "open"), model, off...) }, open, 1)
+	if err != nil {
 		return err
 	}
-	table := suiteTable(results, *dur, *conns)
+	results = append(results, suiteResult{"gateway, open loop at 50%", rep})
+	table := suiteTable(results, *dur, *conns, *rounds)
 	fmt.Fprint(stdout, table)
 	if *update != "" {
 		return updateSection(*update, table)
@@ -202,15 +225,15 @@ func runBenchSuite(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func suiteTable(rs []suiteResult, dur time.Duration, conns int) string {
+func suiteTable(rs []suiteResult, dur time.Duration, conns, rounds int) string {
 	var b strings.Builder
 	rate := func(i int) float64 { return rs[i].phase().AchievedRate }
 	m := bench.ThisMachine()
 	fmt.Fprintf(&b, "Measured by `make bench` (`bin/modelgate bench suite --update BENCHMARKS.md`) on %s, %d cores, %s, %s.\n",
 		m.CPU, m.Cores, m.GoVersion, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "Closed loop: %d connections, %s after a 3 s warm-up, one demo transaction per request; the load generator shares the machine's cores with the system under test.\n\n", conns, dur)
+	fmt.Fprintf(&b, "Closed loop: %d connections, %s after a 3 s warm-up, one demo transaction per request, %d interleaved rounds, the median round of each system shown; the load generator shares the machine's cores with the system under test, so every figure is one of a machine saturated by both.\n\n", conns, dur, rounds)
 	b.WriteString("| system | requests/s | p50 | p99 | errors |\n|---|---|---|---|---|\n")
-	for i := 0; i < 4; i++ {
+	for i := 0; i < 6; i++ {
 		p := rs[i].phase()
 		errs := int64(0)
 		for _, n := range p.Errors {
@@ -218,7 +241,7 @@ func suiteTable(rs []suiteResult, dur time.Duration, conns int) string {
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f µs | %.0f µs | %d |\n", rs[i].name, p.AchievedRate, p.Latency.P50, p.Latency.P99, errs)
 	}
-	o := rs[4].phase()
+	o := rs[6].phase()
 	fmt.Fprintf(&b, "\nOpen loop (Poisson) at 50%% of the gateway's maximum, %.0f requests/s (achieved %.0f, %d late sends): p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs, max %.0f µs.\n\n",
 		o.TargetRate, o.AchievedRate, o.LateSends, o.Latency.P50, o.Latency.P99, o.Latency.P999, o.Latency.Max)
 	check := func(ok bool) string {
@@ -228,11 +251,15 @@ func suiteTable(rs []suiteResult, dur time.Duration, conns int) string {
 		return "**missed**"
 	}
 	b.WriteString("| target | measured | |\n|---|---|---|\n")
-	r1 := rate(0) / rate(2)
-	fmt.Fprintf(&b, "| features off ≥ 85%% of the bare baseline | %.0f%% | %s |\n", 100*r1, check(r1 >= 0.85))
+	r1 := rate(0) / rate(4)
+	fmt.Fprintf(&b, "| features off ≥ 85%% of the bare baseline (issue 5) | %.0f%% | %s |\n", 100*r1, check(r1 >= 0.85))
 	r2 := rate(1) / rate(0)
-	fmt.Fprintf(&b, "| drift + async logging on ≥ 90%% of features off | %.0f%% | %s |\n", 100*r2, check(r2 >= 0.90))
-	r3 := rate(0) / rate(3)
+	fmt.Fprintf(&b, "| drift + async logging on ≥ 90%% of features off (issue 5) | %.0f%% | %s |\n", 100*r2, check(r2 >= 0.90))
+	rd := rate(2) / rate(0)
+	fmt.Fprintf(&b, "| drift on ≥ 95%% of drift off (issue 4) | %.0f%% | %s |\n", 100*rd, check(rd >= 0.95))
+	rl := rate(3) / rate(0)
+	fmt.Fprintf(&b, "| async logging on ≥ 90%% of logging off (issue 3) | %.0f%% | %s |\n", 100*rl, check(rl >= 0.90))
+	r3 := rate(0) / rate(5)
 	fmt.Fprintf(&b, "| gateway ≥ 2× the net/http baseline | %.1f× | %s |\n", r3, check(r3 >= 2))
 	fmt.Fprintf(&b, "| open-loop p99 at 50%% load ≤ 1 ms | %.0f µs | %s |\n", o.Latency.P99, check(o.Latency.P99 <= 1000))
 	return b.String()
