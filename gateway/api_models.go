@@ -213,17 +213,24 @@ func (s *Server) apiModels(ctx *fasthttp.RequestCtx, p *apiParams) {
 	}{models})
 }
 
-func (s *Server) apiModel(ctx *fasthttp.RequestCtx, p *apiParams) {
-	var m registry.Model
+// read runs a registry lookup and answers its error itself.
+func read[T any](s *Server, ctx *fasthttp.RequestCtx, fn func(*registry.State) (T, error)) (T, bool) {
+	var v T
 	var err error
-	if !s.view(ctx, func(st *registry.State) { m, err = st.Model(p.model) }) {
-		return
+	if !s.view(ctx, func(st *registry.State) { v, err = fn(st) }) {
+		return v, false
 	}
 	if err != nil {
 		writeError(ctx, registryStatus(err), err.Error())
-		return
+		return v, false
 	}
-	writeValue(ctx, fasthttp.StatusOK, m)
+	return v, true
+}
+
+func (s *Server) apiModel(ctx *fasthttp.RequestCtx, p *apiParams) {
+	if m, ok := read(s, ctx, func(st *registry.State) (registry.Model, error) { return st.Model(p.model) }); ok {
+		writeValue(ctx, fasthttp.StatusOK, m)
+	}
 }
 
 // versionView is a version with its readiness on this node.
@@ -234,14 +241,14 @@ type versionView struct {
 	Node  string `json:"node"`
 }
 
+// version reads the request's model version, answering errors itself.
+func (s *Server) version(ctx *fasthttp.RequestCtx, p *apiParams) (registry.Version, bool) {
+	return read(s, ctx, func(st *registry.State) (registry.Version, error) { return st.Version(p.model, p.version) })
+}
+
 func (s *Server) apiVersion(ctx *fasthttp.RequestCtx, p *apiParams) {
-	var v registry.Version
-	var err error
-	if !s.view(ctx, func(st *registry.State) { v, err = st.Version(p.model, p.version) }) {
-		return
-	}
-	if err != nil {
-		writeError(ctx, registryStatus(err), err.Error())
+	v, ok := s.version(ctx, p)
+	if !ok {
 		return
 	}
 	ready := false
@@ -252,13 +259,8 @@ func (s *Server) apiVersion(ctx *fasthttp.RequestCtx, p *apiParams) {
 }
 
 func (s *Server) apiArtifact(ctx *fasthttp.RequestCtx, p *apiParams) {
-	var v registry.Version
-	var err error
-	if !s.view(ctx, func(st *registry.State) { v, err = st.Version(p.model, p.version) }) {
-		return
-	}
-	if err != nil {
-		writeError(ctx, registryStatus(err), err.Error())
+	v, ok := s.version(ctx, p)
+	if !ok {
 		return
 	}
 	if s.artifacts == nil {
@@ -341,31 +343,16 @@ func (s *Server) apiDelete(ctx *fasthttp.RequestCtx, p *apiParams) {
 }
 
 func (s *Server) apiGetPolicy(ctx *fasthttp.RequestCtx, p *apiParams) {
-	var pol registry.Policy
-	var err error
-	if !s.view(ctx, func(st *registry.State) { pol, err = st.Policy(p.model) }) {
-		return
+	if pol, ok := read(s, ctx, func(st *registry.State) (registry.Policy, error) { return st.Policy(p.model) }); ok {
+		writeValue(ctx, fasthttp.StatusOK, pol)
 	}
-	if err != nil {
-		writeError(ctx, registryStatus(err), err.Error())
-		return
-	}
-	writeValue(ctx, fasthttp.StatusOK, pol)
 }
 
 // apiPutPolicy replaces the policy. The body is decoded onto the current
 // policy, so a client may send only the fields it changes.
 func (s *Server) apiPutPolicy(ctx *fasthttp.RequestCtx, p *apiParams) {
-	var pol registry.Policy
-	var err error
-	if !s.view(ctx, func(st *registry.State) { pol, err = st.Policy(p.model) }) {
-		return
-	}
-	if err != nil {
-		writeError(ctx, registryStatus(err), err.Error())
-		return
-	}
-	if !decodeBody(ctx, &pol) {
+	pol, ok := read(s, ctx, func(st *registry.State) (registry.Policy, error) { return st.Policy(p.model) })
+	if !ok || !decodeBody(ctx, &pol) {
 		return
 	}
 	s.answer(ctx, p, &registry.SetPolicyArgs{Model: p.model, Policy: pol, Reason: string(ctx.QueryArgs().Peek("reason"))})
