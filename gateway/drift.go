@@ -12,7 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/modelgate/modelgate/drift"
-	"github.com/modelgate/modelgate/gateway/oip"
+	"github.com/modelgate/modelgate/internal/float16"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -190,9 +190,9 @@ func element(t *runtime.Tensor, i int) float32 {
 	case runtime.Uint64:
 		return float32(le.Uint64(b[8*i:]))
 	case runtime.FP16:
-		return oip.Float16ToFloat32(le.Uint16(b[2*i:]))
+		return float16.ToFloat32(le.Uint16(b[2*i:]))
 	case runtime.BF16:
-		return oip.BFloat16ToFloat32(le.Uint16(b[2*i:]))
+		return float16.BFloat16ToFloat32(le.Uint16(b[2*i:]))
 	}
 	return 0
 }

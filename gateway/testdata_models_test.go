@@ -18,6 +18,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/modelgate/modelgate/gateway"
+	"github.com/modelgate/modelgate/internal/float16"
 	"github.com/modelgate/modelgate/internal/testmodels"
 	"github.com/modelgate/modelgate/runtime"
 )
@@ -339,7 +340,7 @@ func numbers(t *testing.T, v ort.Value) []float64 {
 			if bf16 {
 				return float64(math.Float32frombits(uint32(h) << 16))
 			}
-			return float64(halfToFloat(h))
+			return float64(float16.ToFloat32(h))
 		})
 	}
 	t.Fatalf("unexpected ORT output %T", v)
@@ -443,7 +444,7 @@ func makeInput(t *testing.T, rng *rand.Rand, dt ort.TensorElementDataType, shape
 			if dt == ort.TensorElementDataTypeBFloat16 {
 				h = uint16(math.Float32bits(float32(f)) >> 16) // exact for quarters
 			} else {
-				h = halfExact(float32(f))
+				h = float16.FromFloat32(float32(f)) // exact for quarters
 			}
 			binary.LittleEndian.PutUint16(b[2*i:], h)
 		}
@@ -495,35 +496,4 @@ func makeInput(t *testing.T, rng *rand.Rand, dt ort.TensorElementDataType, shape
 	}
 	js, _ := json.Marshal(vals)
 	return v, string(js), raw.Bytes()
-}
-
-// halfExact converts a float32 that FP16 holds exactly (small multiples of
-// 1/4) to its bits.
-func halfExact(f float32) uint16 {
-	if f == 0 {
-		return 0
-	}
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int((b>>23)&0xff) - 127 + 15
-	mant := uint16((b >> 13) & 0x3ff)
-	return sign | uint16(exp)<<10 | mant
-}
-
-// halfToFloat decodes IEEE binary16.
-func halfToFloat(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0:
-		f := float32(mant) / 1024 / 16384
-		if sign != 0 {
-			return -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }

@@ -6,7 +6,9 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/modelgate/modelgate/internal/float16"
+	"github.com/modelgate/modelgate/internal/jsonw"
 )
 
 // AppendNDJSON appends row as one line of JSON, newline included, and
@@ -25,17 +27,17 @@ import (
 func AppendNDJSON(dst []byte, row *Row) []byte {
 	r := &row.Record
 	dst = append(dst, `{"id":`...)
-	dst = appendJSONString(dst, r.RequestID)
+	dst = jsonw.AppendString(dst, r.RequestID)
 	dst = append(dst, `,"model":`...)
-	dst = appendJSONString(dst, r.Model)
+	dst = jsonw.AppendString(dst, r.Model)
 	dst = append(dst, `,"version":`...)
-	dst = appendJSONString(dst, r.Version)
+	dst = jsonw.AppendString(dst, r.Version)
 	dst = append(dst, `,"role":"`...)
 	dst = append(dst, r.Role.String()...)
 	dst = append(dst, `","time":`...)
 	dst = appendJSONTime(dst, r.Time)
 	dst = append(dst, `,"node":`...)
-	dst = appendJSONString(dst, r.Node)
+	dst = jsonw.AppendString(dst, r.Node)
 	dst = append(dst, `,"latency_ns":`...)
 	dst = strconv.AppendInt(dst, r.Latency, 10)
 	dst = append(dst, `,"inputs":`...)
@@ -70,9 +72,9 @@ func appendJSONTensors(dst []byte, ts []Tensor) []byte {
 		}
 		t := &ts[i]
 		dst = append(dst, `{"name":`...)
-		dst = appendJSONString(dst, t.Name)
+		dst = jsonw.AppendString(dst, t.Name)
 		dst = append(dst, `,"datatype":`...)
-		dst = appendJSONString(dst, t.DataType)
+		dst = jsonw.AppendString(dst, t.DataType)
 		dst = append(dst, `,"shape":[`...)
 		for j, d := range t.Shape {
 			if j > 0 {
@@ -100,7 +102,7 @@ func appendJSONData(dst []byte, t *Tensor, code byte) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, s)
+			dst = jsonw.AppendString(dst, s)
 		}
 		return dst
 	}
@@ -131,7 +133,7 @@ func appendJSONData(dst []byte, t *Tensor, code byte) []byte {
 		case tInt64:
 			dst = strconv.AppendInt(dst, int64(le.Uint64(p)), 10)
 		case tFP16:
-			dst = appendJSONFloat(dst, float64(halfToFloat32(le.Uint16(p))), 32)
+			dst = appendJSONFloat(dst, float64(float16.ToFloat32(le.Uint16(p))), 32)
 		case tBF16:
 			dst = appendJSONFloat(dst, float64(math.Float32frombits(uint32(le.Uint16(p))<<16)), 32)
 		case tFP32:
@@ -148,70 +150,4 @@ func appendJSONFloat(dst []byte, v float64, bitSize int) []byte {
 		return append(dst, "null"...)
 	}
 	return strconv.AppendFloat(dst, v, 'g', -1, bitSize)
-}
-
-// halfToFloat32 converts IEEE 754 binary16 bits to a float32.
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	frac := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // Inf, NaN
-		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
-	case exp != 0:
-		return math.Float32frombits(sign | (exp+112)<<23 | frac<<13)
-	case frac == 0:
-		return math.Float32frombits(sign)
-	}
-	// Subnormal: normalise.
-	e := uint32(113)
-	for frac&0x400 == 0 {
-		frac <<= 1
-		e--
-	}
-	return math.Float32frombits(sign | e<<23 | (frac&0x3ff)<<13)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

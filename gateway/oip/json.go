@@ -4,64 +4,14 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/modelgate/modelgate/internal/float16"
+	"github.com/modelgate/modelgate/internal/jsonw"
 	"github.com/modelgate/modelgate/runtime"
 )
 
 // JSON writing primitives shared by the response, request and metadata
 // writers. They append and never allocate beyond growing dst.
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Control characters, '"' and '\'
-// are escaped; invalid UTF-8 becomes U+FFFD; U+2028 and U+2029 are escaped
-// so the output is also valid JavaScript, as encoding/json does.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
 
 // appendFloat appends f, a float64 or (bits 32) a float32 value, as a JSON
 // number in the shortest form that reads back to the same value: 0.1 for
@@ -93,14 +43,14 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 // significant digits always suffice; the search stops earlier for most
 // values. NaN and infinities are null.
 func appendHalf(dst []byte, h uint16) []byte {
-	f := float64(Float16ToFloat32(h))
+	f := float64(float16.ToFloat32(h))
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, "null"...)
 	}
 	var tmp [32]byte
 	for prec := range 5 { // digits after the first
 		s := strconv.AppendFloat(tmp[:0], f, 'e', prec, 64)
-		if v, err := strconv.ParseFloat(b2s(s), 64); err == nil && halfFromFloat64(v) == h {
+		if v, err := strconv.ParseFloat(b2s(s), 64); err == nil && float16.FromFloat64(v) == h {
 			return appendFloat(dst, v, 64)
 		}
 	}
@@ -163,7 +113,7 @@ func appendData(dst []byte, t *runtime.Tensor) []byte {
 			case runtime.Int16:
 				dst = strconv.AppendInt(dst, int64(int16(v)), 10)
 			case runtime.BF16:
-				dst = appendFloat(dst, float64(BFloat16ToFloat32(v)), 32)
+				dst = appendFloat(dst, float64(float16.BFloat16ToFloat32(v)), 32)
 			default:
 				dst = appendHalf(dst, v)
 			}
@@ -203,7 +153,7 @@ func appendData(dst []byte, t *runtime.Tensor) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, s)
+			dst = jsonw.AppendString(dst, s)
 		}
 	}
 	return append(dst, ']')

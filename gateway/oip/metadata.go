@@ -1,6 +1,9 @@
 package oip
 
-import "github.com/modelgate/modelgate/runtime"
+import (
+	"github.com/modelgate/modelgate/internal/jsonw"
+	"github.com/modelgate/modelgate/runtime"
+)
 
 // Platform is what model metadata says models run on.
 const Platform = "onnxruntime_onnx"
@@ -12,7 +15,7 @@ const ExtensionBinaryTensorData = "binary_tensor_data"
 // AppendError appends the OIP error body {"error":"…"}.
 func AppendError(dst []byte, msg string) []byte {
 	dst = append(dst, `{"error":`...)
-	dst = appendString(dst, msg)
+	dst = jsonw.AppendString(dst, msg)
 	return append(dst, '}')
 }
 
@@ -20,9 +23,9 @@ func AppendError(dst []byte, msg string) []byte {
 // {"name":…,"version":…,"extensions":[…]}.
 func AppendServerMetadata(dst []byte, name, version string, extensions []string) []byte {
 	dst = append(dst, `{"name":`...)
-	dst = appendString(dst, name)
+	dst = jsonw.AppendString(dst, name)
 	dst = append(dst, `,"version":`...)
-	dst = appendString(dst, version)
+	dst = jsonw.AppendString(dst, version)
 	dst = append(dst, `,"extensions":`...)
 	dst = appendStrings(dst, extensions)
 	return append(dst, '}')
@@ -33,7 +36,7 @@ func AppendServerMetadata(dst []byte, name, version string, extensions []string)
 // "outputs":[…]}, with -1 for a dynamic dimension.
 func AppendModelMetadata(dst []byte, name string, versions []string, sig *runtime.Signature) []byte {
 	dst = append(dst, `{"name":`...)
-	dst = appendString(dst, name)
+	dst = jsonw.AppendString(dst, name)
 	dst = append(dst, `,"versions":`...)
 	dst = appendStrings(dst, versions)
 	dst = append(dst, `,"platform":"`+Platform+`","inputs":`...)
@@ -50,7 +53,7 @@ func AppendReady(dst []byte, name string, ready bool) []byte {
 	dst = append(dst, '{')
 	if name != "" {
 		dst = append(dst, `"name":`...)
-		dst = appendString(dst, name)
+		dst = jsonw.AppendString(dst, name)
 		dst = append(dst, ',')
 	}
 	if ready {
@@ -65,7 +68,7 @@ func appendStrings(dst []byte, ss []string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, s)
+		dst = jsonw.AppendString(dst, s)
 	}
 	return append(dst, ']')
 }
@@ -78,7 +81,7 @@ func appendSpecs(dst []byte, specs []runtime.TensorSpec) []byte {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"name":`...)
-		dst = appendString(dst, s.Name)
+		dst = jsonw.AppendString(dst, s.Name)
 		dst = append(dst, `,"datatype":"`...)
 		dst = append(dst, s.DataType.String()...)
 		dst = append(dst, `","shape":`...)

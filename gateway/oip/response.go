@@ -3,6 +3,7 @@ package oip
 import (
 	"strconv"
 
+	"github.com/modelgate/modelgate/internal/jsonw"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -54,12 +55,12 @@ type Parameter struct {
 func AppendInferResponse(dst []byte, resp *Response, req *InferRequest) (body []byte, jsonLen int) {
 	start := len(dst)
 	dst = append(dst, `{"model_name":`...)
-	dst = appendString(dst, resp.Model)
+	dst = jsonw.AppendString(dst, resp.Model)
 	dst = append(dst, `,"model_version":`...)
-	dst = appendString(dst, resp.Version)
+	dst = jsonw.AppendString(dst, resp.Version)
 	if len(resp.ID) > 0 {
 		dst = append(dst, `,"id":`...)
-		dst = appendString(dst, b2s(resp.ID))
+		dst = jsonw.AppendString(dst, b2s(resp.ID))
 	}
 	if len(resp.Parameters) > 0 {
 		dst = append(dst, `,"parameters":{`...)
@@ -68,12 +69,12 @@ func AppendInferResponse(dst []byte, resp *Response, req *InferRequest) (body []
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, p.Key)
+			dst = jsonw.AppendString(dst, p.Key)
 			dst = append(dst, ':')
 			if p.Bytes != nil {
-				dst = appendString(dst, b2s(p.Bytes))
+				dst = jsonw.AppendString(dst, b2s(p.Bytes))
 			} else {
-				dst = appendString(dst, p.Str)
+				dst = jsonw.AppendString(dst, p.Str)
 			}
 		}
 		dst = append(dst, '}')
@@ -91,7 +92,7 @@ func AppendInferResponse(dst []byte, resp *Response, req *InferRequest) (body []
 		}
 		first = false
 		dst = append(dst, `{"name":`...)
-		dst = appendString(dst, t.Name)
+		dst = jsonw.AppendString(dst, t.Name)
 		dst = append(dst, `,"datatype":"`...)
 		dst = append(dst, t.DataType.String()...)
 		dst = append(dst, `","shape":`...)
@@ -153,14 +154,14 @@ func AppendInferRequest(dst []byte, req *InferRequest, binary bool) (body []byte
 	dst = append(dst, '{')
 	if len(req.ID) > 0 {
 		dst = append(dst, `"id":`...)
-		dst = appendString(dst, b2s(req.ID))
+		dst = jsonw.AppendString(dst, b2s(req.ID))
 		dst = append(dst, ',')
 	}
 	if len(req.RoutingKey) > 0 || req.BinaryDataOutput {
 		dst = append(dst, `"parameters":{`...)
 		if len(req.RoutingKey) > 0 {
 			dst = append(dst, `"routing_key":`...)
-			dst = appendString(dst, b2s(req.RoutingKey))
+			dst = jsonw.AppendString(dst, b2s(req.RoutingKey))
 			if req.BinaryDataOutput {
 				dst = append(dst, ',')
 			}
@@ -177,7 +178,7 @@ func AppendInferRequest(dst []byte, req *InferRequest, binary bool) (body []byte
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"name":`...)
-		dst = appendString(dst, t.Name)
+		dst = jsonw.AppendString(dst, t.Name)
 		dst = append(dst, `,"shape":`...)
 		dst = appendShape(dst, t.Shape)
 		dst = append(dst, `,"datatype":"`...)
@@ -201,7 +202,7 @@ func AppendInferRequest(dst []byte, req *InferRequest, binary bool) (body []byte
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"name":`...)
-			dst = appendString(dst, o.Name)
+			dst = jsonw.AppendString(dst, o.Name)
 			if o.Binary {
 				dst = append(dst, `,"parameters":{"binary_data":true}}`...)
 			} else {

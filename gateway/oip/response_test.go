@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/modelgate/modelgate/internal/jsonw"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -116,7 +117,7 @@ func TestAppendDataAllTypes(t *testing.T) {
 
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 	for _, s := range []string{"", "plain", "quote\" back\\ slash/", "\x00\x01\x1f\x7f", "\b\f\n\r\t", "é😀", "\xff\xfe", "a\xc3", "\u2028\u2029", "<>&", "\ufffd"} {
-		got := appendString(nil, s)
+		got := jsonw.AppendString(nil, s)
 		var back string
 		if err := json.Unmarshal(got, &back); err != nil {
 			t.Fatalf("%q → %s: %v", s, got, err)

@@ -1,23 +1,25 @@
-package oip
+// Package float16 converts between float32/float64 and the two 16-bit
+// floating-point formats tensors carry: IEEE 754 binary16 ("half", OIP's
+// FP16: 1 sign bit, 5 exponent bits, 10 mantissa bits) and bfloat16 (BF16:
+// the top half of a float32). JSON carries both as ordinary numbers, so the
+// OIP codec and the prediction log convert both ways; rounding is to
+// nearest, ties to even, done once.
+package float16
 
 import "math"
 
-// IEEE 754 binary16 ("half", the FP16 datatype): 1 sign bit, 5 exponent bits
-// (bias 15), 10 mantissa bits. JSON carries FP16 as ordinary numbers, so the
-// codec converts both ways itself.
-
-// Float32ToFloat16 returns the binary16 bits nearest to f, ties to even.
+// FromFloat32 returns the binary16 bits nearest to f, ties to even.
 // Values beyond the largest half (65504) round to infinity when they are at
 // least 65520, NaN stays NaN (quiet, keeping the top payload bits).
-func Float32ToFloat16(f float32) uint16 {
+func FromFloat32(f float32) uint16 {
 	// float32 → float64 is exact, so one rounding happens, here.
-	return halfFromFloat64(float64(f))
+	return FromFloat64(float64(f))
 }
 
-// halfFromFloat64 rounds f to binary16, to nearest, ties to even. The
+// FromFloat64 rounds f to binary16, to nearest, ties to even. The
 // decoder parses FP16 numbers to float64 and rounds once, with no double
 // rounding through float32.
-func halfFromFloat64(f float64) uint16 {
+func FromFloat64(f float64) uint16 {
 	b := math.Float64bits(f)
 	sign := uint16(b>>48) & 0x8000
 	exp := int(b>>52) & 0x7ff
@@ -59,9 +61,9 @@ func halfFromFloat64(f float64) uint16 {
 	return sign | h
 }
 
-// Float16ToFloat32 returns the value of the binary16 bits h (exactly: every
+// ToFloat32 returns the value of the binary16 bits h (exactly: every
 // half is a float32).
-func Float16ToFloat32(h uint16) float32 {
+func ToFloat32(h uint16) float32 {
 	sign := uint32(h&0x8000) << 16
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h & 0x3ff)
@@ -83,12 +85,12 @@ func Float16ToFloat32(h uint16) float32 {
 	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
 }
 
-// bfloat16FromFloat64 returns the bfloat16 bits (the top half of a float32:
+// BFloat16FromFloat64 returns the bfloat16 bits (the top half of a float32:
 // 8 exponent bits, 7 mantissa bits) nearest to f, ties to even. It rounds
 // f to float32 by round-to-odd first: with 24 bits against bfloat16's 8,
 // that intermediate step cannot create a false tie, so the result is the
 // correctly rounded one.
-func bfloat16FromFloat64(f float64) uint16 {
+func BFloat16FromFloat64(f float64) uint16 {
 	f32 := float32(f)
 	if float64(f32) != f && !math.IsInf(float64(f32), 0) {
 		b := math.Float32bits(f32)
