@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,20 +25,31 @@ type proc struct {
 	cmd  *exec.Cmd
 	url  string
 	logs *strings.Builder
+	done chan struct{} // closed once the process has exited
+}
+
+// start starts the process and watches for its exit.
+func (p *proc) start() error {
+	p.done = make(chan struct{})
+	if err := p.cmd.Start(); err != nil {
+		return err
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	return nil
 }
 
 func (p *proc) stop() {
-	if p.cmd.Process != nil {
-		p.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			p.cmd.Process.Kill()
-		}
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
 	}
 }
+
+// errPortTaken: a port picked free was taken before the child bound it.
+var errPortTaken = errors.New("port taken")
 
 func loopbackAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -49,25 +61,32 @@ func loopbackAddr() (string, error) {
 }
 
 // startServe runs `modelgate serve` on free loopback ports in its own data
-// dir and waits until it is ready.
+// dir and waits until it is ready, on new ports when one was taken between
+// picking it and binding it.
 func startServe(dir, model string, extra ...string) (*proc, error) {
-	var addrs [3]string
-	for i := range addrs {
-		a, err := loopbackAddr()
-		if err != nil {
+	for attempt := 1; ; attempt++ {
+		var addrs [3]string
+		for i := range addrs {
+			a, err := loopbackAddr()
+			if err != nil {
+				return nil, err
+			}
+			addrs[i] = a
+		}
+		exe, _ := os.Executable()
+		args := append([]string{"serve", "--listen", addrs[0], "--admin-listen", addrs[1], "--raft-listen", addrs[2],
+			"--data-dir", dir, "--model", "fraud=" + model}, extra...)
+		p := &proc{cmd: exec.Command(exe, args...), url: "http://" + addrs[0], logs: &strings.Builder{}}
+		p.cmd.Stderr = p.logs
+		if err := p.start(); err != nil {
 			return nil, err
 		}
-		addrs[i] = a
+		err := waitReady(p)
+		if errors.Is(err, errPortTaken) && attempt < 5 {
+			continue
+		}
+		return p, err
 	}
-	exe, _ := os.Executable()
-	args := append([]string{"serve", "--listen", addrs[0], "--admin-listen", addrs[1], "--raft-listen", addrs[2],
-		"--data-dir", dir, "--model", "fraud=" + model}, extra...)
-	p := &proc{cmd: exec.Command(exe, args...), url: "http://" + addrs[0], logs: &strings.Builder{}}
-	p.cmd.Stderr = p.logs
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	return p, waitReady(p)
 }
 
 // startBaseline runs `modelgate baseline KIND` and reads its address.
@@ -79,7 +98,7 @@ func startBaseline(kind, model string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.cmd.Start(); err != nil {
+	if err := p.start(); err != nil {
 		return nil, err
 	}
 	found := make(chan string, 1)
@@ -104,6 +123,14 @@ func startBaseline(kind, model string) (*proc, error) {
 func waitReady(p *proc) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			if strings.Contains(p.logs.String(), "address already in use") {
+				return errPortTaken
+			}
+			return fmt.Errorf("%s exited before it was ready: %s", p.url, p.logs.String())
+		default:
+		}
 		resp, err := http.Get(p.url + "/v2/health/ready")
 		if err == nil {
 			resp.Body.Close()

@@ -52,28 +52,8 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	if strings.Fields(string(out))[3] != strings.Fields(string(out2))[3] || !strings.Contains(string(out), "sha256") {
 		t.Fatalf("demo model is not deterministic:\n%s\n%s", out, out2)
 	}
-	addr, admin := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--admin-listen", admin, "--raft-listen", freeAddr(t), "--data-dir", filepath.Join(dir, "data"), "--model", "fraud="+model)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 20s:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	n := startNode(t, bin, filepath.Join(dir, "data"), "--model", "fraud="+model)
+	addr, cmd, logs := n.addr, n.cmd, n.logs
 
 	body := oiptest.GoodRequest(4)
 	var (
@@ -111,11 +91,9 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
+	case <-n.done:
+		if err := n.waitErr; err != nil {
 			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
 		}
 	case <-time.After(15 * time.Second):
@@ -133,12 +111,18 @@ func TestServeRefusesBadModel(t *testing.T) {
 	bin := buildBinary(t)
 	bad := filepath.Join(t.TempDir(), "bad.onnx")
 	os.WriteFile(bad, []byte("not a model"), 0o644)
-	cmd := exec.Command(bin, "serve", "--listen", freeAddr(t), "--admin-listen", freeAddr(t), "--raft-listen", freeAddr(t), "--data-dir", t.TempDir(), "--model", "x="+bad)
-	out, err := cmd.CombinedOutput()
+	var out []byte
+	var err error
+	for attempt := 0; attempt < 5; attempt++ { // a port picked free may be taken before serve binds it
+		cmd := exec.Command(bin, "serve", "--listen", freeAddr(t), "--admin-listen", freeAddr(t), "--raft-listen", freeAddr(t), "--data-dir", t.TempDir(), "--model", "x="+bad)
+		if out, err = cmd.CombinedOutput(); !strings.Contains(string(out), "address already in use") {
+			break
+		}
+	}
 	if err == nil || !strings.Contains(string(out), "validation failed: the file is not an ONNX model") {
 		t.Fatalf("serving garbage: err=%v\n%s", err, out)
 	}
-	out, err = exec.Command(bin, "serve", "--ort-lib", "/nonexistent.so").CombinedOutput()
+	out, err = exec.Command(bin, "serve", "--ort-lib", "/nonexistent.so", "--data-dir", t.TempDir()).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "make ort") {
 		t.Fatalf("missing ORT library: err=%v\n%s", err, out)
 	}

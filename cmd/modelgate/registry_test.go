@@ -28,24 +28,58 @@ type node struct {
 	addr, admin, raft string
 	dataDir, token    string
 	logs              *bytes.Buffer
+	done              chan struct{} // closed when the process has exited
+	waitErr           error
 }
 
+// wait waits for the process to exit and returns how it ended.
+func (n *node) wait() error { <-n.done; return n.waitErr }
+
+// startNode runs `modelgate serve` on free loopback ports and waits until it
+// is ready. A port picked free can be taken by another test binary before
+// the node binds it, so a node that dies on "address already in use" is
+// started again on new ports.
 func startNode(t *testing.T, bin, dataDir string, args ...string) *node {
 	t.Helper()
-	n := &node{addr: freeAddr(t), admin: freeAddr(t), raft: freeAddr(t), dataDir: dataDir, logs: &bytes.Buffer{}}
-	n.cmd = exec.Command(bin, append([]string{"serve", "--listen", n.addr, "--admin-listen", n.admin, "--raft-listen", n.raft, "--data-dir", dataDir}, args...)...)
-	n.cmd.Stderr = n.logs
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		n := &node{addr: freeAddr(t), admin: freeAddr(t), raft: freeAddr(t), dataDir: dataDir, logs: &bytes.Buffer{}, done: make(chan struct{})}
+		n.cmd = exec.Command(bin, append([]string{"serve", "--listen", n.addr, "--admin-listen", n.admin, "--raft-listen", n.raft, "--data-dir", dataDir}, args...)...)
+		n.cmd.Stderr = n.logs
+		if err := n.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { n.waitErr = n.cmd.Wait(); close(n.done) }()
+		if n.ready(t, attempt) {
+			t.Cleanup(func() { n.cmd.Process.Kill(); <-n.done })
+			b, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.token = strings.TrimSpace(string(b))
+			return n
+		}
 	}
-	t.Cleanup(func() { n.cmd.Process.Kill(); n.cmd.Wait() })
+}
+
+// ready waits for the node to report ready. It reports false when the node
+// died on a port another process took first and may be started again.
+func (n *node) ready(t *testing.T, attempt int) bool {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		select {
+		case <-n.done:
+			if attempt < 5 && strings.Contains(n.logs.String(), "address already in use") {
+				return false
+			}
+			t.Fatalf("the node exited before it was ready (%v):\n%s", n.waitErr, n.logs.String())
+		default:
+		}
 		resp, err := http.Get("http://" + n.addr + "/v2/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				break
+				return true
 			}
 		}
 		if time.Now().After(deadline) {
@@ -53,12 +87,6 @@ func startNode(t *testing.T, bin, dataDir string, args ...string) *node {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	b, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.token = strings.TrimSpace(string(b))
-	return n
 }
 
 // api calls the admin API and returns the status and body.
@@ -228,7 +256,7 @@ func TestRegistryLifecycle(t *testing.T) {
 	_, models := n.api(t, "GET", "/api/v1/models/fraud", nil, "")
 	_, audit := n.api(t, "GET", "/api/v1/audit?limit=10000", nil, "")
 	n.cmd.Process.Signal(syscall.SIGKILL)
-	n.cmd.Wait()
+	n.wait()
 
 	n2 := startNode(t, bin, n.dataDir)
 	_, models2 := n2.api(t, "GET", "/api/v1/models/fraud", nil, "")
