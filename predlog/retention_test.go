@@ -124,9 +124,10 @@ func TestPruneBySize(t *testing.T) {
 	if res.BySize < n/4 || res.BySize > n*3/4 || res.ByAge != 0 {
 		t.Fatalf("Prune = %+v", res)
 	}
-	if live := l.liveBytes(); live > uint64(c.MaxBytes) {
-		t.Fatalf("%d live bytes after pruning, more than MaxBytes %d", live, c.MaxBytes)
-	}
+	// The pass compacts what it deleted, but a compaction Pebble started on
+	// its own after the reopen can still be writing out index tables that
+	// predate the tombstones: the live size settles once it ends.
+	waitFor(t, "the live bytes to fall under MaxBytes", func() bool { return l.liveBytes() <= uint64(c.MaxBytes) })
 	// Pebble keeps obsolete WAL files for reuse (about a memtable's worth)
 	// beside what MaxBytes bounds.
 	waitFor(t, "the obsolete tables to go", func() bool {
