@@ -2,7 +2,6 @@ package predlog
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
@@ -108,7 +107,8 @@ type ent struct {
 
 // commitGroup writes g as one or more Pebble batches, and commits them; the
 // last with sync. The records of each model, in ring order, go into blocks
-// (block.go) under consecutive stamps; each record gets its own index entry.
+// (block.go) under consecutive stamps; once a batch is committed, its
+// records' ids go to the index (index.go), in memory.
 func (l *Log) commitGroup(g *group, sync bool) {
 	done := 0 // records in batches committed so far
 	defer func() {
@@ -152,7 +152,7 @@ func (l *Log) commitGroup(g *group, sync bool) {
 	}
 	stamp := l.reserve(len(ents))
 	idx := l.idx[:0]
-	b := l.db.NewBatchWithSize(min(len(g.buf)+len(ents)*32, l.cfg.MaxBatchBytes+64<<10))
+	b := l.db.NewBatchWithSize(min(len(g.buf)+len(ents)*8, l.cfg.MaxBatchBytes+64<<10))
 	inBatch := 0
 	var key [2*maxName + 32]byte
 	for i := 0; i < len(ents); {
@@ -198,23 +198,24 @@ func (l *Log) commitGroup(g *group, sync bool) {
 		i = j
 
 		if b.Len() >= l.cfg.MaxBatchBytes && i < len(ents) {
-			idx = l.writeIndex(b, idx)
 			if err := l.commitBatch(b, false, inBatch); err != nil {
 				g.err = err
 				return
 			}
+			l.ix.add(idx)
+			idx = idx[:0]
 			done += inBatch
 			inBatch = 0
 			b = l.db.NewBatchWithSize(l.cfg.MaxBatchBytes + 64<<10)
 		}
 	}
-	idx = l.writeIndex(b, idx)
-	if cap(idx) <= 1<<16 {
-		l.idx = idx
-	}
 	if err := l.commitBatch(b, sync, inBatch); err != nil {
 		g.err = err
 		return
+	}
+	l.ix.add(idx)
+	if cap(idx) <= 1<<16 {
+		l.idx = idx[:0]
 	}
 	done += inBatch
 	l.batches.Add(1)
@@ -222,31 +223,6 @@ func (l *Log) commitGroup(g *group, sync bool) {
 		l.maxBatch.Store(n)
 	}
 	l.batchHist[min((bits.Len(uint(g.n-1))+1)/2, 7)].Add(1)
-}
-
-// idxEnt is an index entry waiting to go into a batch.
-type idxEnt struct {
-	hash  uint64 // the top indexHashLen bytes of the id hash
-	stamp int64
-	model []byte
-}
-
-// writeIndex adds the index entries to b in key order, which makes the
-// memtable inserts of these randomly placed keys cheaper (each starts its
-// search from where the last one ended), and returns idx emptied.
-func (l *Log) writeIndex(b *pebble.Batch, idx []idxEnt) []idxEnt {
-	slices.SortFunc(idx, func(x, y idxEnt) int {
-		if x.hash != y.hash {
-			return cmp.Compare(x.hash, y.hash)
-		}
-		return cmp.Compare(x.stamp, y.stamp)
-	})
-	var key [indexKeyLen]byte
-	for i := range idx {
-		// i hash stamp -> model
-		_ = b.Set(appendIndexKey(key[:0], idx[i].hash<<(64-8*indexHashLen), idx[i].stamp), idx[i].model, nil)
-	}
-	return idx[:0]
 }
 
 // commitBatch commits and releases b. A failure (an error, or a panic:

@@ -93,6 +93,13 @@ type Config struct {
 	// ValueCompression chooses per-value compression. Default CompressNone.
 	ValueCompression ValueCompression
 
+	// IndexRunSize is how many records' ids the id index collects in memory
+	// before it writes them as a sorted run (index.go). A lookup searches the
+	// entries in memory and reads one chunk of each run; runs are merged
+	// eight at a time, so a log of N records has at most about
+	// 7·log8(N/IndexRunSize) runs. Default 65536 (about 1.5 MiB in memory).
+	IndexRunSize int
+
 	// MemTableSize is Pebble's memtable size. Default 64 MiB: fewer, larger
 	// flushes keep write amplification down at 100k records/s.
 	MemTableSize int
@@ -120,6 +127,7 @@ const (
 	DefaultMaxAge         = 30 * 24 * time.Hour
 	DefaultMaxBytes       = 20 << 30
 	DefaultPruneInterval  = time.Minute
+	DefaultIndexRunSize   = 1 << 16
 	DefaultMemTableSize   = 64 << 20
 	DefaultCacheSize      = 32 << 20
 )
@@ -159,6 +167,9 @@ func (c *Config) setDefaults() {
 	if c.ValueCompression == CompressDefault {
 		c.ValueCompression = CompressNone
 	}
+	if c.IndexRunSize == 0 {
+		c.IndexRunSize = DefaultIndexRunSize
+	}
 	if c.MemTableSize == 0 {
 		c.MemTableSize = DefaultMemTableSize
 	}
@@ -197,6 +208,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("predlog: PruneInterval (%s) must be at least 10ms (or negative to disable)", c.PruneInterval)
 	case c.ValueCompression != CompressNone && c.ValueCompression != CompressZstd:
 		return fmt.Errorf("predlog: ValueCompression (%s) is not none or zstd", c.ValueCompression)
+	case c.IndexRunSize < 16 || c.IndexRunSize > 1<<24:
+		return fmt.Errorf("predlog: IndexRunSize (%d) must be between 16 and %d", c.IndexRunSize, 1<<24)
 	case c.MemTableSize < 1<<20:
 		return fmt.Errorf("predlog: MemTableSize (%d) must be at least 1 MiB", c.MemTableSize)
 	case c.MemTableSize > 1<<30:

@@ -25,6 +25,7 @@ func TestCrashChild(t *testing.T) {
 	c := DefaultConfig(dir)
 	c.PruneInterval = -1
 	c.MemTableSize = 4 << 20 // flushes happen during the run too
+	c.IndexRunSize = 256     // index runs are written and merged during the run too
 	l, err := Open(c)
 	if err != nil {
 		fmt.Println("open:", err)
@@ -110,6 +111,7 @@ func TestCrashDurable(t *testing.T) {
 
 		c := DefaultConfig(dir)
 		c.PruneInterval = -1
+		c.IndexRunSize = 256
 		l, err := Open(c)
 		if err != nil {
 			t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)

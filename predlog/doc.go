@@ -23,9 +23,10 @@
 // "model 0x00" is an unambiguous prefix. Stamps are 8-byte big-endian.
 //
 //	p model 0x00 last-stamp      -> block of records (the primary key)
-//	i hash6(id) stamp            -> model            (lookup by request id)
 //	l model 0x00 request-id      -> label: stamp, time, value
 //	L model 0x00 stamp           -> request id       (labels in arrival order)
+//	x first-stamp level hash6    -> chunk of an id index run
+//	x first-stamp level ff×7     -> the run's descriptor
 //
 // A stamp is the commit time in unix nanoseconds, made unique and strictly
 // increasing within the log: the single committer takes max(now, last+1)
@@ -47,11 +48,40 @@
 // of versions at a time). One key per block instead of one per record is
 // most of the committer's and Pebble's work saved (see Measurements).
 //
-// The index is keyed by 6 bytes of the id's FNV-1a hash and the record's
-// stamp: short keys, several records per id (a request and its shadow
-// copies), and collisions that cost an extra read, never a wrong answer,
-// because lookups compare the stored id. Its value is the model, which
-// finds the block.
+// # Lookup by request id
+//
+// The id index (index.go) maps 6 bytes of the id's FNV-1a hash to the
+// records' stamps and models: several records per id (a request and its
+// shadow copies), and collisions that cost an extra read, never a wrong
+// answer, because lookups compare the stored id. It never goes through the
+// memtable. The committer hands each committed record's entry to the index
+// in memory; every IndexRunSize entries (default 65,536) the indexer
+// goroutine sorts them by hash and writes them as a run: an sstable of
+// ~4 KiB chunks (hash deltas, stamp offsets and model numbers as uvarints,
+// about 10 bytes an entry before Pebble's compression) under keys of their
+// own, which Pebble ingests straight into the bottom level. Eight runs of a
+// level are merged into one of the next, ingested while the eight are
+// excised in the same atomic step, so a log of N records has at most about
+// 7·log8(N/IndexRunSize) runs. A lookup scans the entries in memory and
+// reads one chunk per run (a seek each); an iterator made under the lock the
+// indexer publishes under sees exactly the runs it lists.
+//
+// Why not a key per record, as before: a randomly placed key per record made
+// Pebble insert it into the memtable, write it to the WAL, flush it and
+// compact it, and, worse, made every flushed table span the whole keyspace,
+// so the tables of blocks overlapped and were rewritten by compactions too.
+// Now the memtable holds blocks (and labels) only, flushed tables move down
+// without being rewritten, and the index costs a sort and one sequential
+// write per entry, plus one rewrite per level it is merged into.
+//
+// The index in memory is not in the WAL: at Open, the entries of every
+// record stamped after the last run on disk are rebuilt from the records
+// (at most two runs' worth after a crash, read in well under a second).
+// The same rebuild indexes a log written by a version with the per-record
+// index, whose keys ("i" hash stamp) Open deletes. Retention deletes the
+// runs whose records are all gone (an excise); entries of removed records
+// in the runs that remain cost a lookup a wasted seek, and merges drop
+// them.
 
 // # Group commit and the durability contract
 //
@@ -60,8 +90,8 @@
 // and returns: it never waits for I/O. When the ring is full it drops the
 // record and counts it (Stats.Dropped; the gateway exports it as a metric).
 // One committer goroutine swaps the ring for an empty one, writes what it
-// took as Pebble batches (a block key per model and up to 32 KiB of records,
-// and an index key per record, added in key order) and commits them;
+// took as Pebble batches (a block key per model and up to 32 KiB of records)
+// and commits them;
 // whatever accumulates meanwhile is the next group, so batches grow with the
 // load. While records keep coming, async groups start at most every 2 ms
 // (commitInterval), so each commit carries more records; a durable record,
@@ -123,12 +153,9 @@
 // Prune (every PruneInterval in the background) deletes, per model, the
 // predictions committed before now-MaxAge with one DeleteRange over the
 // blocks whose last stamp is older (a block that straddles the cutoff, at
-// most one commit's worth, goes with the next pass), after deleting their
-// index entries one by one (it reads the ids
-// from the records being removed; deleting the index first means a crash
-// between the two leaves records the next pass finds, never index entries
-// nothing would delete). Labels go by the same age, counted from their
-// arrival. While the live files (sstables and WAL) exceed MaxBytes, it then
+// most one commit's worth, goes with the next pass), then the id index runs
+// older than every record left. Labels go by the same age, counted from
+// their arrival. While the live files (sstables and WAL) exceed MaxBytes, it then
 // deletes the oldest predictions of all models down to 90% of MaxBytes,
 // choosing the cutoff stamp from Pebble's disk usage estimates, and compacts
 // the deleted ranges so the space comes back at once. Pebble also keeps a

@@ -12,7 +12,7 @@ import (
 // Key tags: the first byte of every key. See doc.go for the layout.
 const (
 	tagLabelLog = 'L' // L model 0x00 stamp            -> request id
-	tagIndex    = 'i' // i hash(id) stamp              -> model
+	tagIndex    = 'i' // the per-record index of earlier versions: deleted at Open
 	tagLabel    = 'l' // l model 0x00 request id       -> stamp, time, value
 	tagPred     = 'p' // p model 0x00 last stamp       -> block of records
 )
@@ -69,9 +69,9 @@ func parsePredKey(k []byte) (model []byte, last int64, ok bool) {
 	return model, int64(binary.BigEndian.Uint64(rest)), true
 }
 
-// idHash is 64-bit FNV-1a; the index keys on its top indexHashLen bytes,
-// not on the id, to keep its keys short. Two ids with the same hash coexist
-// (the stamp follows the hash in the key) and lookups compare the stored id,
+// idHash is 64-bit FNV-1a; the index keeps its top indexHashLen bytes, not
+// the id, to stay small. Two ids with the same hash coexist (entries are
+// hash and stamp) and lookups compare the stored id,
 // so a collision costs one extra read, never a wrong answer: with N records
 // in the log, a lookup meets one with probability about N/2^48 (4e-6 for a
 // billion records).
@@ -84,26 +84,13 @@ func idHash(id string) uint64 {
 	return h
 }
 
-// indexHashLen is how many bytes of the id hash an index key holds. Every
-// index key is indexKeyLen bytes: the tag, the hash, the stamp.
-const (
-	indexHashLen = 6
-	indexKeyLen  = 1 + indexHashLen + 8
-)
-
-func appendIndexPrefix(dst []byte, id string) []byte {
-	return appendHash(append(dst, tagIndex), idHash(id))
-}
+// indexHashLen is how many bytes of the id hash the index keeps.
+const indexHashLen = 6
 
 func appendHash(dst []byte, hash uint64) []byte {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], hash)
 	return append(dst, b[:indexHashLen]...)
-}
-
-func appendIndexKey(dst []byte, hash uint64, stamp int64) []byte {
-	dst = appendHash(append(dst, tagIndex), hash)
-	return appendStamp(dst, stamp)
 }
 
 func appendLabelKey(dst []byte, model, id string) []byte {

@@ -36,6 +36,7 @@ type Log struct {
 	encBufs sync.Pool             // *encBuf
 	ents    []ent                 // the committer's scratch
 	idx     []idxEnt              // the committer's scratch
+	ix      index                 // the id index's entries in memory, and its runs
 
 	committed, failed, commitErrors, batches, maxBatch, syncs atomic.Uint64
 	batchHist                                                 [8]atomic.Uint64
@@ -98,6 +99,11 @@ func Open(cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("predlog: cannot recover the commit clock from %s: %w", cfg.Dir, err)
 	}
 	l.clock.Store(last)
+	if err := l.openIndex(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("predlog: cannot open the id index in %s: %w", cfg.Dir, err)
+	}
+	go l.indexLoop()
 	go l.run()
 	if cfg.PruneInterval > 0 {
 		go l.pruneLoop()
@@ -312,6 +318,7 @@ func (l *Log) Close() error {
 		l.mu.Unlock()
 		close(l.stop)
 		<-l.done
+		l.closeIndex()
 		err := closeDB(l.db)
 		if f := l.failure.Load(); f != nil {
 			l.closeErr = *f

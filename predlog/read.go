@@ -2,7 +2,6 @@ package predlog
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -42,53 +41,35 @@ func (l *Log) Lookup(requestID string, fn func(*Record) error) error {
 	return l.lookup(requestID, "", false, fn)
 }
 
-// lookup follows the index entries of id to their records, skipping entries
-// of other models (unless model is empty), of other ids with the same hash,
-// and of records retention removed.
+// lookup reads the records the index points to for id, skipping those of
+// other models (unless model is empty), of other ids with the same hash,
+// and those retention removed.
 func (l *Log) lookup(id, model string, own bool, fn func(*Record) error) error {
 	if len(id) == 0 || len(id) > maxName {
 		return ErrNotFound
 	}
-	lo := appendIndexPrefix(nil, id)
-	hi := upperBound(lo)
-	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	cands, err := l.indexCandidates(id)
 	if err != nil {
 		return fmt.Errorf("predlog: cannot look up %q: %w", id, err)
 	}
-	defer it.Close()
+	if len(cands) == 0 {
+		return nil
+	}
+	pit, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagPred}, UpperBound: []byte{tagPred + 1}})
+	if err != nil {
+		return fmt.Errorf("predlog: cannot look up %q: %w", id, err)
+	}
+	defer pit.Close()
 	var (
 		rec     Record
 		scratch []byte
 		pk      []byte
-		pit     *pebble.Iterator
 		br      blockReader
 	)
-	defer func() {
-		if pit != nil {
-			_ = pit.Close()
-		}
-	}()
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		if len(k) != indexKeyLen {
-			return fmt.Errorf("%w: index key %q", ErrCorrupt, k)
-		}
-		stamp := int64(binary.BigEndian.Uint64(k[1+indexHashLen:]))
-		m, err := it.ValueAndErr()
-		if err != nil {
-			return fmt.Errorf("predlog: cannot look up %q: %w", id, err)
-		}
-		if len(m) == 0 || bytes.IndexByte(m, 0) >= 0 {
-			return fmt.Errorf("%w: index value %q", ErrCorrupt, m)
-		}
+	for _, c := range cands {
+		m, stamp := c.model, c.stamp
 		if model != "" && string(m) != model {
 			continue
-		}
-		if pit == nil {
-			pit, err = l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagPred}, UpperBound: []byte{tagPred + 1}})
-			if err != nil {
-				return fmt.Errorf("predlog: cannot look up %q: %w", id, err)
-			}
 		}
 		// The block holding the stamp is the first of the model's blocks
 		// whose last stamp is not before it.
@@ -97,7 +78,7 @@ func (l *Log) lookup(id, model string, own bool, fn func(*Record) error) error {
 			if err := pit.Error(); err != nil {
 				return fmt.Errorf("predlog: cannot read the record of %q: %w", id, err)
 			}
-			continue // pruned: the index entry goes with the next retention pass
+			continue // pruned
 		}
 		bm, last, ok := parsePredKey(pit.Key())
 		if !ok {
@@ -138,9 +119,6 @@ func (l *Log) lookup(id, model string, own bool, fn func(*Record) error) error {
 		if err != nil {
 			return err
 		}
-	}
-	if err := it.Error(); err != nil {
-		return fmt.Errorf("predlog: cannot look up %q: %w", id, err)
 	}
 	return nil
 }

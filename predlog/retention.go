@@ -22,12 +22,10 @@ type PruneResult struct {
 // PruneInterval; a second concurrent call waits for the first.
 //
 // Predictions go as one DeleteRange per model over the blocks whose last
-// stamp is before the cutoff (a block straddling it goes with a later pass);
-// their
-// index entries are deleted one by one first (the ids are read from the
-// records), so no index entry outlives its record for long: a crash between
-// the two leaves records without an index entry until the next pass, never
-// index entries that nothing would delete. Space comes back as Pebble
+// stamp is before the cutoff (a block straddling it goes with a later pass).
+// The id index's runs whose records are all gone are then deleted whole;
+// entries of removed records in the runs that remain cost a lookup one
+// wasted block seek, and merges drop them. Space comes back as Pebble
 // compacts the ranges; the size pass compacts them at once, so the next
 // pass measures the DB it left.
 func (l *Log) Prune(now time.Time) (PruneResult, error) {
@@ -58,6 +56,15 @@ func (l *Log) Prune(now time.Time) (PruneResult, error) {
 	if l.cfg.MaxBytes > 0 && l.liveBytes() > uint64(l.cfg.MaxBytes) {
 		n, err := l.pruneSize()
 		res.BySize = n
+		if err != nil {
+			return res, l.pruneFailed(err)
+		}
+	}
+	if res.ByAge+res.BySize > 0 {
+		floor, err := l.oldestStamp()
+		if err == nil {
+			err = l.dropRuns(floor)
+		}
 		if err != nil {
 			return res, l.pruneFailed(err)
 		}
@@ -139,26 +146,15 @@ func (l *Log) pruneSize() (int, error) {
 			return deleted, err
 		}
 	}
-	if deleted > 0 {
-		// The deleted records' index entries are point tombstones spread
-		// over the whole hash-ordered index: without compacting it, their
-		// space (about a sixth of a record's) stays until Pebble gets to
-		// it, and the DB can stay over MaxBytes after the pass.
-		ilo, ihi := []byte{tagIndex}, []byte{tagIndex + 1}
-		if err := protect(func() error { return l.db.Compact(context.Background(), ilo, ihi, false) }); err != nil {
-			return deleted, err
-		}
-	}
 	return deleted, nil
 }
 
 // deletePredictions deletes the blocks of a model whose records are all
-// stamped before cutoff, and their index entries; compact reclaims the space
-// at once.
+// stamped before cutoff; compact reclaims the space at once.
 func (l *Log) deletePredictions(model string, cutoff int64, compact bool) (int, error) {
 	lo := appendModelPrefix(nil, tagPred, model)
 	hi := appendStamp(appendModelPrefix(nil, tagPred, model), cutoff)
-	n, err := l.deleteIndexEntries(lo, hi)
+	n, err := l.countRecords(lo, hi)
 	if err != nil || n == 0 {
 		return n, err
 	}
@@ -177,22 +173,15 @@ func (l *Log) deletePredictions(model string, cutoff int64, compact bool) (int, 
 	return n, nil
 }
 
-// deleteIndexEntries deletes the index entries of the predictions in
-// [lo, hi), reading their ids from the records, and counts them.
-func (l *Log) deleteIndexEntries(lo, hi []byte) (int, error) {
+// countRecords counts the predictions in the blocks in [lo, hi).
+func (l *Log) countRecords(lo, hi []byte) (int, error) {
 	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return 0, err
 	}
 	defer it.Close()
-	var (
-		rec     Record
-		scratch []byte
-		key     []byte
-		n       int
-		br      blockReader
-	)
-	b := l.db.NewBatch()
+	n := 0
+	var br blockReader
 	for ok := it.First(); ok; ok = it.Next() {
 		_, last, ok := parsePredKey(it.Key())
 		if !ok {
@@ -201,36 +190,37 @@ func (l *Log) deleteIndexEntries(lo, hi []byte) (int, error) {
 		if err := l.openBlock(it, &br, last); err != nil {
 			return n, err
 		}
-		for {
-			stamp, _, v, ok, err := br.Next()
-			if err != nil {
-				return n, corruptKey(err, it.Key())
-			}
-			if !ok {
-				break
-			}
-			if err := decodeValue(&rec, v, &scratch, false); err != nil {
-				return n, fmt.Errorf("%w: stamp %d in key %q", err, stamp, it.Key())
-			}
-			key = appendIndexKey(key[:0], idHash(rec.RequestID), stamp)
-			_ = b.Delete(key, nil)
-			n++
+		n += int(br.last - br.first + 1)
+	}
+	return n, it.Error()
+}
+
+// oldestStamp returns the stamp of the oldest prediction in the log, or
+// one past the last stamp handed out when there is none.
+func (l *Log) oldestStamp() (int64, error) {
+	oldest := l.clock.Load() + 1
+	err := l.forEachModel(tagPred, func(m []byte) error {
+		lo := appendModelPrefix(nil, tagPred, string(m))
+		it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: modelEnd(nil, tagPred, string(m))})
+		if err != nil {
+			return err
 		}
-		if b.Len() >= l.cfg.MaxBatchBytes {
-			if err := l.applyPrune(b); err != nil {
-				return n, err
-			}
-			b = l.db.NewBatch()
+		defer it.Close()
+		if !it.First() {
+			return it.Error()
 		}
-	}
-	if err := it.Error(); err != nil {
-		return n, err
-	}
-	if b.Empty() {
-		_ = b.Close()
-		return n, nil
-	}
-	return n, l.applyPrune(b)
+		_, last, ok := parsePredKey(it.Key())
+		if !ok {
+			return corruptKey(ErrCorrupt, it.Key())
+		}
+		var br blockReader
+		if err := l.openBlock(it, &br, last); err != nil {
+			return err
+		}
+		oldest = min(oldest, br.first)
+		return nil
+	})
+	return oldest, err
 }
 
 // deleteLabels deletes a model's labels received before cutoff.

@@ -2,6 +2,7 @@ package predlog
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ func countKeys(t *testing.T, l *Log, tag byte) int {
 
 func TestPruneByAge(t *testing.T) {
 	c := testConfig(t)
+	c.IndexRunSize = 16 // runs, merged ones too, for retention to drop
 	c.MaxAge = time.Hour
 	c.MaxBytes = -1
 	l := openLog(t, c)
@@ -71,9 +73,7 @@ func TestPruneByAge(t *testing.T) {
 			t.Fatalf("kept %s: %v", id, err)
 		}
 	}
-	if n := countKeys(t, l, tagIndex); n != len(newIDs) {
-		t.Fatalf("%d index entries left, want %d", n, len(newIDs))
-	}
+	checkIndexPruned(t, l, len(newIDs))
 	if n := countKeys(t, l, tagLabel); n != 1 {
 		t.Fatalf("%d labels left, want 1", n)
 	}
@@ -84,6 +84,7 @@ func TestPruneByAge(t *testing.T) {
 
 func TestPruneBySize(t *testing.T) {
 	c := testConfig(t)
+	c.IndexRunSize = 1000
 	c.MaxAge = -1
 	c.MaxBytes = -1
 	l := openLog(t, c)
@@ -143,12 +144,31 @@ func TestPruneBySize(t *testing.T) {
 	if _, err := l.Get(ids[n-1]); err != nil {
 		t.Fatalf("newest record: %v", err)
 	}
-	if k := countKeys(t, l, tagIndex); k != n-res.BySize {
-		t.Fatalf("%d index entries for %d records", k, n-res.BySize)
-	}
+	checkIndexPruned(t, l, n-res.BySize)
 	// Under the limit now: a second pass removes nothing.
 	if res, err := l.Prune(time.Now()); err != nil || res.BySize != 0 {
 		t.Fatalf("second Prune = %+v, %v", res, err)
+	}
+}
+
+// checkIndexPruned checks that retention left no index run whose records
+// are all gone, and that the index still holds the live records' entries.
+func checkIndexPruned(t *testing.T, l *Log, live int) {
+	t.Helper()
+	floor, err := l.oldestStamp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.ix.mu.Lock()
+	runs := slices.Clone(l.ix.runs)
+	l.ix.mu.Unlock()
+	for _, r := range runs {
+		if r.last < floor {
+			t.Fatalf("index run %+v kept, but retention removed every record before %d", r, floor)
+		}
+	}
+	if st := l.IndexStats(); int(st.OnDisk)+st.Pending < live {
+		t.Fatalf("index %+v: fewer entries than the %d live records", st, live)
 	}
 }
 
