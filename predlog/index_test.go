@@ -1,10 +1,12 @@
 package predlog
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -219,5 +221,24 @@ func TestIndexCorruptChunk(t *testing.T) {
 	}
 	if _, err := l.Get(ids[0]); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Get over a damaged chunk = %v, want ErrCorrupt", err)
+	}
+}
+
+func TestSortByHash(t *testing.T) {
+	for _, n := range []int{1, 2, 100, 5000} {
+		ents := make([]ixEnt, n)
+		for i := range ents {
+			// Few distinct hashes, so ties must keep stamp order.
+			ents[i] = ixEnt{hash: uint64(i*7919%97) << 20 * 0x10001 & (1<<48 - 1), stamp: int64(i), model: uint32(i % 3)}
+		}
+		got := sortByHash(ents, nil)
+		want := slices.Clone(ents)
+		slices.SortStableFunc(want, func(a, b ixEnt) int { return cmp.Compare(a.hash, b.hash) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("n=%d: sortByHash differs from a stable sort", n)
+		}
+		if ents[0].stamp != 0 || ents[n-1].stamp != int64(n-1) {
+			t.Fatalf("n=%d: the input was changed", n)
+		}
 	}
 }
