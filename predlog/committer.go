@@ -2,6 +2,7 @@ package predlog
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
@@ -28,8 +29,8 @@ func (l *Log) run() {
 	pause.Stop()
 	var syncDue time.Time // zero: everything committed is synced
 	for {
-		g := l.swap()
-		if g == nil {
+		t := l.swap()
+		if t == nil {
 			select {
 			case <-l.wake:
 			case <-timer.C:
@@ -39,8 +40,8 @@ func (l *Log) run() {
 				}
 			case <-l.stop:
 				// Close set closed before stop: nothing more enters the ring.
-				if g := l.swap(); g != nil {
-					l.commitGroup(g, true)
+				if t := l.swap(); t != nil {
+					l.commitGroup(t, true)
 				} else if !syncDue.IsZero() {
 					l.syncWAL()
 				}
@@ -49,8 +50,8 @@ func (l *Log) run() {
 			continue
 		}
 		start := time.Now()
-		sync := g.durable || (!syncDue.IsZero() && !start.Before(syncDue))
-		l.commitGroup(g, sync)
+		sync := t.durable || (!syncDue.IsZero() && !start.Before(syncDue))
+		l.commitGroup(t, sync)
 		switch {
 		case sync:
 			syncDue = time.Time{}
@@ -79,80 +80,124 @@ func (l *Log) run() {
 // group commits while records keep coming.
 const commitInterval = 2 * time.Millisecond
 
-// swap takes the ring's group, leaving an empty one; nil when it is empty.
-func (l *Log) swap() *group {
-	l.mu.Lock()
-	g := l.cur
-	if g.n == 0 {
-		l.mu.Unlock()
+// take is what the committer took from the ring's shards in one swap.
+type take struct {
+	groups  []*group
+	n       int
+	durable bool
+}
+
+// swap takes every shard's group, leaving empty ones; nil when the ring is
+// empty. It then wakes the durable appenders waiting for room.
+func (l *Log) swap() *take {
+	t := &l.take
+	t.groups, t.n, t.durable = t.groups[:0], 0, false
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		if g := sh.cur; g.n > 0 {
+			sh.cur = &group{buf: sh.spare[:0], shard: i, done: make(chan struct{})}
+			sh.spare = nil
+			t.groups = append(t.groups, g)
+			t.n += g.n
+			t.durable = t.durable || g.durable
+		}
+		sh.mu.Unlock()
+	}
+	if t.n == 0 {
 		return nil
 	}
-	l.cur = &group{buf: l.spare[:0], done: make(chan struct{})}
-	l.spare = nil
-	if !l.closed {
-		close(l.swapped)
-		l.swapped = make(chan struct{})
-	}
-	l.mu.Unlock()
-	return g
+	l.wakeWaiters()
+	return t
+}
+
+// wakeWaiters wakes the durable appenders waiting for room in a full shard:
+// they wait on the channel swapped holds, which this replaces and closes.
+func (l *Log) wakeWaiters() {
+	ch := make(chan struct{})
+	close(*l.swapped.Swap(&ch))
 }
 
 // ent is one record of a group, as the committer reads it from the ring.
 type ent struct {
 	model, version []byte
 	hash           uint64
+	time           int64 // the record's Time
 	value          []byte
 	shared         int // bytes of value shared with the previous record of its block
 }
 
-// commitGroup writes g as one or more Pebble batches, and commits them; the
-// last with sync. The records of each model, in ring order, go into blocks
-// (block.go) under consecutive stamps; once a batch is committed, its
+// commitGroup writes the records of t as one or more Pebble batches, and
+// commits them; the last with sync. The records of each model, in the
+// order they were served, go into blocks (block.go) under consecutive stamps; once a batch is committed, its
 // records' ids go to the index (index.go), in memory.
-func (l *Log) commitGroup(g *group, sync bool) {
+func (l *Log) commitGroup(t *take, sync bool) {
 	done := 0 // records in batches committed so far
+	var err error
 	defer func() {
-		l.failed.Add(uint64(g.n - done))
+		l.failed.Add(uint64(t.n - done))
 		l.committed.Add(uint64(done))
-		close(g.done)
-		if cap(g.buf) <= 16<<20 {
-			l.mu.Lock()
-			l.spare = g.buf
-			l.mu.Unlock()
+		for _, g := range t.groups {
+			g.err = err
+			close(g.done)
+			if cap(g.buf) <= 16<<20 {
+				sh := &l.shards[g.shard]
+				sh.mu.Lock()
+				sh.spare = g.buf
+				sh.mu.Unlock()
+			}
 		}
 	}()
 	if f := l.failure.Load(); f != nil {
-		g.err = *f
+		err = *f
 		return
 	}
 	ents := l.ents[:0]
 	mixed := false
-	for buf := g.buf; len(buf) > 0; {
-		n := int(binary.LittleEndian.Uint32(buf))
-		e := buf[4 : 4+n]
-		buf = buf[4+n:]
-		ml := int(e[0])
-		vl := int(e[1+ml])
-		en := ent{
-			model:   e[1 : 1+ml],
-			version: e[2+ml : 2+ml+vl],
-			hash:    binary.BigEndian.Uint64(e[2+ml+vl:]),
-			value:   e[10+ml+vl:],
+	for _, g := range t.groups {
+		for buf := g.buf; len(buf) > 0; {
+			n := int(binary.LittleEndian.Uint32(buf))
+			e := buf[4 : 4+n]
+			buf = buf[4+n:]
+			ml := int(e[0])
+			vl := int(e[1+ml])
+			en := ent{
+				model:   e[1 : 1+ml],
+				version: e[2+ml : 2+ml+vl],
+				hash:    binary.BigEndian.Uint64(e[2+ml+vl:]),
+				time:    int64(binary.BigEndian.Uint64(e[10+ml+vl:])),
+				value:   e[18+ml+vl:],
+			}
+			if len(ents) > 0 && !mixed {
+				mixed = !bytes.Equal(en.model, ents[0].model)
+			}
+			ents = append(ents, en)
 		}
-		if len(ents) > 0 && !mixed {
-			mixed = !bytes.Equal(en.model, ents[0].model)
-		}
-		ents = append(ents, en)
 	}
 	if cap(ents) <= 1<<16 {
 		l.ents = ents[:0]
 	}
-	if mixed {
+	switch {
+	case len(t.groups) > 1:
+		// Shards interleave: put each model's records back in the order
+		// they were served (a caller's requests one after another keep
+		// their order; ties keep ring order).
+		slices.SortStableFunc(ents, func(a, b ent) int {
+			if c := bytes.Compare(a.model, b.model); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.time, b.time)
+		})
+	case mixed:
 		slices.SortStableFunc(ents, func(a, b ent) int { return bytes.Compare(a.model, b.model) })
 	}
 	stamp := l.reserve(len(ents))
 	idx := l.idx[:0]
-	b := l.db.NewBatchWithSize(min(len(g.buf)+len(ents)*8, l.cfg.MaxBatchBytes+64<<10))
+	size := 0
+	for _, g := range t.groups {
+		size += len(g.buf)
+	}
+	b := l.db.NewBatchWithSize(min(size, l.cfg.MaxBatchBytes+64<<10))
 	inBatch := 0
 	var key [2*maxName + 32]byte
 	for i := 0; i < len(ents); {
@@ -198,8 +243,7 @@ func (l *Log) commitGroup(g *group, sync bool) {
 		i = j
 
 		if b.Len() >= l.cfg.MaxBatchBytes && i < len(ents) {
-			if err := l.commitBatch(b, false, inBatch); err != nil {
-				g.err = err
+			if err = l.commitBatch(b, false, inBatch); err != nil {
 				return
 			}
 			l.ix.add(idx)
@@ -209,8 +253,7 @@ func (l *Log) commitGroup(g *group, sync bool) {
 			b = l.db.NewBatchWithSize(l.cfg.MaxBatchBytes + 64<<10)
 		}
 	}
-	if err := l.commitBatch(b, sync, inBatch); err != nil {
-		g.err = err
+	if err = l.commitBatch(b, sync, inBatch); err != nil {
 		return
 	}
 	l.ix.add(idx)
@@ -219,10 +262,10 @@ func (l *Log) commitGroup(g *group, sync bool) {
 	}
 	done += inBatch
 	l.batches.Add(1)
-	if n := uint64(g.n); n > l.maxBatch.Load() {
+	if n := uint64(t.n); n > l.maxBatch.Load() {
 		l.maxBatch.Store(n)
 	}
-	l.batchHist[min((bits.Len(uint(g.n-1))+1)/2, 7)].Add(1)
+	l.batchHist[min((bits.Len(uint(t.n-1))+1)/2, 7)].Add(1)
 }
 
 // commitBatch commits and releases b. A failure (an error, or a panic:

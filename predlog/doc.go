@@ -86,12 +86,18 @@
 // # Group commit and the durability contract
 //
 // Append encodes the record on the caller's goroutine, copies it into the
-// ring (a bounded buffer of at most RingSize records) under a short mutex
-// and returns: it never waits for I/O. When the ring is full it drops the
-// record and counts it (Stats.Dropped; the gateway exports it as a metric).
-// One committer goroutine swaps the ring for an empty one, writes what it
-// took as Pebble batches (a block key per model and up to 32 KiB of records)
-// and commits them;
+// ring (a bounded buffer of at most RingSize records and RingBytes bytes)
+// under a short mutex and returns: it never waits for I/O. The ring is cut
+// into 8 shards, each with an eighth of both bounds (when that is still
+// 1,024 records and a record of MaxRecordBytes; small rings stay whole), and
+// a record goes to the shard its id hashes to, so two cores scoring rarely
+// contend for one mutex. When its shard is full a record is dropped and
+// counted (Stats.Dropped; the gateway exports it as a metric). One committer
+// goroutine swaps every shard for an empty one, puts each model's records
+// back in the order they were served (by their Time; a request and its
+// shadows share an id, so a shard, and keep their order), writes them as
+// Pebble batches (a block key per model and up to 32 KiB of records) and
+// commits them;
 // whatever accumulates meanwhile is the next group, so batches grow with the
 // load. While records keep coming, async groups start at most every 2 ms
 // (commitInterval), so each commit carries more records; a durable record,
