@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzLogCodec$$' -fuzztime $(FUZZTIME) ./cluster
 	$(GO) test -run '^$$' -fuzz '^FuzzSketchImport$$' -fuzztime $(FUZZTIME) ./drift
+	$(GO) test -run '^$$' -fuzz '^FuzzBlock$$' -fuzztime $(FUZZTIME) ./predlog
 	$(GO) test -run '^$$' -fuzz '^FuzzStatic$$' -fuzztime $(FUZZTIME) ./internal/validate
 
 ## bench: the Go benchmarks, then the bench suite (gateway against the bare and net/http

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // A block is the value of a primary key: records of one model committed in
@@ -22,30 +24,92 @@ import (
 // to record (role, node, tensor names, types and shapes, the high bytes of
 // the time: about 50 of a demo record's 194 bytes) before the bytes are
 // copied into the WAL, the memtable and the flushed tables.
+//
+// A block whose records compress by an eighth or more is stored compressed
+// with S2 (github.com/klauspost/compress/s2): a 0 byte (no plain block
+// starts with one: its count is at least 1), the codec (blockS2), the count
+// (uvarint), then the S2 block of the records. The committer compresses, so
+// the WAL, the memtable and the flushed tables carry half the bytes, and
+// Pebble does not compress the upper levels again (pebble.go).
 var maxBlockBytes = 32 << 10 // a var for benchmarks
+
+// Block codecs.
+const blockS2 = 1
+
+// appendBlock appends the block of records (count, then the entries raw)
+// to dst: compressed when that saves an eighth. scratch holds the
+// compressed bytes between calls.
+func appendBlock(dst []byte, count int, raw []byte, scratch *[]byte) []byte {
+	c := s2.Encode((*scratch)[:cap(*scratch)], raw)
+	*scratch = c
+	if len(c) <= len(raw)-len(raw)/8 {
+		dst = append(dst, 0, blockS2)
+		dst = binary.AppendUvarint(dst, uint64(count))
+		return append(dst, c...)
+	}
+	dst = binary.AppendUvarint(dst, uint64(count))
+	return append(dst, raw...)
+}
 
 // blockReader walks the records of a block.
 type blockReader struct {
-	rest  []byte
-	prev  []byte    // the previous record's value
-	bufs  [2][]byte // where values are rebuilt, in turn
-	t     int       // the buffer of the next rebuilt value
-	first int64     // stamp of the first record
-	last  int64
-	next  int64 // stamp of the record Next returns
+	packed []byte // the compressed records, until the first entry is read
+	plain  []byte // where they are decompressed
+	rest   []byte
+	prev   []byte    // the previous record's value
+	bufs   [2][]byte // where values are rebuilt, in turn
+	t      int       // the buffer of the next rebuilt value
+	first  int64     // stamp of the first record
+	last   int64
+	next   int64 // stamp of the record Next returns
 }
 
 // openBlock checks a block's count and positions r before its first record.
+// A compressed block is decompressed when its first record is read, so
+// counting records costs no decompression.
 func (r *blockReader) open(v []byte, last int64) error {
+	packed := len(v) > 0 && v[0] == 0
+	if packed {
+		if len(v) < 2 || v[1] != blockS2 {
+			return ErrCorrupt
+		}
+		v = v[2:]
+	}
 	n, k := binary.Uvarint(v)
-	if k <= 0 || n == 0 || n > uint64(len(v)) || int64(n) > last {
+	if k <= 0 || n == 0 || int64(n) > last {
 		return ErrCorrupt
 	}
-	r.rest = v[k:]
+	r.packed, r.rest = nil, v[k:]
+	if packed {
+		r.packed, r.rest = r.rest, nil
+	} else if n > uint64(len(r.rest)) {
+		return ErrCorrupt
+	}
 	r.prev = nil
 	r.last = last
 	r.first = last - int64(n) + 1
 	r.next = r.first
+	return nil
+}
+
+// maxPlainBlock bounds a decompressed block: 32 KiB of records, or one
+// record of up to 64 MiB (MaxRecordBytes' limit) and its framing.
+const maxPlainBlock = 64<<20 + 1<<10
+
+// unpack decompresses the block's records into r.plain.
+func (r *blockReader) unpack() error {
+	n, err := s2.DecodedLen(r.packed)
+	if err != nil || n > maxPlainBlock {
+		return ErrCorrupt
+	}
+	if cap(r.plain) < n {
+		r.plain = make([]byte, n)
+	}
+	plain, err := s2.Decode(r.plain[:n], r.packed)
+	if err != nil {
+		return ErrCorrupt
+	}
+	r.rest, r.packed = plain, nil
 	return nil
 }
 
@@ -69,12 +133,18 @@ func (r *blockReader) Next() (stamp int64, version, value []byte, ok bool, err e
 
 // entry reads the next entry and rebuilds its value from the previous one.
 func (r *blockReader) entry() (version, value []byte, err error) {
+	if r.packed != nil {
+		if err := r.unpack(); err != nil {
+			return nil, nil, err
+		}
+	}
 	b := r.rest
 	if len(b) < 1 || int(b[0]) >= len(b) || b[0] == 0 {
 		return nil, nil, ErrCorrupt
 	}
-	version = b[1 : 1+b[0]]
-	b = b[1+b[0]:]
+	vl := 1 + int(b[0]) // in int: 1+b[0] wraps to 0 for a length of 255
+	version = b[1:vl]
+	b = b[vl:]
 	shared, k := binary.Uvarint(b)
 	if k <= 0 || shared > uint64(len(r.prev)) {
 		return nil, nil, ErrCorrupt

@@ -1,8 +1,12 @@
 package predlog
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -124,5 +128,107 @@ func TestBlocks(t *testing.T) {
 			t.Fatal(err)
 		}
 		l = openLog(t, c)
+	}
+}
+
+// blockOf returns the block of the demo records recs, as the committer
+// builds it.
+func blockOf(recs []*Record) []byte {
+	var raw, prev, scratch, enc []byte
+	for _, r := range recs {
+		enc, _ = encodeValue(enc[:0], r, CompressNone, DefaultMaxRecordBytes, &scratch)
+		shared := sharedPrefix(prev, enc)
+		raw = append(raw, byte(len(r.Version)))
+		raw = append(raw, r.Version...)
+		raw = binary.AppendUvarint(raw, uint64(shared))
+		raw = binary.AppendUvarint(raw, uint64(len(enc)-shared))
+		raw = append(raw, enc[shared:]...)
+		prev = append(prev[:0], enc...)
+	}
+	var packed []byte
+	return appendBlock(nil, len(recs), raw, &packed)
+}
+
+// TestCompressedBlocks: a block of similar records is stored compressed and
+// reads back the same; one that does not compress is stored plain; a
+// damaged compressed block is ErrCorrupt (a flipped bit inside the S2
+// stream may decode to other bytes: Pebble's block checksums catch those).
+func TestCompressedBlocks(t *testing.T) {
+	g := newDemoGen(31)
+	var recs []*Record
+	var want []Record
+	for range 100 {
+		r := cloneRecord(g.next())
+		recs = append(recs, &r)
+		want = append(want, r)
+	}
+	v := blockOf(recs)
+	if v[0] != 0 || v[1] != blockS2 {
+		t.Fatalf("a block of 100 demo records was stored plain")
+	}
+	read := func(v []byte) ([]Record, error) {
+		var br blockReader
+		if err := br.open(v, 1000); err != nil {
+			return nil, err
+		}
+		var out []Record
+		for {
+			_, _, val, ok, err := br.Next()
+			if err != nil || !ok {
+				return out, err
+			}
+			var r Record
+			var scratch []byte
+			if err := decodeValue(&r, val, &scratch, true); err != nil {
+				return out, err
+			}
+			out = append(out, r)
+		}
+	}
+	got, err := read(v)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("read %d records, %v", len(got), err)
+	}
+	for i := range got {
+		got[i].Model, got[i].Version = want[i].Model, want[i].Version // they live in the key and the entry
+		sameRecord(t, &got[i], &want[i])
+	}
+	t.Logf("100 demo records: %d bytes compressed", len(v))
+
+	noisy := mixedRecord("noise", RoleChampion)
+	noisy.Inputs[4].Data = make([]byte, 4096)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range noisy.Inputs[4].Data {
+		noisy.Inputs[4].Data[i] = byte(rng.Uint32())
+	}
+	if p := blockOf([]*Record{noisy}); p[0] == 0 {
+		t.Fatalf("random bytes were stored compressed")
+	}
+
+	for _, bad := range [][]byte{
+		{0},
+		{0, 9, 1, 1}, // unknown codec
+		append([]byte{0, blockS2, 100}, v[3:len(v)/2]...), // truncated
+		append([]byte{0, blockS2, 101}, v[3:]...),         // one record short
+		append([]byte{0, blockS2, 99}, v[3:]...),          // one record too many
+	} {
+		if _, err := read(bad); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("damaged block %x...: %v, want ErrCorrupt", bad[:min(len(bad), 8)], err)
+		}
+	}
+}
+
+// TestLongestVersion: a version name of the longest length allowed (255
+// bytes, a full length byte) is stored and read back.
+func TestLongestVersion(t *testing.T) {
+	l := openLog(t, testConfig(t))
+	r := cloneRecord(newDemoGen(32).next())
+	r.Version = strings.Repeat("v", maxName)
+	if err := l.AppendDurable(&r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Get(r.RequestID)
+	if err != nil || got.Version != r.Version {
+		t.Fatalf("Get = %q, %v", got.Version, err)
 	}
 }

@@ -224,17 +224,19 @@ func (l *Log) commitGroup(t *take, sync bool) {
 		k = append(k, first.model...)
 		k = append(k, 0)
 		k = appendStamp(k, last)
-		op := b.SetDeferred(len(k), uvarintLen(uint64(n))+size)
-		copy(op.Key, k)
-		v := binary.AppendUvarint(op.Value[:0], uint64(n))
+		raw := l.raw[:0]
 		for _, e := range ents[i:j] {
-			v = append(v, byte(len(e.version)))
-			v = append(v, e.version...)
-			v = binary.AppendUvarint(v, uint64(e.shared))
-			v = binary.AppendUvarint(v, uint64(len(e.value)-e.shared))
-			v = append(v, e.value[e.shared:]...)
+			raw = append(raw, byte(len(e.version)))
+			raw = append(raw, e.version...)
+			raw = binary.AppendUvarint(raw, uint64(e.shared))
+			raw = binary.AppendUvarint(raw, uint64(len(e.value)-e.shared))
+			raw = append(raw, e.value[e.shared:]...)
 		}
-		_ = op.Finish()
+		l.val = appendBlock(l.val[:0], n, raw, &l.packed)
+		_ = b.Set(k, l.val, nil)
+		if cap(raw) <= 4*maxBlockBytes {
+			l.raw = raw
+		}
 		for _, e := range ents[i:j] {
 			idx = append(idx, idxEnt{e.hash >> (64 - 8*indexHashLen), stamp, e.model})
 			stamp++

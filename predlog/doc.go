@@ -35,11 +35,12 @@
 // trails the record's own Time by the time it waited in the ring.
 //
 // Predictions are stored in blocks (block.go): the records of one model that
-// one Pebble batch commits, in ring order, up to 32 KiB, under consecutive
+// one Pebble batch commits, in the order served, up to 32 KiB, under consecutive
 // stamps. The key holds the block's last stamp; its value is the record
 // count, then per record its version (1-byte length, bytes) and its value,
 // as the length of the prefix it shares with the previous record's value
-// (uvarint; 0 for the first) and the rest (uvarint length, bytes). A block
+// (uvarint; 0 for the first) and the rest (uvarint length, bytes), the
+// records compressed with S2 when that saves an eighth (block.go). A block
 // of n records under last stamp s holds stamps s-n+1 to s, and a model's
 // blocks never overlap, so the block holding stamp t is the first at or
 // after key "p model 0x00 t": time-range scans and exports from a cursor
@@ -169,33 +170,33 @@
 //
 // # Measurements (2-core VM shared with other work, predlog_bench_test.go)
 //
-// Bytes per demo record on disk after a full manual compaction: 94.1 with
-// gateway-style ids (random prefix + hex sequence number: 79.5 for the
-// record in its block, 14.7 for the index entry), 116.8 with random
-// 20-hex-digit ids (10 bytes of entropy that no compression removes, and a
-// hash that spreads the index). With blocks, flushed tables rarely overlap,
-// so the manual compaction moves them to the bottom level as they are
-// (MinLZ, the flush compression) instead of rewriting them with zstd: with
-// one key per record and zstd rewrites it was 83.7 and 104.0. Prefix
-// sharing stores a demo record in 153 bytes instead of 194+4 before block
-// compression. Per-value zstd made it worse (115 and 139 bytes with the
-// old layout): zstd on one 194-byte record saves little after its frame
-// header, and compressed values defeat Pebble's block compression. So
-// values are stored uncompressed by default, and CompressZstd remains for
-// large records.
+// Bytes per demo record on disk after a full manual compaction
+// (BenchmarkDiskBytesPerRecord): 83.9 with gateway-style ids (random prefix
+// + hex sequence number: 81.4 for the record in its S2-compressed block,
+// 2.5 for its id index entry), 106.4 with random 20-hex-digit ids (10 bytes
+// of entropy that no compression removes, in the record and again in a
+// hash that spreads the index: 97.7 + 8.7). Before, with MinLZ applied by
+// Pebble at flush and a Pebble key per index entry, the same were 94.1 and
+// 116.8. Prefix sharing stores a demo record in 153 bytes instead of 194+4
+// before compression. Per-value zstd made it worse (115 and 139 bytes with
+// an older layout): zstd on one 194-byte record saves little after its
+// frame header. So values are stored uncompressed inside blocks by default,
+// and CompressZstd remains for large records.
 //
-// Throughput: Append costs 170-200 ns and no allocation on the caller. At a
-// steady 200,000 records/s (BenchmarkAppendPaced, 2 s) the whole process
-// spends 1.65-1.7 µs of CPU per record, Pebble's flushes and compactions
-// included, against 2.5-2.6 µs with one key per record; the rest is mostly
-// the index keys' random inserts into the memtable, copying the bytes into
-// fresh memtable memory, flushes and the WAL. The gateway's in-process
-// scoring benchmark runs at about 92% of its speed without the log
-// (BenchmarkHandlerLogged against BenchmarkHandler), against about 69%
-// before. A durable append with 16 concurrent writers takes ~30 µs (about
-// 8 records share each fsync).
+// Throughput: Append costs about 110 ns and no allocation on the caller. At
+// a steady 200,000 records/s (BenchmarkAppendPaced) the whole process spends
+// about 1.45 µs of CPU per record, the generator of the records, Pebble's
+// flushes and the indexer included (1.65-1.7 µs with a Pebble key per index
+// entry, 2.5-2.6 µs with a key per record). In the scoring node, from both
+// cores at once on 4,096 distinct transactions (BenchmarkHandlerParallel
+// against BenchmarkHandlerLoggedParallel), the log adds about 970 ns of CPU
+// per request, against about 1,550 ns before the run index, the sharded
+// ring and block compression. A durable append with 16 concurrent writers
+// takes ~30 µs (about 8 records share each fsync).
 //
-// Pebble compresses blocks with github.com/DataDog/zstd when cgo is on, and
-// with github.com/klauspost/compress/zstd when built with -tags pebblegozstd
-// or without cgo; per-value compression always uses klauspost/compress.
+// Blocks of records are compressed with github.com/klauspost/compress/s2 by
+// the committer. Pebble compresses the bottom levels' tables (the index runs,
+// rewritten labels) with github.com/DataDog/zstd when cgo is on, and with
+// github.com/klauspost/compress/zstd when built with -tags pebblegozstd or
+// without cgo; per-value compression always uses klauspost/compress.
 package predlog

@@ -36,6 +36,9 @@ type Log struct {
 	encBufs sync.Pool             // *encBuf
 	take    take                  // the committer's scratch
 	ents    []ent                 // the committer's scratch
+	raw     []byte                // the committer's scratch: a block's records
+	packed  []byte                // the committer's scratch: them compressed
+	val     []byte                // the committer's scratch: the block
 	idx     []idxEnt              // the committer's scratch
 	ix      index                 // the id index's entries in memory, and its runs
 

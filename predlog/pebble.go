@@ -5,14 +5,15 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable/block"
 )
 
 // Pebble settings, chosen by measurement (see doc.go and
 // predlog_bench_test.go): 32 KiB data blocks give zstd enough records to
-// find the repetition between them; "Good" compression is MinLZ in the upper
-// levels (cheap flushes at 100k records/s) and zstd in the two bottom levels,
-// where nearly all data lives. No bloom filters: they would cost 2.5 bytes a
-// record for point reads that are rare (lookups by id, label joins).
+// find the repetition between them where it compresses (the two bottom
+// levels; the upper ones hold blocks the committer compressed, see
+// compression). No bloom filters: they would cost bytes per record for point
+// reads that are rare (lookups by id, label joins).
 const blockSize = 32 << 10
 
 func (l *Log) pebbleOptions() *pebble.Options {
@@ -27,12 +28,27 @@ func (l *Log) pebbleOptions() *pebble.Options {
 		o.Levels[i].BlockSize = blockSize
 		o.Levels[i].IndexBlockSize = 256 << 10
 	}
-	o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
+	o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return compression })
 	if tunePebble != nil {
 		tunePebble(o)
 	}
 	return o
 }
+
+// compression leaves the upper levels' tables uncompressed: blocks of
+// records arrive compressed by the committer (block.go) and flushed tables
+// of them move down to the bottom without being rewritten, so Pebble's own
+// compression of them would be CPU spent for nothing. The two bottom levels
+// use zstd, for the id index runs and for whatever compactions do rewrite
+// (labels, blocks that land in tables beside them).
+var compression = func() pebble.DBCompressionSettings {
+	cs := pebble.DBCompressionGood
+	cs.Name = "predlog"
+	for i := 0; i < len(cs.Levels)-2; i++ {
+		cs.Levels[i] = block.NoCompression
+	}
+	return cs
+}()
 
 // tunePebble, when set (by benchmarks), adjusts the options.
 var tunePebble func(*pebble.Options)

@@ -214,7 +214,8 @@ func BenchmarkAppendDurable(b *testing.B) {
 
 // BenchmarkDiskBytesPerRecord writes 200,000 fresh demo records, compacts
 // the whole keyspace and reports the bytes per record of the sstables (and
-// of the whole directory, WAL and manifest included), for each value
+// of the whole directory, WAL and manifest included; x is the id index, p the
+// blocks of records), for each value
 // compression and for gateway-style and random request ids.
 func BenchmarkDiskBytesPerRecord(b *testing.B) {
 	const n = 200_000
@@ -224,6 +225,7 @@ func BenchmarkDiskBytesPerRecord(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					c := benchConfig(b)
 					c.ValueCompression = comp
+					c.IndexRunSize = n / 20 // every entry in a run on disk: 2 merged runs and 4 others
 					l, err := Open(c)
 					if err != nil {
 						b.Fatal(err)
@@ -238,7 +240,10 @@ func BenchmarkDiskBytesPerRecord(b *testing.B) {
 							time.Sleep(100 * time.Microsecond) // ring full: wait, do not drop
 						}
 					}
-					waitFor(b, "the committer", func() bool { return l.Stats().Pending == 0 })
+					waitFor(b, "the committer and the indexer", func() bool {
+						st := l.IndexStats()
+						return l.Stats().Pending == 0 && st.Pending == 0 && st.Runs == 6
+					})
 					if err := l.db.Flush(); err != nil {
 						b.Fatal(err)
 					}
@@ -248,12 +253,12 @@ func BenchmarkDiskBytesPerRecord(b *testing.B) {
 					m := l.db.Metrics()
 					b.ReportMetric(float64(m.Table.Local.LiveSize)/n, "sst-bytes/record")
 					b.ReportMetric(float64(l.liveBytes())/n, "live-bytes/record")
-					for _, tag := range []byte{tagIndex, tagPred} {
+					for _, tag := range []byte{tagRun, tagPred} {
 						u, _ := l.db.EstimateDiskUsage([]byte{tag}, []byte{tag + 1})
 						b.ReportMetric(float64(u)/n, string(tag)+"-bytes/record")
 					}
 					if os.Getenv("PREDLOG_BENCH_METRICS") != "" {
-						for _, tag := range []byte{tagIndex, tagPred} {
+						for _, tag := range []byte{tagRun, tagPred} {
 							it, _ := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tag}, UpperBound: []byte{tag + 1}})
 							keys, vb := 0, 0
 							for ok := it.First(); ok; ok = it.Next() {
