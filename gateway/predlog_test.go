@@ -133,4 +133,15 @@ func TestPredictionLogRoundTrip(t *testing.T) {
 	if _, err := plog.Get("durable-1"); err != nil {
 		t.Fatalf("a durable prediction was answered before it was logged: %v", err)
 	}
+
+	// A log that can no longer write: the durable prediction is not
+	// answered, and the error replaces the whole response.
+	if err := plog.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b3 := bytes.Replace(body, []byte(`"id":"42"`), []byte(`"id":"durable-2"`), 1)
+	code, out := post(t, srv, "/v2/models/fraud/infer", b3)
+	if code != 503 || !bytes.Contains(out, []byte(`"error":"the prediction could not be logged durably`)) || bytes.Contains(out, []byte(`"outputs"`)) {
+		t.Fatalf("durable append on a closed log: %d %s", code, out)
+	}
 }
