@@ -148,6 +148,11 @@ func (m *Metrics) watchPredLog(l *predlog.Log) {
 	} {
 		m.set.NewGauge(g.name, func() float64 { return float64(g.f(l.Stats())) })
 	}
+	// The id index: runs on disk (a lookup reads one chunk of each) and
+	// entries held in memory (a lookup scans them; a restart rebuilds them
+	// from the records).
+	m.set.NewGauge("modelgate_predlog_index_runs", func() float64 { return float64(l.IndexStats().Runs) })
+	m.set.NewGauge("modelgate_predlog_index_pending", func() float64 { return float64(l.IndexStats().Pending) })
 	m.set.NewGauge("modelgate_predlog_healthy", func() float64 {
 		if l.Healthy() != nil {
 			return 0

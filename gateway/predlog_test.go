@@ -134,6 +134,13 @@ func TestPredictionLogRoundTrip(t *testing.T) {
 		t.Fatalf("a durable prediction was answered before it was logged: %v", err)
 	}
 
+	code, metrics := get(t, srv.AdminAddr(), "/metrics")
+	for _, m := range []string{"modelgate_predlog_committed_total ", "modelgate_predlog_index_runs 0", "modelgate_predlog_index_pending ", "modelgate_predlog_healthy 1"} {
+		if code != 200 || !bytes.Contains(metrics, []byte(m)) {
+			t.Fatalf("metrics lack %q: %d\n%s", m, code, metrics)
+		}
+	}
+
 	// A log that can no longer write: the durable prediction is not
 	// answered, and the error replaces the whole response.
 	if err := plog.Close(); err != nil {
