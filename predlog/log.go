@@ -35,6 +35,7 @@ type Log struct {
 	failure atomic.Pointer[error] // sticky: the first failed write
 	encBufs sync.Pool             // *encBuf
 	take    take                  // the committer's scratch
+	cb      *pebble.Batch         // the committer's batch, reused
 	ents    []ent                 // the committer's scratch
 	raw     []byte                // the committer's scratch: a block's records
 	packed  []byte                // the committer's scratch: them compressed
@@ -359,6 +360,9 @@ func (l *Log) Close() error {
 		close(l.stop)
 		<-l.done
 		l.closeIndex()
+		if l.cb != nil {
+			_ = l.cb.Close()
+		}
 		err := closeDB(l.db)
 		if f := l.failure.Load(); f != nil {
 			l.closeErr = *f
