@@ -306,3 +306,43 @@ func TestAppendDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Append allocates %.1f times per record", allocs)
 	}
 }
+
+// TestShardedRingKeepsOrder: one goroutine's records are committed in the
+// order it appended them, though they land in different shards of the ring
+// and the committer swaps while they arrive.
+func TestShardedRingKeepsOrder(t *testing.T) {
+	c := testConfig(t)
+	l := openLog(t, c)
+	if len(l.shards) < 2 {
+		t.Fatalf("the default ring has %d shards: the test wants several", len(l.shards))
+	}
+	g := newDemoGen(41)
+	recs := make([]Record, 50000)
+	for i := range recs {
+		recs[i] = cloneRecord(g.next())
+	}
+	var ids []string
+	start := time.Now()
+	for i := 0; i < len(recs); {
+		// As fast as Append goes, so appends land while a swap is going
+		// through the shards.
+		if err := l.Append(&recs[i]); err != nil {
+			time.Sleep(time.Millisecond) // ring full
+			continue
+		}
+		ids = append(ids, recs[i].RequestID)
+		i++
+	}
+	waitFor(t, "the ring to drain", func() bool { return l.Stats().Pending == 0 })
+	i := 0
+	err := l.Scan("fraud", "", start.Add(-time.Second), time.Now().Add(time.Second), func(r *Record) error {
+		if i >= len(ids) || r.RequestID != ids[i] {
+			return fmt.Errorf("record %d is %s, want %s", i, r.RequestID, ids[min(i, len(ids)-1)])
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != len(ids) {
+		t.Fatalf("after %d records in order: %v", i, err)
+	}
+}

@@ -92,9 +92,16 @@ type take struct {
 func (l *Log) swap() *take {
 	t := &l.take
 	t.groups, t.n, t.durable = t.groups[:0], 0, false
+	// Every shard is locked before any is taken, so the swap is one instant
+	// for appenders: a record appended after another, by one goroutine, is
+	// never in an earlier group than it (taking shard by shard, a record in
+	// a shard already passed would wait for the next group while a later
+	// one in a shard not yet passed went into this one).
+	for i := range l.shards {
+		l.shards[i].mu.Lock()
+	}
 	for i := range l.shards {
 		sh := &l.shards[i]
-		sh.mu.Lock()
 		if g := sh.cur; g.n > 0 {
 			sh.cur = &group{buf: sh.spare[:0], shard: i, done: make(chan struct{})}
 			sh.spare = nil
@@ -102,7 +109,9 @@ func (l *Log) swap() *take {
 			t.n += g.n
 			t.durable = t.durable || g.durable
 		}
-		sh.mu.Unlock()
+	}
+	for i := range l.shards {
+		l.shards[i].mu.Unlock()
 	}
 	if t.n == 0 {
 		return nil
