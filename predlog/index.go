@@ -7,8 +7,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
@@ -715,43 +717,13 @@ func (l *Log) openIndex() error {
 
 	// Rebuild: every record stamped after the last run, in stamp order.
 	var ents []idxEnt
-	var rec Record
-	var scratch []byte
+	from, to := time.Unix(0, covered+1), time.Unix(0, math.MaxInt64)
 	err = l.forEachModel(tagPred, func(m []byte) error {
 		model := bytes.Clone(m)
-		lo := appendStamp(appendModelPrefix(nil, tagPred, string(m)), covered+1)
-		it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: modelEnd(nil, tagPred, string(m))})
-		if err != nil {
-			return err
-		}
-		defer it.Close()
-		var br blockReader
-		for ok := it.First(); ok; ok = it.Next() {
-			_, last, ok := parsePredKey(it.Key())
-			if !ok {
-				return corruptKey(ErrCorrupt, it.Key())
-			}
-			if err := l.openBlock(it, &br, last); err != nil {
-				return err
-			}
-			if err := br.skipTo(covered + 1); err != nil {
-				return corruptKey(err, it.Key())
-			}
-			for {
-				stamp, _, v, ok, err := br.Next()
-				if err != nil {
-					return corruptKey(err, it.Key())
-				}
-				if !ok {
-					break
-				}
-				if err := decodeValue(&rec, v, &scratch, false); err != nil {
-					return corruptKey(err, it.Key())
-				}
-				ents = append(ents, idxEnt{idHash(rec.RequestID) >> (64 - 8*indexHashLen), stamp, model})
-			}
-		}
-		return it.Error()
+		return l.Scan(string(m), "", from, to, func(r *Record) error {
+			ents = append(ents, idxEnt{idHash(r.RequestID) >> (64 - 8*indexHashLen), r.Stamp, model})
+			return nil
+		})
 	})
 	if err != nil {
 		return err
