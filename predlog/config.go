@@ -97,7 +97,8 @@ type Config struct {
 	// before it writes them as a sorted run (index.go). A lookup searches the
 	// entries in memory and reads one chunk of each run; runs are merged
 	// eight at a time, so a log of N records has at most about
-	// 7·log8(N/IndexRunSize) runs. Default 65536 (about 1.5 MiB in memory).
+	// 7·log8(N/IndexRunSize) runs. Default and maximum 65536 (about 1.5 MiB
+	// in memory).
 	IndexRunSize int
 
 	// MemTableSize is Pebble's memtable size. Default 64 MiB: fewer, larger
@@ -208,8 +209,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("predlog: PruneInterval (%s) must be at least 10ms (or negative to disable)", c.PruneInterval)
 	case c.ValueCompression != CompressNone && c.ValueCompression != CompressZstd:
 		return fmt.Errorf("predlog: ValueCompression (%s) is not none or zstd", c.ValueCompression)
-	case c.IndexRunSize < 16 || c.IndexRunSize > 1<<24:
-		return fmt.Errorf("predlog: IndexRunSize (%d) must be between 16 and %d", c.IndexRunSize, 1<<24)
+	case c.IndexRunSize < 16 || c.IndexRunSize > maxRunSize:
+		return fmt.Errorf("predlog: IndexRunSize (%d) must be between 16 and %d", c.IndexRunSize, maxRunSize)
 	case c.MemTableSize < 1<<20:
 		return fmt.Errorf("predlog: MemTableSize (%d) must be at least 1 MiB", c.MemTableSize)
 	case c.MemTableSize > 1<<30:

@@ -81,8 +81,9 @@ type index struct {
 	// (an ingest, an excise) and read-held by lookups while they list the
 	// runs and open their iterator, so the two always agree.
 	pub     sync.RWMutex
-	seq     int     // names the sstables built
-	scratch []ixEnt // the indexer's sort buffer
+	seq     int      // names the sstables built
+	scratch []ixEnt  // the indexer's sort buffer
+	keys    []uint64 // and sortByHash's
 	opts    *pebble.Options
 	dir     string // where runs are built before they are ingested
 
@@ -126,33 +127,53 @@ func (ix *index) add(ents []idxEnt) {
 	ix.mu.Unlock()
 }
 
-// sortByHash returns a copy of ents (in stamp order) sorted by hash, equal
-// hashes in stamp order: an LSD radix sort on the six hash bytes, stable,
-// about six times faster than a comparison sort of a 65,536-entry run. dst
-// is reused when large enough.
-func sortByHash(ents, dst []ixEnt) []ixEnt {
-	a := slices.Clone(ents)
-	b := slices.Grow(dst[:0], len(ents))[:len(ents)]
-	for shift := 0; shift < 8*indexHashLen; shift += 8 {
-		var count [257]int
-		for i := range a {
-			count[1+int(a[i].hash>>shift&0xff)]++
+// sortByHash writes ents (in stamp order, at most maxRunSize of them) to
+// dst sorted by hash, equal hashes in stamp order, and returns it. It sorts
+// 8-byte keys, the hash above each entry's position, with an LSD radix sort
+// on the hash's 48 bits in four 12-bit digits, then gathers the entries by
+// position: a third of the bytes moved per pass, and two passes fewer, than
+// sorting the 24-byte entries by byte. keys is reused scratch.
+func sortByHash(ents, dst []ixEnt, keys *[]uint64) []ixEnt {
+	n := len(ents)
+	dst = slices.Grow(dst[:0], n)[:n]
+	if n == 0 {
+		return dst
+	}
+	buf := slices.Grow((*keys)[:0], 2*n)[:2*n]
+	*keys = buf
+	a, b := buf[:n], buf[n:]
+	for i := range ents {
+		a[i] = ents[i].hash<<(64-8*indexHashLen) | uint64(i)
+	}
+	const digit, mask = 12, 1<<12 - 1
+	var count [1<<digit + 1]int32
+	for shift := 64 - 8*indexHashLen; shift < 64; shift += digit {
+		clear(count[:])
+		for _, k := range a {
+			count[1+int(k>>shift&mask)]++
 		}
-		if count[1+int(a[0].hash>>shift&0xff)] == len(a) {
-			continue // every entry has the same byte here
+		if count[1+int(a[0]>>shift&mask)] == int32(n) {
+			continue // every entry has the same digit here
 		}
 		for i := 1; i < len(count); i++ {
 			count[i] += count[i-1]
 		}
-		for i := range a {
-			d := a[i].hash >> shift & 0xff
-			b[count[d]] = a[i]
+		for _, k := range a {
+			d := k >> shift & mask
+			b[count[d]] = k
 			count[d]++
 		}
 		a, b = b, a
 	}
-	return a
+	for i, k := range a {
+		dst[i] = ents[k&(maxRunSize-1)]
+	}
+	return dst
 }
+
+// maxRunSize bounds IndexRunSize: sortByHash packs an entry's position in
+// its run into the 16 bits below its 48-bit hash.
+const maxRunSize = 1 << (64 - 8*indexHashLen)
 
 // idxEnt is an index entry as the committer collects it.
 type idxEnt struct {
@@ -327,7 +348,14 @@ func (l *Log) buildRun(level uint8, first, last int64, stoppable bool, next func
 	if err != nil {
 		return r, "", err
 	}
-	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), l.ix.opts.MakeWriterOptions(len(l.ix.opts.Levels)-1, l.db.TableFormat()))
+	wo := l.ix.opts.MakeWriterOptions(len(l.ix.opts.Levels)-1, l.db.TableFormat())
+	if level == 0 {
+		// A level-0 run lives until it is merged (seven more runs later):
+		// compressing it is CPU spent on the hot load for a few bytes
+		// per entry for a short while. Merged runs are compressed.
+		wo.Compression = sstable.NoCompression
+	}
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), wo)
 	defer func() {
 		if w != nil {
 			_ = w.Close()
@@ -337,6 +365,7 @@ func (l *Log) buildRun(level uint8, first, last int64, stoppable bool, next func
 		}
 	}()
 	refs := map[uint32]uint32{}
+	var lastModel, lastRef uint32 // most runs hold one model or few
 	cw := chunkWriter{prefix: appendRunKey(nil, first, level), first: first}
 	n := 0
 	cw.emit = func(k, v []byte) error {
@@ -358,13 +387,16 @@ func (l *Log) buildRun(level uint8, first, last int64, stoppable bool, next func
 		if !ok {
 			break
 		}
-		ref, seen := refs[e.model]
-		if !seen {
-			ref = uint32(len(r.models))
-			refs[e.model] = ref
-			r.models = append(r.models, names(e.model))
+		if e.model != lastModel || r.entries == 0 {
+			ref, seen := refs[e.model]
+			if !seen {
+				ref = uint32(len(r.models))
+				refs[e.model] = ref
+				r.models = append(r.models, names(e.model))
+			}
+			lastModel, lastRef = e.model, ref
 		}
-		e.model = ref
+		e.model = lastRef
 		if err := cw.add(e); err != nil {
 			return r, path, err
 		}
@@ -441,7 +473,7 @@ func (l *Log) writeSealed() bool {
 			return false
 		}
 		first, last := sealed[0].stamp, sealed[len(sealed)-1].stamp
-		ents := sortByHash(sealed, l.ix.scratch)
+		ents := sortByHash(sealed, l.ix.scratch, &l.ix.keys)
 		l.ix.scratch = ents
 		i := 0
 		r, path, err := l.buildRun(0, first, last, false, func() (ixEnt, bool, error) {

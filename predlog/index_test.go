@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -225,19 +226,25 @@ func TestIndexCorruptChunk(t *testing.T) {
 }
 
 func TestSortByHash(t *testing.T) {
-	for _, n := range []int{1, 2, 100, 5000} {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var keys []uint64
+	for _, n := range []int{0, 1, 2, 100, 5000, maxRunSize} {
 		ents := make([]ixEnt, n)
 		for i := range ents {
-			// Few distinct hashes, so ties must keep stamp order.
+			// Few distinct hashes, so ties must keep stamp order; in odd
+			// positions random ones, every bit of the 48 in play.
 			ents[i] = ixEnt{hash: uint64(i*7919%97) << 20 * 0x10001 & (1<<48 - 1), stamp: int64(i), model: uint32(i % 3)}
+			if i%2 == 1 {
+				ents[i].hash = rng.Uint64() >> 16
+			}
 		}
-		got := sortByHash(ents, nil)
+		got := sortByHash(ents, nil, &keys)
 		want := slices.Clone(ents)
 		slices.SortStableFunc(want, func(a, b ixEnt) int { return cmp.Compare(a.hash, b.hash) })
 		if !slices.Equal(got, want) {
 			t.Fatalf("n=%d: sortByHash differs from a stable sort", n)
 		}
-		if ents[0].stamp != 0 || ents[n-1].stamp != int64(n-1) {
+		if n > 0 && (ents[0].stamp != 0 || ents[n-1].stamp != int64(n-1)) {
 			t.Fatalf("n=%d: the input was changed", n)
 		}
 	}
