@@ -59,8 +59,9 @@
 // in memory; every IndexRunSize entries (default 65,536) the indexer
 // goroutine sorts them by hash and writes them as a run: an sstable of
 // ~4 KiB chunks (hash deltas, stamp offsets and model numbers as uvarints,
-// about 10 bytes an entry before Pebble's compression) under keys of their
-// own, which Pebble ingests straight into the bottom level. Eight runs of a
+// about 10 bytes an entry) under keys of their own, which Pebble ingests
+// straight into the bottom level. A new run is written uncompressed (it
+// lives only until seven more are sealed); merged runs are compressed. Eight runs of a
 // level are merged into one of the next, ingested while the eight are
 // excised in the same atomic step, so a log of N records has at most about
 // 7·log8(N/IndexRunSize) runs. A lookup scans the entries in memory and
@@ -171,9 +172,10 @@
 // # Measurements (2-core VM shared with other work, predlog_bench_test.go)
 //
 // Bytes per demo record on disk after a full manual compaction
-// (BenchmarkDiskBytesPerRecord): 83.9 with gateway-style ids (random prefix
+// (BenchmarkDiskBytesPerRecord): 85.0 with gateway-style ids (random prefix
 // + hex sequence number: 81.4 for the record in its S2-compressed block,
-// 2.5 for its id index entry), 106.4 with random 20-hex-digit ids (10 bytes
+// 3.6 for its id index entry, 2.5 once every run is merged and compressed),
+// 85.3 with no manual compaction, 106.4 with random 20-hex-digit ids (10 bytes
 // of entropy that no compression removes, in the record and again in a
 // hash that spreads the index: 97.7 + 8.7). Before, with MinLZ applied by
 // Pebble at flush and a Pebble key per index entry, the same were 94.1 and
@@ -184,10 +186,11 @@
 // and CompressZstd remains for large records.
 //
 // Throughput: Append costs about 110 ns and no allocation on the caller. At
-// a steady 200,000 records/s (BenchmarkAppendPaced) the whole process spends
-// about 1.45 µs of CPU per record, the generator of the records, Pebble's
-// flushes and the indexer included (1.65-1.7 µs with a Pebble key per index
-// entry, 2.5-2.6 µs with a key per record). In the scoring node, from both
+// a steady 200,000 records/s (BenchmarkAppendPaced) the log spends 0.72-0.80
+// µs of CPU per record, Pebble's flushes and the indexer included, and 1.05-
+// 1.18 µs at 50,000/s (the benchmark's pacing loop measured alone and
+// subtracted; BENCHMARKS.md has the history). The id index alone costs 80-
+// 110 ns per entry (BenchmarkIndexEntries). In the scoring node, from both
 // cores at once on 4,096 distinct transactions (BenchmarkHandlerParallel
 // against BenchmarkHandlerLoggedParallel), the log adds about 970 ns of CPU
 // per request, against about 1,550 ns before the run index, the sharded
