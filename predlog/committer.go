@@ -2,7 +2,6 @@ package predlog
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
@@ -163,6 +162,7 @@ func (l *Log) commitGroup(t *take, sync bool) {
 	}
 	ents := l.ents[:0]
 	mixed := false
+	ends := l.ends[:0] // where each group's entries end in ents
 	for _, g := range t.groups {
 		for buf := g.buf; len(buf) > 0; {
 			n := int(binary.LittleEndian.Uint32(buf))
@@ -182,22 +182,19 @@ func (l *Log) commitGroup(t *take, sync bool) {
 			}
 			ents = append(ents, en)
 		}
+		ends = append(ends, len(ents))
 	}
+	l.ends = ends
 	if cap(ents) <= 1<<16 {
 		l.ents = ents[:0]
 	}
-	switch {
-	case len(t.groups) > 1:
-		// Shards interleave: put each model's records back in the order
-		// they were served (a caller's requests one after another keep
-		// their order; ties keep ring order).
-		slices.SortStableFunc(ents, func(a, b ent) int {
-			if c := bytes.Compare(a.model, b.model); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.time, b.time)
-		})
-	case mixed:
+	if len(t.groups) > 1 {
+		// Shards interleave: put the records back in the order they were
+		// served, so a caller's requests one after another keep their
+		// order.
+		ents = l.mergeByTime(ents, ends)
+	}
+	if mixed {
 		slices.SortStableFunc(ents, func(a, b ent) int { return bytes.Compare(a.model, b.model) })
 	}
 	stamp := l.reserve(len(ents))
@@ -277,6 +274,36 @@ func (l *Log) commitGroup(t *take, sync bool) {
 		l.maxBatch.Store(n)
 	}
 	l.batchHist[min((bits.Len(uint(t.n-1))+1)/2, 7)].Add(1)
+}
+
+// mergeByTime merges the groups' entries (ents, group k ending at ends[k])
+// by taking the head with the smallest Time each time, into the
+// committer's second buffer. A group is in append order but not quite in
+// Time order (Time is when a request started, and requests overlap), yet
+// one caller's records come out in its order: when its record B is a head,
+// everything appended to any shard before its earlier record A has a Time
+// before A was appended, so before B's Time, and A goes out first. A
+// comparison sort did the same at about twice the cost.
+func (l *Log) mergeByTime(ents []ent, ends []int) []ent {
+	var heads [maxShards]int
+	for k := 1; k < len(ends); k++ {
+		heads[k] = ends[k-1]
+	}
+	out := l.merged[:0]
+	for range ents {
+		best := -1
+		for k, end := range ends {
+			if h := heads[k]; h < end && (best < 0 || ents[h].time < ents[heads[best]].time) {
+				best = k
+			}
+		}
+		out = append(out, ents[heads[best]])
+		heads[best]++
+	}
+	if cap(out) <= 1<<16 {
+		l.merged = out[:0]
+	}
+	return out
 }
 
 // batch returns the committer's batch, empty: one batch reset after each

@@ -37,6 +37,8 @@ type Log struct {
 	take    take                  // the committer's scratch
 	cb      *pebble.Batch         // the committer's batch, reused
 	ents    []ent                 // the committer's scratch
+	merged  []ent                 // the committer's scratch: ents in order
+	ends    []int                 // the committer's scratch: each group's end in ents
 	raw     []byte                // the committer's scratch: a block's records
 	packed  []byte                // the committer's scratch: them compressed
 	val     []byte                // the committer's scratch: the block
@@ -71,12 +73,14 @@ type shard struct {
 // into: 8 when each still holds at least 1,024 records and a record of the
 // largest size, else 1 (small rings keep exact bounds).
 func ringShards(c *Config) int {
-	const n = 8
+	const n = maxShards
 	if c.RingSize/n >= 1024 && c.RingBytes/n >= c.MaxRecordBytes {
 		return n
 	}
 	return 1
 }
+
+const maxShards = 8
 
 // group is what the committer takes from a shard in one swap. Entries in
 // buf are: length (4 bytes little-endian, of the rest), model length (1),
