@@ -73,6 +73,7 @@ type index struct {
 	byName  map[string]uint32 // names' positions
 	tail    []ixEnt           // committed records not yet in a run, in stamp order
 	sealed  [][]ixEnt         // full runs waiting for the indexer, oldest first
+	spare   []ixEnt           // a written run's entries, for the next tail
 	runs    []run             // on disk, in stamp order
 	floor   int64             // retention removed every record stamped before it
 	runSize int
@@ -117,7 +118,12 @@ func (ix *index) add(ents []idxEnt) {
 		ix.tail = append(ix.tail, ixEnt{e.hash, e.stamp, ref})
 		if len(ix.tail) >= ix.runSize {
 			ix.sealed = append(ix.sealed, ix.tail)
-			ix.tail = make([]ixEnt, 0, ix.runSize)
+			// A fresh 1.5 MiB tail per run cost page faults and
+			// garbage; the indexer hands back the last one it wrote.
+			ix.tail, ix.spare = ix.spare, nil
+			if cap(ix.tail) < ix.runSize {
+				ix.tail = make([]ixEnt, 0, ix.runSize)
+			}
 			select {
 			case ix.kick <- struct{}{}:
 			default:
@@ -493,6 +499,9 @@ func (l *Log) writeSealed() bool {
 			l.ix.mu.Lock()
 			l.ix.sealed = l.ix.sealed[1:]
 			l.ix.runs = append(l.ix.runs, r)
+			// Lookups read sealed runs only under mu, so once it is out
+			// of sealed nothing else holds it.
+			l.ix.spare = sealed[:0]
 			l.ix.mu.Unlock()
 		}
 		l.ix.pub.Unlock()
