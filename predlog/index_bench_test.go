@@ -3,7 +3,6 @@ package predlog
 import (
 	"math/rand/v2"
 	"testing"
-	"time"
 )
 
 // BenchmarkIndexEntries is the id index's whole cost per committed record:
@@ -32,14 +31,7 @@ func BenchmarkIndexEntries(b *testing.B) {
 		}
 		l.ix.add(batch)
 	}
-	for {
-		l.ix.mu.Lock()
-		n := len(l.ix.sealed)
-		l.ix.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// Sealed runs hold IndexRunSize entries each, the tail fewer.
+	waitFor(b, "the indexer to write every sealed run", func() bool { return l.IndexStats().Pending < c.IndexRunSize })
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
