@@ -326,15 +326,13 @@ func suiteTable(rs []suiteResult, dur time.Duration, conns, rounds int) string {
 	}
 	b.WriteString("\nEach ratio below is taken within each round, and the median round's is the one measured; all rounds' are listed.\n\n")
 	b.WriteString("| target | measured | every round | |\n|---|---|---|---|\n")
-	pct := func(r float64) string { return fmt.Sprintf("%.0f%%", 100*r) }
-	times := func(r float64) string { return fmt.Sprintf("%.1f×", r) }
-	ratio := func(name string, a, c int, target float64, format func(float64) string) {
+	ratio := func(name string, a, c int, target float64, format ratioFormat) {
 		m, all := pairedRatio(rs[a], rs[c])
 		each := make([]string, len(all))
 		for k, r := range all {
-			each[k] = format(r)
+			each[k] = format(r, 0)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, format(m), strings.Join(each, ", "), check(m >= target))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, shownRatio(m, target, format), strings.Join(each, ", "), check(m >= target))
 	}
 	ratio("features off ≥ 85% of the bare baseline (issue 5)", 0, 4, 0.85, pct)
 	ratio("drift + async logging on ≥ 90% of features off (issue 5)", 1, 0, 0.90, pct)
@@ -343,6 +341,22 @@ func suiteTable(rs []suiteResult, dur time.Duration, conns, rounds int) string {
 	ratio("gateway ≥ 2× the net/http baseline", 0, 5, 2, times)
 	fmt.Fprintf(&b, "| open-loop p99 at 50%% load ≤ 1 ms | %.0f µs | one run | %s |\n", o.Latency.P99, check(o.Latency.P99 <= 1000))
 	return b.String()
+}
+
+// A ratioFormat writes a ratio with extra more decimals than usual.
+type ratioFormat func(r float64, extra int) string
+
+func pct(r float64, extra int) string   { return fmt.Sprintf("%.*f%%", extra, 100*r) }
+func times(r float64, extra int) string { return fmt.Sprintf("%.*f×", 1+extra, r) }
+
+// shownRatio writes a measured ratio m for the targets table. When rounding
+// would print the target itself for a ratio that misses it (89.96% as
+// "90%"), it prints two more decimals, so a miss never reads as the target.
+func shownRatio(m, target float64, format ratioFormat) string {
+	if s := format(m, 0); m >= target || s != format(target, 0) {
+		return s
+	}
+	return format(m, 2)
 }
 
 const (

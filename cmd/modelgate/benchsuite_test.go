@@ -16,3 +16,22 @@ func TestPairedRatio(t *testing.T) {
 		t.Fatalf("medianIndex picked %d, want 0 (the upper median, 3)", i)
 	}
 }
+
+func TestShownRatioNeverShowsAMissAsTheTarget(t *testing.T) {
+	for _, c := range []struct {
+		m, target float64
+		format    ratioFormat
+		want      string
+	}{
+		{0.8996, 0.90, pct, "89.96%"}, // the 19:06 run of session 4
+		{0.9004, 0.90, pct, "90%"},
+		{0.88, 0.90, pct, "88%"},
+		{0.93, 0.90, pct, "93%"},
+		{1.98, 2, times, "1.980×"},
+		{2.5, 2, times, "2.5×"},
+	} {
+		if got := shownRatio(c.m, c.target, c.format); got != c.want {
+			t.Errorf("shownRatio(%v, %v) = %q, want %q", c.m, c.target, got, c.want)
+		}
+	}
+}
