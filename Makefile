@@ -61,7 +61,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLogCodec$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./cluster
 	$(GO) test -run '^$$' -fuzz '^FuzzSketchImport$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./drift
 	$(GO) test -run '^$$' -fuzz '^FuzzBlock$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./predlog
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./predlog
 	$(GO) test -run '^$$' -fuzz '^FuzzStatic$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/validate
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeGolden$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/validate
 
 ## bench: the Go benchmarks, then the bench suite (gateway against the bare and net/http
 ## baselines, one run), whose table it rewrites in BENCHMARKS.md
