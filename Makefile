@@ -19,6 +19,7 @@ FUZZTIME   ?= 10s
 # worker minimizing runs no new inputs: FuzzBlock spent 8 of its 10 s that
 # way (13k inputs; capped at 200 tries, 104k).
 FUZZMINIMIZE ?= 200x
+FUZZ       = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE)
 BIN        := bin/modelgate
 
 .PHONY: all run build test test-unit test-race fuzz bench fmt vet ort demo-model clean
@@ -56,14 +57,14 @@ test-race:
 	$(GO) test -count=1 -race -timeout 15m ./runtime/... ./gateway/... ./cluster/... ./drift/... ./internal/artifact/... ./predlog/...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseInfer$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./gateway/oip
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./registry
-	$(GO) test -run '^$$' -fuzz '^FuzzLogCodec$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./cluster
-	$(GO) test -run '^$$' -fuzz '^FuzzSketchImport$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./drift
-	$(GO) test -run '^$$' -fuzz '^FuzzBlock$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./predlog
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./predlog
-	$(GO) test -run '^$$' -fuzz '^FuzzStatic$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/validate
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeGolden$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/validate
+	$(FUZZ) -fuzz '^FuzzParseInfer$$' ./gateway/oip
+	$(FUZZ) -fuzz '^FuzzDecodeCommand$$' ./registry
+	$(FUZZ) -fuzz '^FuzzLogCodec$$' ./cluster
+	$(FUZZ) -fuzz '^FuzzSketchImport$$' ./drift
+	$(FUZZ) -fuzz '^FuzzBlock$$' ./predlog
+	$(FUZZ) -fuzz '^FuzzDecodeRecord$$' ./predlog
+	$(FUZZ) -fuzz '^FuzzStatic$$' ./internal/validate
+	$(FUZZ) -fuzz '^FuzzDecodeGolden$$' ./internal/validate
 
 ## bench: the Go benchmarks, then the bench suite (gateway against the bare and net/http
 ## baselines, one run), whose table it rewrites in BENCHMARKS.md

@@ -384,6 +384,12 @@ func (d *decoder) header(t *Tensor) {
 		}
 		t.Shape = append(t.Shape, int64(v))
 	}
+	// The encoder refuses a shape of more than MaxInt32 elements, whatever
+	// the type: a value holding one is corrupt (data bounds the known types
+	// tighter, by the bytes left; not those stored by byte length).
+	if numElements(t.Shape, math.MaxInt32) < 0 {
+		d.bad = true
+	}
 }
 
 func (d *decoder) data(t *Tensor) {
@@ -398,12 +404,6 @@ func (d *decoder) data(t *Tensor) {
 	n := numElements(t.Shape, int64(len(d.b)))
 	switch {
 	case code == typeOther:
-		// The encoder refuses a shape of more than MaxInt32 elements of any
-		// type: a value holding one is corrupt, whatever its byte length.
-		if numElements(t.Shape, math.MaxInt32) < 0 {
-			d.bad = true
-			return
-		}
 		d.take(t, int(min(d.uvarint(), uint64(len(d.b)+1))))
 	case n < 0:
 		d.bad = true
