@@ -33,7 +33,6 @@ type Log struct {
 
 	clock   atomic.Int64          // the last stamp handed out
 	failure atomic.Pointer[error] // sticky: the first failed write
-	encBufs sync.Pool             // *encBuf
 	take    take                  // the committer's scratch
 	cb      *pebble.Batch         // the committer's batch, reused
 	ents    []ent                 // the committer's scratch
@@ -63,6 +62,7 @@ type shard struct {
 	mu       sync.Mutex
 	cur      *group // records waiting for the committer
 	spare    []byte // the buffer of the shard's last committed group, for reuse
+	body     []byte // scratch for a record's body before zstd (CompressZstd)
 	closed   bool
 	appended uint64 // under mu
 	dropped  uint64 // under mu
@@ -95,8 +95,6 @@ type group struct {
 	err     error         // set before done is closed
 }
 
-type encBuf struct{ entry, body []byte }
-
 // Open opens (creating if needed) the log in cfg.Dir and starts its
 // committer and, unless disabled, its retention pass.
 func Open(cfg Config) (*Log, error) {
@@ -121,7 +119,6 @@ func Open(cfg Config) (*Log, error) {
 	}
 	swapped := make(chan struct{})
 	l.swapped.Store(&swapped)
-	l.encBufs.New = func() any { return new(encBuf) }
 	db, err := pebble.Open(cfg.Dir, l.pebbleOptions())
 	if err != nil {
 		return nil, fmt.Errorf("predlog: cannot open Pebble DB in %s: %w", cfg.Dir, err)
@@ -170,45 +167,45 @@ func (l *Log) append(r *Record, durable bool) error {
 	if err := validName("version", r.Version); err != nil {
 		return err
 	}
-	eb := l.encBufs.Get().(*encBuf)
-	e := append(eb.entry[:0], 0, 0, 0, 0, byte(len(r.Model)))
-	e = append(e, r.Model...)
-	e = append(e, byte(len(r.Version)))
-	e = append(e, r.Version...)
 	hash := idHash(r.RequestID)
-	e = binary.BigEndian.AppendUint64(e, hash)
-	e = binary.BigEndian.AppendUint64(e, uint64(r.Time))
-	e, err := encodeValue(e, r, l.cfg.ValueCompression, l.cfg.MaxRecordBytes, &eb.body)
-	eb.entry = e
-	if err != nil {
-		l.putEncBuf(eb)
-		return err
-	}
-	binary.LittleEndian.PutUint32(e, uint32(len(e)-4))
-
 	sh := &l.shards[int(hash>>32)%len(l.shards)]
 	sh.mu.Lock()
+	var g *group
+	var start int // where the record begins in g.buf
 	for {
 		if sh.closed {
 			sh.mu.Unlock()
-			l.putEncBuf(eb)
 			return ErrClosed
 		}
 		if f := l.failure.Load(); f != nil {
 			sh.appended++
 			sh.dropped++
 			sh.mu.Unlock()
-			l.putEncBuf(eb)
 			return *f
 		}
-		if sh.cur.n < l.shardN && (sh.cur.n == 0 || len(sh.cur.buf)+len(e) <= l.shardBytes) {
-			break
+		// The record is encoded straight into the shard, under its lock:
+		// encoding into a pooled buffer and copying it in cost a pool
+		// round trip and a second pass over its bytes, on the scoring
+		// goroutine.
+		g = sh.cur
+		if g.n < l.shardN {
+			start = len(g.buf)
+			e, err := l.appendEntry(g.buf, r, hash, &sh.body)
+			if err != nil {
+				g.buf = e[:start]
+				sh.mu.Unlock()
+				return err
+			}
+			if g.n == 0 || len(e) <= l.shardBytes {
+				g.buf = e
+				break
+			}
+			g.buf = e[:start] // no room: the shard holds its bound
 		}
 		if !durable {
 			sh.appended++
 			sh.dropped++
 			sh.mu.Unlock()
-			l.putEncBuf(eb)
 			return ErrDropped
 		}
 		ch := *l.swapped.Load()
@@ -216,15 +213,16 @@ func (l *Log) append(r *Record, durable bool) error {
 		<-ch
 		sh.mu.Lock()
 	}
-	g := sh.cur
-	g.buf = append(g.buf, e...)
 	g.n++
 	g.durable = g.durable || durable
 	sh.appended++
 	first := g.n == 1
-	urgent := durable || g.n == max(l.shardN/2, 1) || len(g.buf) > l.shardBytes/2 && len(g.buf)-len(e) <= l.shardBytes/2
+	half := l.shardBytes / 2
+	urgent := durable || g.n == max(l.shardN/2, 1) || len(g.buf) > half && start <= half
+	if cap(sh.body) > 64<<10 {
+		sh.body = nil // a rare huge zstd record: let its buffer go
+	}
 	sh.mu.Unlock()
-	l.putEncBuf(eb)
 	if first {
 		select {
 		case l.wake <- struct{}{}:
@@ -244,11 +242,22 @@ func (l *Log) append(r *Record, durable bool) error {
 	return g.err
 }
 
-func (l *Log) putEncBuf(eb *encBuf) {
-	if cap(eb.entry) > 64<<10 || cap(eb.body) > 64<<10 {
-		return // a rare huge record: let its buffers go
+// appendEntry appends r as a group entry (see group) to dst. On error, dst's
+// first len(dst) bytes are unchanged.
+func (l *Log) appendEntry(dst []byte, r *Record, hash uint64, scratch *[]byte) ([]byte, error) {
+	start := len(dst)
+	e := append(dst, 0, 0, 0, 0, byte(len(r.Model)))
+	e = append(e, r.Model...)
+	e = append(e, byte(len(r.Version)))
+	e = append(e, r.Version...)
+	e = binary.BigEndian.AppendUint64(e, hash)
+	e = binary.BigEndian.AppendUint64(e, uint64(r.Time))
+	e, err := encodeValue(e, r, l.cfg.ValueCompression, l.cfg.MaxRecordBytes, scratch)
+	if err != nil {
+		return e, err
 	}
-	l.encBufs.Put(eb)
+	binary.LittleEndian.PutUint32(e[start:], uint32(len(e)-start-4))
+	return e, nil
 }
 
 // Healthy returns nil while the log accepts writes; after a failed commit,
