@@ -22,6 +22,7 @@ import (
 // an empty synced write when the log is idle).
 func (l *Log) run() {
 	defer close(l.done)
+	l.lowerPriority("committer")
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	pause := time.NewTimer(time.Hour)

@@ -450,6 +450,7 @@ func runsSpan(first, last run) pebble.KeyRange {
 // indexLoop is the indexer: it writes sealed runs and merges runs.
 func (l *Log) indexLoop() {
 	defer close(l.ix.done)
+	l.lowerPriority("indexer")
 	for {
 		if l.writeSealed() {
 			l.mergeRuns()

@@ -260,6 +260,18 @@ func (l *Log) appendEntry(dst []byte, r *Record, hash uint64, scratch *[]byte) (
 	return e, nil
 }
 
+// lowerPriority runs the calling background goroutine at BackgroundNice
+// (see Config). Failing to is not an error of the log: the work is the same,
+// it only competes with scoring as an equal.
+func (l *Log) lowerPriority(who string) {
+	if l.cfg.BackgroundNice <= 0 {
+		return
+	}
+	if err := lowerPriority(l.cfg.BackgroundNice); err != nil && l.cfg.Logf != nil {
+		l.cfg.Logf("predlog: cannot lower the %s's priority to nice %d: %v", who, l.cfg.BackgroundNice, err)
+	}
+}
+
 // Healthy returns nil while the log accepts writes; after a failed commit,
 // the sticky error wrapping ErrUnhealthy (the node should report itself not
 // ready); after Close, ErrClosed.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -84,7 +85,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "data", "node state directory (created if missing)")
 	lib := fs.String("ort-lib", ortlib.Path(), "ONNX Runtime shared library, "+runtime.RequiredVersion+"x (env "+ortlib.EnvVar+"; `make ort` fetches it)")
 	fs.Var(&models, "model", "serve `NAME[@VERSION]=PATH.onnx` (repeatable; VERSION defaults to 1; the last version given for a name answers its unversioned calls)")
-	fs.IntVar(&rt.Sessions, "sessions", 0, "ORT sessions per model version (default GOMAXPROCS)")
+	fs.IntVar(&rt.Sessions, "sessions", 0, "ORT sessions per model version (default: one per core)")
 	fs.IntVar(&rt.IntraOpThreads, "intra-op-threads", 1, "ORT threads inside one run")
 	fs.IntVar(&rt.InterOpThreads, "inter-op-threads", 1, "ORT threads across graph branches")
 	opt := fs.String("graph-opt", "all", "ORT graph optimisation: disable, basic, extended or all")
@@ -117,10 +118,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	logAge := fs.Duration("predlog-max-age", 7*24*time.Hour, "prediction log retention by age (0: keep)")
 	logBytes := fs.Int64("predlog-max-bytes", 10<<30, "prediction log retention by size in bytes (0: no limit)")
 	logSync := fs.Duration("predlog-sync-interval", predlog.DefaultSyncInterval, "async prediction logging fsyncs at least this often: what an OS crash may lose")
+	logNice := fs.Int("predlog-nice", predlog.DefaultBackgroundNice, "nice value (1-19) of the prediction log's background threads, so scoring wins the cores (-1: the process's priority)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	rt.Optimization = runtime.GraphOptimization(*opt)
+	spareProcs(&rt)
 	if err := rt.Validate(); err != nil {
 		return usageError(err.Error())
 	}
@@ -168,7 +171,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	gw.Control, gw.Artifacts, gw.Logger, gw.Runtime = node, store, log, rt
 	if *logOn {
 		pcfg := predlog.DefaultConfig(filepath.Join(*dataDir, "predictions"))
-		pcfg.MaxAge, pcfg.MaxBytes, pcfg.SyncInterval = *logAge, *logBytes, *logSync
+		pcfg.MaxAge, pcfg.MaxBytes, pcfg.SyncInterval, pcfg.BackgroundNice = *logAge, *logBytes, *logSync, *logNice
+		if *logNice == 0 {
+			pcfg.BackgroundNice = -1 // nice 0 is the process's own priority
+		}
 		if *logAge == 0 {
 			pcfg.MaxAge = -1
 		}
@@ -297,4 +303,24 @@ func shutdown(srv *gateway.Server, timeout time.Duration, log *slog.Logger) erro
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// spareProcs gives the Go scheduler predlog.BackgroundThreads more Ps than
+// cores, unless GOMAXPROCS is set in the environment, and sizes the ORT
+// sessions by the cores. The prediction log's committer and indexer run on
+// threads of their own at a lower priority, and a thread the kernel preempts
+// keeps its P: without spare Ps, scoring would wait for them. Spare Ps also
+// let the kernel, rather than Go's run queues, share the cores among the
+// request goroutines: in the closed loop of the bench suite that cut p99
+// from ~4 ms to ~1 ms with the log off, at the same requests/s
+// (BENCHMARKS.md, session 5).
+func spareProcs(rt *runtime.Config) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	cores := goruntime.GOMAXPROCS(0)
+	if rt.Sessions == 0 {
+		rt.Sessions = cores
+	}
+	goruntime.GOMAXPROCS(cores + predlog.BackgroundThreads)
 }
