@@ -11,10 +11,12 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// run is the committer: the only goroutine that writes predictions. It swaps
-// the ring for an empty one, writes what it took as Pebble batches and
-// commits them, then goes back for more. Whatever accumulates while a commit
-// is in flight becomes the next group, so batches grow with the load.
+// run is the committer: the goroutine that writes predictions. It swaps the
+// ring for an empty one, writes what it took as Pebble batches and commits
+// them, then goes back for more. Whatever accumulates while a commit is in
+// flight becomes the next group, so batches grow with the load. It runs at
+// BackgroundNice; durable records are committed by runDurable, at the
+// process's priority, and the two take turns under commitMu.
 //
 // Sync rule: a group holding a durable record is committed with pebble.Sync;
 // otherwise with pebble.NoSync, and the first unsynced commit arms a timer so
@@ -27,22 +29,26 @@ func (l *Log) run() {
 	timer.Stop()
 	pause := time.NewTimer(time.Hour)
 	pause.Stop()
-	var syncDue time.Time // zero: everything committed is synced
 	for {
+		l.commitMu.Lock()
 		t := l.swap()
 		if t == nil {
+			l.commitMu.Unlock()
 			select {
 			case <-l.wake:
 			case <-timer.C:
-				if !syncDue.IsZero() {
+				l.commitMu.Lock()
+				if !l.syncDue.IsZero() {
 					l.syncWAL()
-					syncDue = time.Time{}
+					l.syncDue = time.Time{}
 				}
+				l.commitMu.Unlock()
 			case <-l.stop:
 				// Close set closed before stop: nothing more enters the ring.
+				<-l.durableDone
 				if t := l.swap(); t != nil {
 					l.commitGroup(t, true)
-				} else if !syncDue.IsZero() {
+				} else if !l.syncDue.IsZero() {
 					l.syncWAL()
 				}
 				return
@@ -50,19 +56,20 @@ func (l *Log) run() {
 			continue
 		}
 		start := time.Now()
-		sync := t.durable || (!syncDue.IsZero() && !start.Before(syncDue))
+		sync := t.durable || (!l.syncDue.IsZero() && !start.Before(l.syncDue))
 		l.commitGroup(t, sync)
 		switch {
 		case sync:
-			syncDue = time.Time{}
+			l.syncDue = time.Time{}
 			timer.Stop()
-		case syncDue.IsZero():
-			syncDue = time.Now().Add(l.cfg.SyncInterval)
+		case l.syncDue.IsZero():
+			l.syncDue = time.Now().Add(l.cfg.SyncInterval)
 			timer.Reset(l.cfg.SyncInterval)
 		}
+		l.commitMu.Unlock()
 		// Let the next group grow for up to commitInterval (from the start
 		// of this commit): fewer, larger commits cost less per record. A
-		// durable record, a half-full ring or Close ends the wait.
+		// half-full ring or Close ends the wait.
 		if wait := commitInterval - time.Since(start); wait > 0 {
 			pause.Reset(wait)
 			select {
@@ -73,6 +80,30 @@ func (l *Log) run() {
 				pause.Stop()
 			}
 		}
+	}
+}
+
+// runDurable commits as soon as a durable record waits, at the process's
+// priority. A durable appender waits for its commit, so the committer's
+// wake-up is on its path: at nice 10 the kernel let it wait for the scoring
+// threads' time slices, and a closed loop of durable requests ran 6-10%
+// slower. It commits everything the ring holds, with pebble.Sync (the
+// durable record may already be gone with the committer's last group; the
+// sync is then one more than needed, never one too few).
+func (l *Log) runDurable() {
+	defer close(l.durableDone)
+	for {
+		select {
+		case <-l.durableKick:
+		case <-l.stop:
+			return
+		}
+		l.commitMu.Lock()
+		if t := l.swap(); t != nil {
+			l.commitGroup(t, true)
+			l.syncDue = time.Time{}
+		}
+		l.commitMu.Unlock()
 	}
 }
 

@@ -94,16 +94,18 @@
 // 1,024 records and a record of MaxRecordBytes; small rings stay whole), and
 // a record goes to the shard its id hashes to, so two cores scoring rarely
 // contend for one mutex. When its shard is full a record is dropped and
-// counted (Stats.Dropped; the gateway exports it as a metric). One committer
-// goroutine swaps every shard for an empty one, puts each model's records
-// back in the order they were served (by their Time; a request and its
-// shadows share an id, so a shard, and keep their order), writes them as
-// Pebble batches (a block key per model and up to 32 KiB of records) and
-// commits them;
+// counted (Stats.Dropped; the gateway exports it as a metric). The committer
+// swaps every shard for an empty one, puts each model's records back in the
+// order they were served (by their Time; a request and its shadows share an
+// id, so a shard, and keep their order), writes them as Pebble batches (a
+// block key per model and up to 32 KiB of records) and commits them;
 // whatever accumulates meanwhile is the next group, so batches grow with the
 // load. While records keep coming, async groups start at most every 2 ms
-// (commitInterval), so each commit carries more records; a durable record,
-// a half-full ring or Close ends that wait at once.
+// (commitInterval), so each commit carries more records; a half-full ring
+// or Close ends that wait at once. A durable record wakes a second
+// committer, which runs at the process's priority (see Background
+// priority) and commits whatever the ring holds at once; the two take turns
+// under one mutex, so there is still a single writer.
 //
 // Async (Append): groups are committed with pebble.NoSync, and the WAL is
 // fsynced at most SyncInterval after the first unsynced commit (by the next
@@ -146,10 +148,15 @@
 // nice 10 the kernel gives a waking scoring thread the core at once, and the
 // log works in the time scoring leaves idle (a closed loop leaves ~20% of it,
 // waiting on wake-ups); when no time is idle it still gets about a tenth of
-// a contended core, far more than it needs. A preempted thread keeps its
-// Go P, so the program should give the runtime BackgroundThreads more Ps
-// than cores; modelgate serve does. Pebble's own goroutines (its WAL writer,
-// flushes, compactions) stay at the process's priority.
+// a contended core, far more than it needs. Durable records are the
+// exception: their appenders wait for the commit, and a niced committer
+// woke late (the kernel let it wait for the scoring threads' slices: a
+// closed loop of durable requests ran 6-10% slower), so a second committer
+// at the process's priority commits as soon as one arrives. A preempted
+// thread keeps its Go P, so the program should give the runtime
+// BackgroundThreads more Ps than cores; modelgate serve does. Pebble's own
+// goroutines (its WAL writer, flushes, compactions) stay at the process's
+// priority.
 //
 // # Labels and export
 //
@@ -210,7 +217,7 @@
 // against BenchmarkHandlerLoggedParallel), the log adds about 970 ns of CPU
 // per request, against about 1,550 ns before the run index, the sharded
 // ring and block compression. A durable append with 16 concurrent writers
-// takes ~30 µs (about 8 records share each fsync).
+// takes ~34 µs (about 8 records share each fsync).
 //
 // Blocks of records are compressed with github.com/klauspost/compress/s2 by
 // the committer. Pebble compresses the bottom levels' tables (the index runs,

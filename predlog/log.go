@@ -26,10 +26,17 @@ type Log struct {
 	swapped    atomic.Pointer[chan struct{}] // closed at each swap: wakes durable appenders waiting for room
 	closing    atomic.Bool
 
-	wake   chan struct{} // capacity 1: the ring went from empty to non-empty
-	urgent chan struct{} // capacity 1: a durable record, or a ring half full, is waiting
-	stop   chan struct{} // closed by Close: drain, sync, exit
-	done   chan struct{} // closed when the committer exited
+	wake        chan struct{} // capacity 1: the ring went from empty to non-empty
+	urgent      chan struct{} // capacity 1: a shard is half full
+	durableKick chan struct{} // capacity 1: a durable record is waiting
+	stop        chan struct{} // closed by Close: drain, sync, exit
+	done        chan struct{} // closed when the committer exited
+	durableDone chan struct{} // closed when runDurable exited
+
+	// commitMu is held by whichever committer (run, runDurable) swaps the
+	// ring and commits: it guards the scratch below and syncDue.
+	commitMu sync.Mutex
+	syncDue  time.Time // zero: everything committed is synced
 
 	clock   atomic.Int64          // the last stamp handed out
 	failure atomic.Pointer[error] // sticky: the first failed write
@@ -103,13 +110,15 @@ func Open(cfg Config) (*Log, error) {
 	}
 	cfg.setDefaults()
 	l := &Log{
-		cfg:       cfg,
-		wake:      make(chan struct{}, 1),
-		urgent:    make(chan struct{}, 1),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		pruneStop: make(chan struct{}),
-		pruneDone: make(chan struct{}),
+		cfg:         cfg,
+		wake:        make(chan struct{}, 1),
+		urgent:      make(chan struct{}, 1),
+		durableKick: make(chan struct{}, 1),
+		durableDone: make(chan struct{}),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		pruneStop:   make(chan struct{}),
+		pruneDone:   make(chan struct{}),
 	}
 	n := ringShards(&cfg)
 	l.shards = make([]shard, n)
@@ -136,6 +145,7 @@ func Open(cfg Config) (*Log, error) {
 	}
 	go l.indexLoop()
 	go l.run()
+	go l.runDurable()
 	if cfg.PruneInterval > 0 {
 		go l.pruneLoop()
 	} else {
@@ -218,7 +228,7 @@ func (l *Log) append(r *Record, durable bool) error {
 	sh.appended++
 	first := g.n == 1
 	half := l.shardBytes / 2
-	urgent := durable || g.n == max(l.shardN/2, 1) || len(g.buf) > half && start <= half
+	urgent := !durable && (g.n == max(l.shardN/2, 1) || len(g.buf) > half && start <= half)
 	if cap(sh.body) > 64<<10 {
 		sh.body = nil // a rare huge zstd record: let its buffer go
 	}
@@ -237,6 +247,10 @@ func (l *Log) append(r *Record, durable bool) error {
 	}
 	if !durable {
 		return nil
+	}
+	select {
+	case l.durableKick <- struct{}{}:
+	default:
 	}
 	<-g.done
 	return g.err
