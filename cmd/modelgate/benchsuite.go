@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,10 +23,45 @@ import (
 
 // proc is a child modelgate process under load.
 type proc struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *strings.Builder
-	done chan struct{} // closed once the process has exited
+	cmd   *exec.Cmd
+	url   string
+	admin string // a node's admin API; empty for a baseline
+	dir   string // a node's data dir
+	logs  *strings.Builder
+	done  chan struct{} // closed once the process has exited
+}
+
+// predlogDropped reads the node's count of prediction-log records dropped
+// since it started (a full ring); ok is false when the node logs nothing.
+func (p *proc) predlogDropped() (n uint64, ok bool, err error) {
+	if p.admin == "" {
+		return 0, false, nil
+	}
+	token, err := os.ReadFile(filepath.Join(p.dir, "admin.token"))
+	if err != nil {
+		return 0, false, err
+	}
+	req, err := http.NewRequest("GET", p.admin+"/metrics", nil)
+	if err != nil {
+		return 0, false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, false, fmt.Errorf("GET %s/metrics: %s", p.admin, resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, found := strings.CutPrefix(sc.Text(), "modelgate_predlog_dropped_total "); found {
+			n, err := strconv.ParseUint(v, 10, 64)
+			return n, err == nil, err
+		}
+	}
+	return 0, false, sc.Err()
 }
 
 // start starts the process and watches for its exit.
@@ -76,7 +112,7 @@ func startServe(dir, model string, extra ...string) (*proc, error) {
 		exe, _ := os.Executable()
 		args := append([]string{"serve", "--listen", addrs[0], "--admin-listen", addrs[1], "--raft-listen", addrs[2],
 			"--data-dir", dir, "--model", "fraud=" + model}, extra...)
-		p := &proc{cmd: exec.Command(exe, args...), url: "http://" + addrs[0], logs: &strings.Builder{}}
+		p := &proc{cmd: exec.Command(exe, args...), url: "http://" + addrs[0], admin: "http://" + addrs[1], dir: dir, logs: &strings.Builder{}}
 		p.cmd.Stderr = p.logs
 		if err := p.start(); err != nil {
 			return nil, err
@@ -149,6 +185,11 @@ type suiteResult struct {
 	name   string
 	rep    *bench.Report // the median round's
 	rounds []float64     // requests/s in each round, in round order
+	// logged: the system logs predictions; dropped: the records its log
+	// dropped over all rounds. A ratio measured while the log dropped
+	// records would flatter it.
+	logged  bool
+	dropped uint64
 }
 
 // medianIndex returns the index of the median of xs (the upper one of an
@@ -209,19 +250,28 @@ func runBenchSuite(args []string, stdout, stderr io.Writer) error {
 			{Name: "max", Duration: bench.Duration(*dur), Connections: *conns},
 		}}}
 	}
-	run := func(name string, start func() (*proc, error), cfg bench.Config, round int) (*bench.Report, error) {
+	type runResult struct {
+		rep     *bench.Report
+		logged  bool
+		dropped uint64
+	}
+	run := func(name string, start func() (*proc, error), cfg bench.Config, round int) (runResult, error) {
 		p, err := start()
 		if err != nil {
-			return nil, err
+			return runResult{}, err
 		}
 		defer p.stop()
 		fmt.Fprintf(stderr, "== %s (round %d) at %s\n", name, round, p.url)
 		dir := strings.NewReplacer("/", "", " ", "-", ",", "", "+", "", "%", "").Replace(name)
 		rep, err := benchTarget(ctx, cfg, name, p.url, filepath.Join(*out, dir, fmt.Sprint("round-", round)), io.Discard, stderr)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return runResult{}, fmt.Errorf("%s: %w", name, err)
 		}
-		return rep, nil
+		dropped, logged, err := p.predlogDropped()
+		if err != nil {
+			return runResult{}, fmt.Errorf("%s: reading the prediction log's drops: %w", name, err)
+		}
+		return runResult{rep, logged, dropped}, nil
 	}
 	off := []string{"--predlog=false", "--drift=false"}
 	steps := []struct {
@@ -247,6 +297,8 @@ func runBenchSuite(args []string, stdout, stderr io.Writer) error {
 	// of those is reported: a pair of runs seconds apart sees the same
 	// machine, which the medians of two systems' rounds need not.
 	reps := make([][]*bench.Report, len(steps))
+	logged := make([]bool, len(steps))
+	dropped := make([]uint64, len(steps))
 	order := []int{1, 3, 0, 2, 4, 5} // drift+log, log, off, drift, bare, net/http
 	for round := 1; round <= max(*rounds, 1); round++ {
 		for k := range order {
@@ -254,11 +306,13 @@ func runBenchSuite(args []string, stdout, stderr io.Writer) error {
 			if round%2 == 0 {
 				i = order[len(order)-1-k]
 			}
-			rep, err := run(steps[i].name, steps[i].start, closed(steps[i].name), round)
+			res, err := run(steps[i].name, steps[i].start, closed(steps[i].name), round)
 			if err != nil {
 				return err
 			}
-			reps[i] = append(reps[i], rep)
+			reps[i] = append(reps[i], res.rep)
+			logged[i] = logged[i] || res.logged
+			dropped[i] += res.dropped
 		}
 	}
 	var results []suiteResult
@@ -267,7 +321,7 @@ func runBenchSuite(args []string, stdout, stderr io.Writer) error {
 		for k, rep := range reps[i] {
 			rs[k] = rep.Phases[len(rep.Phases)-1].AchievedRate
 		}
-		results = append(results, suiteResult{name: s.name, rep: reps[i][medianIndex(rs)], rounds: rs})
+		results = append(results, suiteResult{name: s.name, rep: reps[i][medianIndex(rs)], rounds: rs, logged: logged[i], dropped: dropped[i]})
 	}
 	maxRate := results[0].phase().AchievedRate
 	half := maxRate / 2
@@ -275,11 +329,11 @@ func runBenchSuite(args []string, stdout, stderr io.Writer) error {
 		{Name: "warm-up", Duration: bench.Duration(2 * time.Second), Rate: half, Poisson: true, Connections: 64},
 		{Name: "50% of max", Duration: bench.Duration(*dur), Rate: half, Poisson: true, Connections: 64},
 	}}}
-	rep, err := run("gateway, open loop at 50%", func() (*proc, error) { return startServe(filepath.Join(work, "open"), model, off...) }, open, 1)
+	res, err := run("gateway, open loop at 50%", func() (*proc, error) { return startServe(filepath.Join(work, "open"), model, off...) }, open, 1)
 	if err != nil {
 		return err
 	}
-	results = append(results, suiteResult{name: "gateway, open loop at 50%", rep: rep})
+	results = append(results, suiteResult{name: "gateway, open loop at 50%", rep: res.rep})
 	table := suiteTable(results, *dur, *conns, *rounds)
 	fmt.Fprint(stdout, table)
 	if *update != "" {
@@ -332,7 +386,11 @@ func suiteTable(rs []suiteResult, dur time.Duration, conns, rounds int) string {
 		for k, r := range all {
 			each[k] = format(r, 0)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, shownRatio(m, target, format), strings.Join(each, ", "), check(m >= target))
+		verdict := check(m >= target)
+		if rs[a].dropped > 0 {
+			verdict = fmt.Sprintf("**missed**: its log dropped %d records", rs[a].dropped)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, shownRatio(m, target, format), strings.Join(each, ", "), verdict)
 	}
 	ratio("features off ≥ 85% of the bare baseline (issue 5)", 0, 4, 0.85, pct)
 	ratio("drift + async logging on ≥ 90% of features off (issue 5)", 1, 0, 0.90, pct)
@@ -340,6 +398,15 @@ func suiteTable(rs []suiteResult, dur time.Duration, conns, rounds int) string {
 	ratio("async logging on ≥ 90% of logging off (issue 3)", 3, 0, 0.90, pct)
 	ratio("gateway ≥ 2× the net/http baseline", 0, 5, 2, times)
 	fmt.Fprintf(&b, "| open-loop p99 at 50%% load ≤ 1 ms | %.0f µs | one run | %s |\n", o.Latency.P99, check(o.Latency.P99 <= 1000))
+	var drops []string
+	for _, r := range rs {
+		if r.logged {
+			drops = append(drops, fmt.Sprintf("%s: %d", r.name, r.dropped))
+		}
+	}
+	if len(drops) > 0 {
+		fmt.Fprintf(&b, "\nPrediction-log records dropped (a full ring; `modelgate_predlog_dropped_total`, all rounds): %s.\n", strings.Join(drops, "; "))
+	}
 	return b.String()
 }
 

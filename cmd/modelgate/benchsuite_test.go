@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 func TestPairedRatio(t *testing.T) {
 	off := suiteResult{rounds: []float64{100, 50, 80}}
@@ -33,5 +38,36 @@ func TestShownRatioNeverShowsAMissAsTheTarget(t *testing.T) {
 		if got := shownRatio(c.m, c.target, c.format); got != c.want {
 			t.Errorf("shownRatio(%v, %v) = %q, want %q", c.m, c.target, got, c.want)
 		}
+	}
+}
+
+// TestPredlogDroppedReadsTheNode reads the drop count the suite checks its
+// logging ratios against from a real node, and finds none on a node that
+// does not log.
+func TestPredlogDroppedReadsTheNode(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	model := filepath.Join(dir, "fraud.onnx")
+	if out, err := exec.Command(bin, "demo", "model", "--out", model).CombinedOutput(); err != nil {
+		t.Fatalf("demo model: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		name   string
+		args   []string
+		logged bool
+	}{
+		{"log on", nil, true},
+		{"log off", []string{"--predlog=false"}, false},
+	} {
+		data := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-"))
+		n := startNode(t, bin, data, append([]string{"--model", "fraud=" + model}, c.args...)...)
+		p := &proc{admin: "http://" + n.admin, dir: data}
+		dropped, logged, err := p.predlogDropped()
+		if err != nil || logged != c.logged || dropped != 0 {
+			t.Errorf("%s: predlogDropped() = %d, %v, %v; want 0, %v, nil", c.name, dropped, logged, err, c.logged)
+		}
+	}
+	if _, logged, err := (&proc{}).predlogDropped(); logged || err != nil {
+		t.Errorf("a baseline (no admin API): logged %v, err %v", logged, err)
 	}
 }
