@@ -108,8 +108,15 @@ func (l *Log) runDurable() {
 }
 
 // commitInterval is the shortest time between the starts of two async
-// group commits while records keep coming.
-const commitInterval = 2 * time.Millisecond
+// group commits while records keep coming. Each wake-up of the committer,
+// on a locked and niced thread, costs the Go scheduler a hand-over of its P
+// and a few futex calls, tens of µs on this VM: at 2 ms the log spent
+// ~1.9 µs of CPU per record at 100,000 records/s, at 10 ms ~1.3
+// (AppendPaced, interleaved), and the scoring node over HTTP kept 94.2% of
+// features off against 92.8%. Durable records do not wait for it
+// (runDurable), and an async record is committed within 10 ms of its group
+// starting, far inside SyncInterval.
+const commitInterval = 10 * time.Millisecond
 
 // take is what the committer took from the ring's shards in one swap.
 type take struct {

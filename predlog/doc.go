@@ -100,7 +100,7 @@
 // id, so a shard, and keep their order), writes them as Pebble batches (a
 // block key per model and up to 32 KiB of records) and commits them;
 // whatever accumulates meanwhile is the next group, so batches grow with the
-// load. While records keep coming, async groups start at most every 2 ms
+// load. While records keep coming, async groups start at most every 10 ms
 // (commitInterval), so each commit carries more records; a half-full ring
 // or Close ends that wait at once. A durable record wakes a second
 // committer, which runs at the process's priority (see Background
