@@ -215,31 +215,60 @@ func TestBatcherNeverSplits(t *testing.T) {
 
 func TestQueueFull(t *testing.T) {
 	m := loadDynamic(t, runtime.Config{Sessions: 1, MaxQueue: 1, QueueTimeout: 5 * time.Second})
-	// Hold the only session by running a large batch in a loop while other
-	// goroutines pile up; with MaxQueue 1 some must be refused at once.
+	// Two goroutines run large batches back to back, so one holds the only
+	// session while the other waits in the queue (16 goroutines each making
+	// one call did not always overlap on a loaded machine). A call then
+	// finds the queue full, except in the instant between two batches, so
+	// it is retried until it does.
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var full, ok int64
 	var mu sync.Mutex
-	for g := 0; g < 16; g++ {
+	ok, full := 0, 0
+	count := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, runtime.ErrQueueFull):
+			full++
+		default:
+			t.Error(err)
+		}
+	}
+	for range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := m.Infer(rowsCall(200000, 0))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, runtime.ErrQueueFull):
-				full++
-			default:
-				t.Error(err)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				count(m.Infer(rowsCall(200000, 0)))
 			}
 		}()
 	}
+	deadline := time.Now().Add(10 * time.Second)
+	for m.QueueDepth() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no call ever waited for the session")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	refused := false
+	for i := 0; i < 1000 && !refused; i++ {
+		err := m.Infer(rowsCall(1, 0))
+		refused = errors.Is(err, runtime.ErrQueueFull)
+		if err != nil && !refused {
+			t.Error(err)
+		}
+	}
+	close(stop)
 	wg.Wait()
-	if ok == 0 || full == 0 {
-		t.Fatalf("ok=%d queue-full=%d: want some of each", ok, full)
+	if !refused || ok == 0 {
+		t.Fatalf("a call refused with a full queue: %v; large batches answered: %d (%d refused); want both", refused, ok, full)
 	}
 }
 
