@@ -33,7 +33,7 @@ func nicedThreads(t *testing.T, nice int) int {
 		if len(f) < 17 {
 			t.Fatalf("%s: cannot parse %q", p, b)
 		}
-		if v, err := strconv.Atoi(string(f[16])); err == nil && (v == nice || nice == 0 && v != 0) {
+		if v, err := strconv.Atoi(string(f[16])); err == nil && (nice != 0 && v == nice || nice == 0 && v != 0) {
 			n++
 		}
 	}
@@ -45,7 +45,10 @@ func nicedThreads(t *testing.T, nice int) int {
 // the log rather than go back to the runtime's pool at that priority, and
 // that a negative BackgroundNice leaves every thread alone.
 func TestBackgroundThreadsRunNiced(t *testing.T) {
-	const nice = 13 // not the default, so other logs' threads cannot count
+	const nice = 13
+	// Earlier tests' logs are closed, but their threads end a moment after
+	// Close returns.
+	waitFor(t, "the threads of earlier tests' logs to end", func() bool { return nicedThreads(t, 0) == 0 })
 	base := nicedThreads(t, nice)
 	c := testConfig(t)
 	c.BackgroundNice = nice
@@ -74,6 +77,9 @@ func TestBackgroundThreadsRunNiced(t *testing.T) {
 	c = testConfig(t)
 	c.BackgroundNice = -1
 	base = nicedThreads(t, 0)
+	if base != 0 {
+		t.Fatalf("%d niced threads left after the niced log's ended", base)
+	}
 	l = openLog(t, c)
 	for range 100 {
 		if err := l.AppendDurable(g.next()); err != nil {
