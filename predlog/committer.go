@@ -114,8 +114,8 @@ func (l *Log) runDurable() {
 // ~1.9 µs of CPU per record at 100,000 records/s, at 10 ms ~1.3
 // (AppendPaced, interleaved), and the scoring node over HTTP kept 94.2% of
 // features off against 92.8%. Durable records do not wait for it
-// (runDurable), and an async record is committed within 10 ms of its group
-// starting, far inside SyncInterval.
+// (runDurable), and an async record waits at most about 10 ms and one
+// commit to be committed, far inside SyncInterval.
 const commitInterval = 10 * time.Millisecond
 
 // take is what the committer took from the ring's shards in one swap.
