@@ -49,13 +49,6 @@ type ixEnt struct {
 	model uint32
 }
 
-func (e ixEnt) compare(f ixEnt) int {
-	if c := cmp.Compare(e.hash, f.hash); c != 0 {
-		return c
-	}
-	return cmp.Compare(e.stamp, f.stamp)
-}
-
 // run describes a sorted run on disk. It holds the entries of every record
 // stamped first to last (those retention had not removed when it was
 // written). Runs never overlap in stamps.
@@ -694,7 +687,7 @@ func (l *Log) mergeOnce(in []run, floor int64) error {
 // changes: each inner node holds the loser of the match played there, and
 // only the changed key's path is replayed.
 type loserTree struct {
-	keys []uint64 // the sources' keys, changed by the caller; distinct
+	keys []uint64 // the sources' keys, changed by the caller; distinct but for exhausted ones (MaxUint64)
 	tree []int    // tree[0] the winner, tree[1:] the losers of the inner nodes
 }
 

@@ -32,21 +32,7 @@ func BenchmarkIndexEntries(b *testing.B) {
 		}
 		l.ix.add(batch)
 	}
-	// Sealed runs hold IndexRunSize entries each, the tail fewer; the
-	// merges they call for are part of the cost.
-	waitFor(b, "the indexer to write and merge every sealed run", func() bool {
-		if l.IndexStats().Pending >= c.IndexRunSize {
-			return false
-		}
-		l.ix.mu.Lock()
-		defer l.ix.mu.Unlock()
-		perLevel := map[uint8]int{}
-		for _, r := range l.ix.runs {
-			if perLevel[r.level]++; perLevel[r.level] >= indexFanout {
-				return false
-			}
-		}
-		return true
-	})
+	// The merges the runs call for are part of the cost.
+	waitIndexSettled(b, l, c.IndexRunSize)
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }

@@ -58,7 +58,7 @@ func checkAll(t *testing.T, l *Log, ids []string) {
 	}
 }
 
-func waitIndexSettled(t *testing.T, l *Log, runSize int) IndexStats {
+func waitIndexSettled(t testing.TB, l *Log, runSize int) IndexStats {
 	t.Helper()
 	var st IndexStats
 	waitFor(t, "the indexer to write and merge its runs", func() bool {

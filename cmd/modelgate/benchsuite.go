@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,20 +42,12 @@ func (p *proc) predlogDropped() (n uint64, ok bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	req, err := http.NewRequest("GET", p.admin+"/metrics", nil)
+	c := apiClient{base: p.admin, token: strings.TrimSpace(string(token)), http: http.DefaultClient}
+	body, err := c.do("GET", "/metrics", nil, "", nil)
 	if err != nil {
 		return 0, false, err
 	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, false, fmt.Errorf("GET %s/metrics: %s", p.admin, resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
 		if v, found := strings.CutPrefix(sc.Text(), "modelgate_predlog_dropped_total "); found {
 			n, err := strconv.ParseUint(v, 10, 64)
