@@ -195,9 +195,9 @@ func formPart(form *multipart.Form, name string) ([]byte, bool) {
 // modelView is a model as the API shows it.
 type modelView struct {
 	registry.Model
-	Champion     int `json:"champion"`
-	Canary       int `json:"canary,omitempty"`
-	CanaryWeight int `json:"canary_weight,omitempty"`
+	Champion     int     `json:"champion"`
+	Canary       int     `json:"canary,omitempty"`
+	CanaryWeight float64 `json:"canary_weight,omitempty"`
 }
 
 func (s *Server) apiModels(ctx *fasthttp.RequestCtx, p *apiParams) {
@@ -290,7 +290,7 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, p *apiParams, args registry.Ar
 func (s *Server) apiStage(ctx *fasthttp.RequestCtx, p *apiParams) {
 	var body struct {
 		Stage  registry.Stage `json:"stage"`
-		Weight int            `json:"weight"`
+		Weight float64        `json:"weight"`
 		Reason string         `json:"reason"`
 	}
 	if !decodeBody(ctx, &body) {
