@@ -25,9 +25,16 @@ func (s *Server) runReconciler(stop <-chan struct{}) {
 	retry.Stop()
 	for {
 		changed := s.control.Changed()
-		if err := s.reconcileNow(); err != nil {
+		err := s.reconcileNow()
+		s.recMu.Lock()
+		expiry := s.recExpiry
+		s.recMu.Unlock()
+		switch {
+		case err != nil:
 			s.log.Error("cannot serve what the registry says", "err", err)
 			retry.Reset(2 * time.Second)
+		case !expiry.IsZero():
+			retry.Reset(time.Until(expiry))
 		}
 		select {
 		case <-changed:
@@ -47,19 +54,13 @@ func (s *Server) reconcileNow() error {
 	s.recMu.Lock()
 	defer s.recMu.Unlock()
 	var view registry.RoutingView
-	logModes := map[string]string{}
-	s.control.View(func(st *registry.State) {
-		view = st.RoutingView()
-		for _, m := range view.Models {
-			if pol, err := st.Policy(m.Model); err == nil && pol.PredictionLog != nil {
-				logModes[m.Model] = pol.PredictionLog.Mode
-			}
-		}
-	})
-	if view.Seq == s.recSeq && s.recErr == nil {
+	s.control.View(func(st *registry.State) { view = st.RoutingView() })
+	now := time.Now()
+	if view.Seq == s.recSeq && s.recErr == nil && (s.recExpiry.IsZero() || now.Before(s.recExpiry)) {
 		return nil
 	}
 	var errs []error
+	var expiry time.Time
 	want := map[string]map[string]bool{}
 	for _, m := range view.Models {
 		if len(m.Versions) == 0 {
@@ -68,6 +69,14 @@ func (s *Server) reconcileNow() error {
 		want[m.Model] = map[string]bool{}
 		loaded := s.Catalog.load().models[m.Model]
 		for _, rv := range m.Versions {
+			if rv.Role == registry.RoleStandby && !m.StandbyUntil.IsZero() {
+				if !now.Before(m.StandbyUntil) {
+					continue // its TTL ran out: drained below
+				}
+				if expiry.IsZero() || m.StandbyUntil.Before(expiry) {
+					expiry = m.StandbyUntil
+				}
+			}
 			vs := strconv.Itoa(rv.Version)
 			want[m.Model][vs] = true
 			if loaded != nil && loaded.versions[vs] != nil {
@@ -84,7 +93,12 @@ func (s *Server) reconcileNow() error {
 				s.log.Debug("champion routed", "model", m.Model, "version", m.Champion)
 			}
 		}
-		s.Catalog.SetLogMode(m.Model, logModes[m.Model])
+		canary := ""
+		if m.Canary != 0 {
+			canary = strconv.Itoa(m.Canary)
+		}
+		s.Catalog.SetCanary(m.Model, canary, registry.WeightBasisPoints(m.CanaryWeight))
+		s.Catalog.SetLogMode(m.Model, m.LogMode)
 	}
 	for _, name := range s.Catalog.Models() {
 		r := s.Catalog.load().models[name]
@@ -98,7 +112,7 @@ func (s *Server) reconcileNow() error {
 			}
 		}
 	}
-	s.recSeq, s.recErr = view.Seq, errors.Join(errs...)
+	s.recSeq, s.recErr, s.recExpiry = view.Seq, errors.Join(errs...), expiry
 	return s.recErr
 }
 

@@ -18,12 +18,15 @@ type table struct {
 	models map[string]*route
 }
 
-// route is one model's entry: the version that answers unversioned calls
-// and every version loaded on this node.
+// route is one model's entry: the versions that answer unversioned calls
+// (the champion, and the canary for its share of routing keys) and every
+// version loaded on this node, which answers calls that name it.
 type route struct {
 	name     string
 	logMode  logMode
 	champion *runtime.Slot
+	canary   *runtime.Slot // nil: none
+	canaryBP uint32        // the canary's share, in basis points
 	versions map[string]*runtime.Slot
 	stats    map[string]*slotMetrics
 	drift    map[string]*versionDrift // versions with drift monitoring
@@ -85,6 +88,9 @@ func (c *Catalog) Publish(slot *runtime.Slot, champion bool) {
 	if champion || r.champion == nil || r.champion == prev {
 		r.champion = slot
 	}
+	if r.canary != nil && r.canary == prev {
+		r.canary = slot
+	}
 	next.models[slot.Name] = r
 	c.cur.Store(next)
 	if prev != nil && prev != slot {
@@ -107,6 +113,47 @@ func (c *Catalog) SetChampion(model, version string) bool {
 	next.models[model] = r
 	c.cur.Store(next)
 	return true
+}
+
+// SetCanary makes an already published version answer weightBP basis
+// points of the model's unversioned calls, split by routing key (see
+// package routing); version "" or a zero weight removes the canary. It
+// reports false when the model or the version is not loaded.
+func (c *Catalog) SetCanary(model, version string, weightBP uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := c.load().clone()
+	r := next.models[model]
+	if r == nil {
+		return false
+	}
+	var slot *runtime.Slot
+	if version != "" && weightBP > 0 {
+		if slot = r.versions[version]; slot == nil {
+			return false
+		}
+	}
+	if r.canary == slot && (slot == nil || r.canaryBP == weightBP) {
+		return true
+	}
+	r = r.clone()
+	r.canary, r.canaryBP = slot, weightBP
+	if slot == nil {
+		r.canaryBP = 0
+	}
+	next.models[model] = r
+	c.cur.Store(next)
+	return true
+}
+
+// Canary returns the version answering a share of a model's unversioned
+// calls and that share in basis points, or false when it has none.
+func (c *Catalog) Canary(model string) (string, uint32, bool) {
+	r := c.load().models[model]
+	if r == nil || r.canary == nil {
+		return "", 0, false
+	}
+	return r.canary.Version, r.canaryBP, true
 }
 
 // EnableDrift starts drift monitoring of a published version: against
@@ -210,6 +257,9 @@ func (c *Catalog) Remove(model, version string) bool {
 	delete(r.versions, version)
 	delete(r.stats, version)
 	delete(r.drift, version)
+	if r.canary == slot {
+		r.canary, r.canaryBP = nil, 0
+	}
 	if r.champion == slot {
 		r.champion = nil
 		if vs := r.sortedVersions(); len(vs) > 0 {
@@ -269,7 +319,7 @@ func (t *table) clone() *table {
 }
 
 func (r *route) clone() *route {
-	n := &route{name: r.name, logMode: r.logMode, champion: r.champion,
+	n := &route{name: r.name, logMode: r.logMode, champion: r.champion, canary: r.canary, canaryBP: r.canaryBP,
 		versions: make(map[string]*runtime.Slot, len(r.versions)+1),
 		stats:    make(map[string]*slotMetrics, len(r.stats)+1)}
 	for k, v := range r.versions {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/modelgate/modelgate/gateway/oip"
 	"github.com/modelgate/modelgate/predlog"
+	"github.com/modelgate/modelgate/routing"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -174,7 +175,16 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		s.failErr(ctx, r.name, err)
 		return
 	}
-	slot, code, msg := s.pick(r, model, version)
+	id := st.req.ID
+	if len(id) == 0 {
+		id = s.newID(st.id[:0])
+		st.id = id
+	}
+	key := st.req.RoutingKey
+	if len(key) == 0 {
+		key = id
+	}
+	slot, code, msg := s.pick(r, model, version, key)
 	if slot == nil {
 		s.fail(ctx, r.name, code, msg)
 		return
@@ -190,11 +200,6 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	if err != nil {
 		s.failErr(ctx, r.name, err)
 		return
-	}
-	id := st.req.ID
-	if len(id) == 0 {
-		id = s.newID(st.id[:0])
-		st.id = id
 	}
 	if d := r.drift[slot.Version]; d != nil {
 		d.observe(st.call, start, &st.row)
@@ -218,7 +223,11 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	// returns, so a durable record that cannot be logged still replaces it.
 	elapsed := time.Since(start)
 	if s.predlog != nil && r.logMode != logOff {
-		s.fillRecord(st, r.name, slot.Version, id, start, elapsed)
+		role := predlog.RoleChampion
+		if slot == r.canary {
+			role = predlog.RoleCanary
+		}
+		s.fillRecord(st, r.name, slot.Version, role, id, start, elapsed)
 		if r.logMode == logDurable {
 			if err := s.predlog.AppendDurable(&st.rec); err != nil {
 				ctx.Response.Reset()
@@ -236,9 +245,9 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 }
 
 // fillRecord points the pooled prediction record at this call's tensors.
-func (s *Server) fillRecord(st *inferState, model, version string, id []byte, start time.Time, elapsed time.Duration) {
+func (s *Server) fillRecord(st *inferState, model, version string, role predlog.Role, id []byte, start time.Time, elapsed time.Duration) {
 	r := &st.rec
-	r.RequestID, r.Model, r.Version, r.Role = b2s(id), model, version, predlog.RoleChampion
+	r.RequestID, r.Model, r.Version, r.Role = b2s(id), model, version, role
 	r.Time, r.Node, r.Latency = start.UnixNano(), s.cfg.Node, int64(elapsed)
 	r.Inputs, r.Outputs = appendTensors(r.Inputs[:0], st.call.Inputs), appendTensors(r.Outputs[:0], st.call.Outputs)
 }
@@ -251,19 +260,25 @@ func appendTensors(dst []predlog.Tensor, ts []runtime.Tensor) []predlog.Tensor {
 	return dst
 }
 
-// pick chooses the slot that answers and takes a reference on it. A slot
-// retired between loading the table and Acquire means a swap just happened:
-// the fresh table has its successor.
-func (s *Server) pick(r *route, model, version []byte) (*runtime.Slot, int, string) {
+// pick chooses the slot that answers and takes a reference on it: the
+// version the path names, else the canary for its share of routing keys,
+// else the champion. A slot retired between loading the table and Acquire
+// means a swap just happened: the fresh table has its successor.
+func (s *Server) pick(r *route, model, version, key []byte) (*runtime.Slot, int, string) {
 	for {
 		var slot *runtime.Slot
-		if len(version) > 0 {
+		switch {
+		case len(version) > 0:
 			slot = r.versions[string(version)]
 			if slot == nil {
 				return nil, fasthttp.StatusNotFound, "model " + strconv.Quote(r.name) + " has no version " + strconv.Quote(string(version)) + " on this node"
 			}
-		} else if slot = r.champion; slot == nil {
+		case r.champion == nil:
 			return nil, fasthttp.StatusServiceUnavailable, "model " + strconv.Quote(r.name) + " has no ready version"
+		case r.canary != nil && routing.ToCanary(key, r.canaryBP):
+			slot = r.canary
+		default:
+			slot = r.champion
 		}
 		if slot.Acquire() {
 			return slot, 0, ""

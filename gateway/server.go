@@ -160,6 +160,9 @@ type Server struct {
 	recMu  sync.Mutex // serialises reconciliations
 	recSeq uint64     // registry sequence the routing table reflects
 	recErr error      // what the last reconciliation could not load
+	// recExpiry is when the next warm standby's TTL runs out (zero: none),
+	// when the table must change though the registry did not.
+	recExpiry time.Time
 }
 
 // New returns a server that is not yet listening.
