@@ -156,7 +156,7 @@ func (s *Server) validateVersion(model string, version int, digest string, golde
 		out.Error = "validation ran but its verdict could not be recorded: " + err.Error()
 		return out, registryStatus(err)
 	}
-	s.reconcileNow()
+	s.Reconcile()
 	out.Stage = res.Stage
 	out.Validation = &struct {
 		Passed bool   `json:"passed"`
@@ -252,8 +252,8 @@ func (s *Server) apiVersion(ctx *fasthttp.RequestCtx, p *apiParams) {
 		return
 	}
 	ready := false
-	if r := s.Catalog.load().models[p.model]; r != nil {
-		ready = r.versions[strconv.Itoa(p.version)] != nil
+	if r := s.Catalog.table().Model(p.model); r != nil {
+		ready = r.Version(strconv.Itoa(p.version)) != nil
 	}
 	writeValue(ctx, fasthttp.StatusOK, versionView{Version: v, Ready: ready, Node: s.cfg.Node})
 }
@@ -459,5 +459,5 @@ func (s *Server) ServeFile(ctx context.Context, model string, onnx []byte, actor
 			return version, fmt.Errorf("cannot make v%d the champion: %w", version, err)
 		}
 	}
-	return version, s.reconcileNow()
+	return version, s.Reconcile()
 }
