@@ -39,8 +39,10 @@ type Request struct {
 
 // Outcome is one shadow run of one mirrored request.
 type Outcome struct {
-	Model           string
-	RequestID       string
+	Model string
+	// RequestID is the request's id, reused like the slices below:
+	// string(o.RequestID) to keep it.
+	RequestID       []byte
 	Time            time.Time // when the champion answered
 	Champion        int
 	ChampionLatency time.Duration
@@ -351,7 +353,6 @@ func (m *Mirror) work(n int) {
 // run runs one copy on each of its shadows and hands every outcome to the
 // observer.
 func (m *Mirror) run(j *job, call *runtime.Call, out *Outcome) {
-	id := string(j.id) // one allocation per copy, off the hot path
 	for _, tg := range j.targets {
 		if tg.Slot == nil || !tg.Slot.Acquire() {
 			m.retired.Add(1)
@@ -365,7 +366,7 @@ func (m *Mirror) run(j *job, call *runtime.Call, out *Outcome) {
 			m.errs.Add(1)
 		}
 		*out = Outcome{
-			Model: m.cfg.Model, RequestID: id, Time: j.t,
+			Model: m.cfg.Model, RequestID: j.id, Time: j.t,
 			Champion: j.champion, ChampionLatency: j.champLat, ChampionOutputs: j.champOut,
 			Version: tg.Version, Inputs: j.inputs, Latency: lat, Err: err,
 		}
@@ -404,7 +405,7 @@ func (m *Mirror) observe(o *Outcome) {
 		if p := recover(); p != nil {
 			m.panics.Add(1)
 			m.cfg.Logger.Error("shadow: the shadow observer panicked; the outcome was not recorded",
-				"model", o.Model, "version", o.Version, "request_id", o.RequestID, "panic", fmt.Sprint(p))
+				"model", o.Model, "version", o.Version, "request_id", string(o.RequestID), "panic", fmt.Sprint(p))
 		}
 	}()
 	m.cfg.Observer.ObserveShadow(o)
