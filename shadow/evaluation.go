@@ -320,7 +320,7 @@ func ImportEvaluation(data []byte) (*Evaluation, error) {
 		}
 		cfg.Bins, cfg.CalibrationBins = 0, 0
 	}
-	if th == 0 || cfg.Validate() != nil || (task == Binary && (bins == 0 || cal == 0)) {
+	if (task != Binary && task != Regression) || th == 0 || cfg.Validate() != nil || (task == Binary && (bins == 0 || cal == 0)) {
 		return nil, corrupt("invalid settings: task %d, threshold %v, %d bins, %d calibration bins", task, th, bins, cal)
 	}
 	e := newEvaluation(cfg.withDefaults())

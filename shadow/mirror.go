@@ -27,7 +27,8 @@ type Request struct {
 	// ID is the request id: the sample decision hashes it, and outcomes
 	// carry it (for the prediction log's shadow records).
 	ID string
-	// Time is when the champion answered; comparison windows use it.
+	// Time is when the champion answered; comparison windows use it. Zero
+	// means now (one clock read the caller may save by passing its own).
 	Time            time.Time
 	Champion        int
 	ChampionLatency time.Duration
@@ -264,6 +265,9 @@ func (m *Mirror) Enqueue(r *Request) bool {
 	}
 	j.id = append(j.id[:0], r.ID...)
 	j.t, j.champion, j.champLat = r.Time, r.Champion, r.ChampionLatency
+	if j.t.IsZero() {
+		j.t = time.Now()
+	}
 	j.inputs = copyTensors(j.inputs, r.Inputs)
 	j.champOut = copyTensors(j.champOut, r.ChampionOutputs)
 	j.targets = append(j.targets[:0], r.Shadows...)
@@ -302,7 +306,8 @@ func (m *Mirror) Stats() MirrorStats {
 
 // Close stops the workers once their current runs end and drops the
 // copies still queued (counted in Stats.Dropped). Enqueue after Close
-// drops and counts. It waits for the running shadow runs and observer
+// drops and counts (an Enqueue racing with Close may still leave its copy
+// queued, never run). It waits for the running shadow runs and observer
 // calls, so an observer blocked for good blocks Close.
 func (m *Mirror) Close() error {
 	m.once.Do(func() {
