@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	goruntime "runtime"
 	"testing"
 	"time"
 
@@ -299,5 +300,48 @@ func TestComparisonsObserveMirroredOutcomes(t *testing.T) {
 	near(t, "mean diff", got.Diff.Mean(), want.Diff.Mean(), 1e-12)
 	if p50 := got.ChampionLatency.ValueAtQuantile(50); p50 < 297 || p50 > 303 {
 		t.Fatalf("champion p50 %d µs, want 300", p50)
+	}
+}
+
+// TestSlowShadowKeepsMemoryFlat holds the only worker (a shadow infinitely
+// slower than the champion) and offers 50,000 answers of 64 rows (about
+// 2 KB of copies each): the heap must not grow by more than the pooled
+// copies, because every answer past them is skipped and counted, not
+// queued.
+func TestSlowShadowKeepsMemoryFlat(t *testing.T) {
+	champ := logisticSlot(t, 1, []float32{0.5, -0.2, 0.1, 0.3}, 0)
+	sh := logisticSlot(t, 2, []float32{0.6, -0.1, 0.1, 0.2}, 0.1)
+	const size = 64
+	col := newCollector(size)
+	col.gate = make(chan struct{})
+	defer close(col.gate)
+	m := newMirror(t, MirrorConfig{QueueSize: size, Workers: 1, Observer: col})
+	rows := make([][]float32, 64)
+	for i := range rows {
+		rows[i] = row(i)
+	}
+	c := scored(t, champ, rows)
+	r := &Request{ID: "x", Inputs: c.Inputs, ChampionOutputs: c.Outputs, Shadows: []Target{{2, sh}}}
+	m.Enqueue(r)
+	waitEntered(t, col)
+	heap := func() uint64 {
+		goruntime.GC()
+		var ms goruntime.MemStats
+		goruntime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	const offered = 50_000
+	for range offered {
+		m.Enqueue(r)
+	}
+	grew := int64(heap()) - int64(before)
+	s := m.Stats()
+	if s.Enqueued != size || s.Dropped != offered+1-size {
+		t.Fatalf("stats %+v: want %d queued and the other %d dropped", s, size, offered+1-size)
+	}
+	// Unbounded, the copies would take 50,000 × 2 KB = 100 MB.
+	if grew > 2<<20 {
+		t.Fatalf("the heap grew by %d bytes with the shadow stuck; the pooled copies bound it near %d", grew, size*2048)
 	}
 }
