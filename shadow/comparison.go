@@ -61,8 +61,10 @@ type Comparison struct {
 	// Unscored the successful runs whose outputs could not be compared with
 	// the champion's (see ErrScore).
 	Runs, Errors, Unscored uint64
-	Diff                   *DiffSketch
-	Agreement              Agreement
+	// Diff is the distribution of per-row differences, shadow − champion.
+	Diff *DiffSketch
+	// Agreement is the decision table of the same rows.
+	Agreement Agreement
 	// ChampionLatency and ShadowLatency are per request, in microseconds.
 	ChampionLatency, ShadowLatency *hdrhistogram.Histogram
 }

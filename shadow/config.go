@@ -63,8 +63,8 @@ func (c MirrorConfig) withDefaults() MirrorConfig {
 // Validate returns an ErrInvalidConfig error naming the first bad field.
 func (c MirrorConfig) Validate() error {
 	switch {
-	case c.QueueSize < 0 || c.QueueSize > 1<<20:
-		return configErr("queue_size", c.QueueSize, "must be in [0, 1048576]")
+	case c.QueueSize < 0 || c.QueueSize > 1<<16:
+		return configErr("queue_size", c.QueueSize, "must be in [0, 65536]")
 	case c.Workers < 0 || c.Workers > 256:
 		return configErr("workers", c.Workers, "must be in [0, 256]")
 	case math.IsNaN(c.SampleRate) || c.SampleRate < 0 || c.SampleRate > 1:
