@@ -280,7 +280,7 @@ func randomCommand(rng *rand.Rand, c *cmds, earlier []registry.Command) registry
 		return c.cmd(&registry.PromoteArgs{Model: model, Version: v})
 	case 5:
 		st := []registry.Stage{registry.StageShadow, registry.StageCanary, registry.StageRetired}[rng.IntN(3)]
-		return c.cmd(&registry.SetStageArgs{Model: model, Version: v, Stage: st, Weight: rng.IntN(120)})
+		return c.cmd(&registry.SetStageArgs{Model: model, Version: v, Stage: st, Weight: float64(rng.IntN(120))})
 	case 6:
 		return c.cmd(&registry.RollbackArgs{Model: model})
 	case 7:

@@ -166,7 +166,7 @@ func (s *Server) apply(ctx *fasthttp.RequestCtx, cmd registry.Command) (registry
 		writeError(ctx, registryStatus(err), err.Error())
 		return res, false
 	}
-	s.reconcileNow()
+	s.Reconcile()
 	return res, true
 }
 

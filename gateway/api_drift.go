@@ -67,10 +67,12 @@ func (s *Server) rotateDrift(stop <-chan struct{}) {
 	for {
 		select {
 		case <-t.C:
-			for _, r := range s.Catalog.load().models {
-				for _, d := range r.drift {
-					if w := d.windows.Load(); w != nil {
-						w.Rotate()
+			for _, r := range s.Catalog.table().Models() {
+				for _, v := range r.Versions() {
+					if d := v.Attach.drift.Load(); d != nil {
+						if w := d.windows.Load(); w != nil {
+							w.Rotate()
+						}
 					}
 				}
 			}

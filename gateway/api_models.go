@@ -156,7 +156,7 @@ func (s *Server) validateVersion(model string, version int, digest string, golde
 		out.Error = "validation ran but its verdict could not be recorded: " + err.Error()
 		return out, registryStatus(err)
 	}
-	s.reconcileNow()
+	s.Reconcile()
 	out.Stage = res.Stage
 	out.Validation = &struct {
 		Passed bool   `json:"passed"`
@@ -195,9 +195,9 @@ func formPart(form *multipart.Form, name string) ([]byte, bool) {
 // modelView is a model as the API shows it.
 type modelView struct {
 	registry.Model
-	Champion     int `json:"champion"`
-	Canary       int `json:"canary,omitempty"`
-	CanaryWeight int `json:"canary_weight,omitempty"`
+	Champion     int     `json:"champion"`
+	Canary       int     `json:"canary,omitempty"`
+	CanaryWeight float64 `json:"canary_weight,omitempty"`
 }
 
 func (s *Server) apiModels(ctx *fasthttp.RequestCtx, p *apiParams) {
@@ -252,8 +252,8 @@ func (s *Server) apiVersion(ctx *fasthttp.RequestCtx, p *apiParams) {
 		return
 	}
 	ready := false
-	if r := s.Catalog.load().models[p.model]; r != nil {
-		ready = r.versions[strconv.Itoa(p.version)] != nil
+	if r := s.Catalog.table().Model(p.model); r != nil {
+		ready = r.Version(strconv.Itoa(p.version)) != nil
 	}
 	writeValue(ctx, fasthttp.StatusOK, versionView{Version: v, Ready: ready, Node: s.cfg.Node})
 }
@@ -290,7 +290,7 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, p *apiParams, args registry.Ar
 func (s *Server) apiStage(ctx *fasthttp.RequestCtx, p *apiParams) {
 	var body struct {
 		Stage  registry.Stage `json:"stage"`
-		Weight int            `json:"weight"`
+		Weight float64        `json:"weight"`
 		Reason string         `json:"reason"`
 	}
 	if !decodeBody(ctx, &body) {
@@ -459,5 +459,5 @@ func (s *Server) ServeFile(ctx context.Context, model string, onnx []byte, actor
 			return version, fmt.Errorf("cannot make v%d the champion: %w", version, err)
 		}
 	}
-	return version, s.reconcileNow()
+	return version, s.Reconcile()
 }

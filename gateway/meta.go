@@ -56,24 +56,24 @@ func specs(ts []runtime.TensorSpec) []tensorMeta {
 // lookup finds a model's version (the champion when version is empty) and
 // writes the 404/503 itself when there is none.
 func (s *Server) lookup(ctx *fasthttp.RequestCtx, model, version []byte) (*route, *runtime.Slot) {
-	r := s.Catalog.load().models[string(model)]
+	r := s.Catalog.table().Model(string(model))
 	if r == nil {
 		writeError(ctx, fasthttp.StatusNotFound, "model "+strconv.Quote(string(model))+" not found")
 		return nil, nil
 	}
 	if len(version) > 0 {
-		slot := r.versions[string(version)]
-		if slot == nil {
-			writeError(ctx, fasthttp.StatusNotFound, "model "+strconv.Quote(r.name)+" has no version "+strconv.Quote(string(version))+" on this node")
+		v := r.Version(string(version))
+		if v == nil {
+			writeError(ctx, fasthttp.StatusNotFound, "model "+strconv.Quote(r.Name)+" has no version "+strconv.Quote(string(version))+" on this node")
 			return r, nil
 		}
-		return r, slot
+		return r, v.Slot
 	}
-	if r.champion == nil {
-		writeError(ctx, fasthttp.StatusServiceUnavailable, "model "+strconv.Quote(r.name)+" has no ready version")
+	if r.Champion == nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "model "+strconv.Quote(r.Name)+" has no ready version")
 		return r, nil
 	}
-	return r, r.champion
+	return r, r.Champion.Slot
 }
 
 func (s *Server) modelMetadata(ctx *fasthttp.RequestCtx, model, version []byte) {
@@ -93,8 +93,8 @@ func (s *Server) modelMetadata(ctx *fasthttp.RequestCtx, model, version []byte) 
 		md["description"] = sig.Metadata.Description
 	}
 	writeValue(ctx, fasthttp.StatusOK, modelMeta{
-		Name:     r.name,
-		Versions: r.sortedVersions(),
+		Name:     r.Name,
+		Versions: versionNames(r),
 		Version:  slot.Version,
 		Platform: "onnxruntime_onnx",
 		Inputs:   specs(sig.Inputs),
@@ -112,7 +112,17 @@ func (s *Server) modelReady(ctx *fasthttp.RequestCtx, model, version []byte) {
 		Name    string `json:"name"`
 		Version string `json:"version"`
 		Ready   bool   `json:"ready"`
-	}{r.name, slot.Version, true})
+	}{r.Name, slot.Version, true})
+}
+
+// versionNames lists a model's loaded versions in version order.
+func versionNames(r *route) []string {
+	vs := r.Versions()
+	names := make([]string, len(vs))
+	for i, v := range vs {
+		names[i] = v.Slot.Version
+	}
+	return names
 }
 
 func writeValue(ctx *fasthttp.RequestCtx, code int, v any) {

@@ -100,8 +100,10 @@ func (m *Metrics) slot(model, version string) *runtime.Slot {
 	if m.catalog == nil {
 		return nil
 	}
-	if r := m.catalog.load().models[model]; r != nil {
-		return r.versions[version]
+	if r := m.catalog.table().Model(model); r != nil {
+		if v := r.Version(version); v != nil {
+			return v.Slot
+		}
 	}
 	return nil
 }

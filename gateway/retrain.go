@@ -47,11 +47,12 @@ func (s *Server) runDriftAlerts(stop <-chan struct{}) {
 }
 
 func (s *Server) evaluateDrift(now time.Time) {
-	for name, r := range s.Catalog.load().models {
-		if r.champion == nil {
+	for _, r := range s.Catalog.table().Models() {
+		if r.Champion == nil {
 			continue
 		}
-		d := r.drift[r.champion.Version]
+		name, champion := r.Name, r.Champion.Slot.Version
+		d := r.Champion.Attach.drift.Load()
 		if d == nil {
 			continue
 		}
@@ -65,7 +66,7 @@ func (s *Server) evaluateDrift(now time.Time) {
 			version registry.Version
 			err     error
 		)
-		n, _ := strconv.Atoi(r.champion.Version)
+		n, _ := strconv.Atoi(champion)
 		s.control.View(func(st *registry.State) {
 			if model, err = st.Model(name); err == nil {
 				pol = model.Policy
@@ -84,7 +85,7 @@ func (s *Server) evaluateDrift(now time.Time) {
 		if !lifecycle.ShouldFire(model.LastAlerts[lifecycle.KindDrift], now, cooldown, alerts) {
 			continue
 		}
-		s.Metrics.driftAlert(name, r.champion.Version)
+		s.Metrics.driftAlert(name, champion)
 		episode := episodeStart(w, th)
 		exportURL := s.cfg.AdminURL + "/api/v1/models/" + url.PathEscape(name) + "/export?labelled=true&since=" +
 			url.QueryEscape(string(predlog.CursorAt(version.Created, true)))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/modelgate/modelgate/gateway/oip"
 	"github.com/modelgate/modelgate/predlog"
+	"github.com/modelgate/modelgate/routing"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -154,7 +155,7 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 			return
 		}
 	}
-	r := s.Catalog.load().models[string(model)]
+	r := s.Catalog.table().Model(string(model))
 	if r == nil {
 		s.fail(ctx, "", fasthttp.StatusNotFound, "model "+strconv.Quote(string(model))+" not found")
 		return
@@ -163,7 +164,7 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	if h := ctx.Request.Header.PeekBytes(headerIHCL); len(h) > 0 {
 		n, err := strconv.Atoi(b2s(h))
 		if err != nil || n < 0 {
-			s.fail(ctx, r.name, fasthttp.StatusBadRequest, "Inference-Header-Content-Length is "+string(h)+": it must be the JSON header's length in bytes")
+			s.fail(ctx, r.Name, fasthttp.StatusBadRequest, "Inference-Header-Content-Length is "+string(h)+": it must be the JSON header's length in bytes")
 			return
 		}
 		jsonLen = n
@@ -171,24 +172,7 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	st := s.states.Get().(*inferState)
 	defer s.releaseState(st)
 	if err := st.dec.Decode(ctx.PostBody(), jsonLen, &st.req); err != nil {
-		s.failErr(ctx, r.name, err)
-		return
-	}
-	slot, code, msg := s.pick(r, model, version)
-	if slot == nil {
-		s.fail(ctx, r.name, code, msg)
-		return
-	}
-	if err := oip.CheckOutputs(&st.req, slot.Model.Signature()); err != nil {
-		slot.Release()
-		s.failErr(ctx, r.name, err)
-		return
-	}
-	st.call.Inputs = st.req.Inputs
-	err := slot.Model.Infer(st.call)
-	slot.Release()
-	if err != nil {
-		s.failErr(ctx, r.name, err)
+		s.failErr(ctx, r.Name, err)
 		return
 	}
 	id := st.req.ID
@@ -196,11 +180,37 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		id = s.newID(st.id[:0])
 		st.id = id
 	}
-	if d := r.drift[slot.Version]; d != nil {
+	key := st.req.RoutingKey
+	if len(key) == 0 {
+		key = id
+	}
+	r, v, code, msg := s.pick(r, version, key)
+	if v == nil {
+		name := "" // a model removed meanwhile is not a label to keep
+		if r != nil {
+			name = r.Name
+		}
+		s.fail(ctx, name, code, msg)
+		return
+	}
+	slot := v.Slot
+	if err := oip.CheckOutputs(&st.req, slot.Model.Signature()); err != nil {
+		slot.Release()
+		s.failErr(ctx, r.Name, err)
+		return
+	}
+	st.call.Inputs = st.req.Inputs
+	err := slot.Model.Infer(st.call)
+	slot.Release()
+	if err != nil {
+		s.failErr(ctx, r.Name, err)
+		return
+	}
+	if d := v.Attach.drift.Load(); d != nil {
 		d.observe(st.call, start, &st.row)
 	}
 	st.params[0].Bytes = id
-	st.resp = oip.Response{Model: r.name, Version: slot.Version, ID: id, Parameters: st.params[:], Outputs: st.call.Outputs}
+	st.resp = oip.Response{Model: r.Name, Version: slot.Version, ID: id, Parameters: st.params[:], Outputs: st.call.Outputs}
 	var n int
 	st.out, n = oip.AppendInferResponse(st.out[:0], &st.resp, &st.req)
 	st.resp.Outputs, st.params[0].Bytes = nil, nil
@@ -217,28 +227,30 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	// ~60 ns on this VM). The response is only sent once the handler
 	// returns, so a durable record that cannot be logged still replaces it.
 	elapsed := time.Since(start)
-	if s.predlog != nil && r.logMode != logOff {
-		s.fillRecord(st, r.name, slot.Version, id, start, elapsed)
-		if r.logMode == logDurable {
+	if s.predlog != nil && r.LogMode != routing.LogOff {
+		role := predlog.RoleChampion
+		if v == r.Canary {
+			role = predlog.RoleCanary
+		}
+		s.fillRecord(st, r.Name, slot.Version, role, id, start, elapsed)
+		if r.LogMode == routing.LogDurable {
 			if err := s.predlog.AppendDurable(&st.rec); err != nil {
 				ctx.Response.Reset()
-				s.fail(ctx, r.name, fasthttp.StatusServiceUnavailable, "the prediction could not be logged durably, so it is not answered: "+err.Error())
+				s.fail(ctx, r.Name, fasthttp.StatusServiceUnavailable, "the prediction could not be logged durably, so it is not answered: "+err.Error())
 				return
 			}
 		} else {
 			_ = s.predlog.Append(&st.rec) // a drop is counted by the log, never blocks
 		}
 	}
-	if m := r.stats[slot.Version]; m != nil {
-		m.requests.Inc()
-		m.latency.Update(elapsed.Seconds())
-	}
+	v.Attach.stats.requests.Inc()
+	v.Attach.stats.latency.Update(elapsed.Seconds())
 }
 
 // fillRecord points the pooled prediction record at this call's tensors.
-func (s *Server) fillRecord(st *inferState, model, version string, id []byte, start time.Time, elapsed time.Duration) {
+func (s *Server) fillRecord(st *inferState, model, version string, role predlog.Role, id []byte, start time.Time, elapsed time.Duration) {
 	r := &st.rec
-	r.RequestID, r.Model, r.Version, r.Role = b2s(id), model, version, predlog.RoleChampion
+	r.RequestID, r.Model, r.Version, r.Role = b2s(id), model, version, role
 	r.Time, r.Node, r.Latency = start.UnixNano(), s.cfg.Node, int64(elapsed)
 	r.Inputs, r.Outputs = appendTensors(r.Inputs[:0], st.call.Inputs), appendTensors(r.Outputs[:0], st.call.Outputs)
 }
@@ -251,25 +263,30 @@ func appendTensors(dst []predlog.Tensor, ts []runtime.Tensor) []predlog.Tensor {
 	return dst
 }
 
-// pick chooses the slot that answers and takes a reference on it. A slot
-// retired between loading the table and Acquire means a swap just happened:
-// the fresh table has its successor.
-func (s *Server) pick(r *route, model, version []byte) (*runtime.Slot, int, string) {
+// pick chooses the version that answers and takes a reference on its
+// slot: the version the path names, else the canary for its share of
+// routing keys, else the champion. A slot retired between loading the table
+// and Acquire means a swap just happened: the fresh table has its
+// successor.
+func (s *Server) pick(r *route, version, key []byte) (*route, *routed, int, string) {
+	name := r.Name
 	for {
-		var slot *runtime.Slot
-		if len(version) > 0 {
-			slot = r.versions[string(version)]
-			if slot == nil {
-				return nil, fasthttp.StatusNotFound, "model " + strconv.Quote(r.name) + " has no version " + strconv.Quote(string(version)) + " on this node"
+		var v *routed
+		switch {
+		case len(version) > 0:
+			if v = r.Version(string(version)); v == nil {
+				return r, nil, fasthttp.StatusNotFound, "model " + strconv.Quote(name) + " has no version " + strconv.Quote(string(version)) + " on this node"
 			}
-		} else if slot = r.champion; slot == nil {
-			return nil, fasthttp.StatusServiceUnavailable, "model " + strconv.Quote(r.name) + " has no ready version"
+		default:
+			if v = r.Pick(key); v == nil {
+				return r, nil, fasthttp.StatusServiceUnavailable, "model " + strconv.Quote(name) + " has no ready version"
+			}
 		}
-		if slot.Acquire() {
-			return slot, 0, ""
+		if v.Slot.Acquire() {
+			return r, v, 0, ""
 		}
-		if r = s.Catalog.load().models[string(model)]; r == nil {
-			return nil, fasthttp.StatusNotFound, "model " + strconv.Quote(string(model)) + " not found"
+		if r = s.Catalog.table().Model(name); r == nil {
+			return nil, nil, fasthttp.StatusNotFound, "model " + strconv.Quote(name) + " not found"
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/modelgate/modelgate/internal/demo"
 	"github.com/modelgate/modelgate/internal/oiptest"
 	"github.com/modelgate/modelgate/predlog"
+	"github.com/modelgate/modelgate/routing"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -226,27 +227,58 @@ func TestHandlerAllocations(t *testing.T) {
 	}
 	defer plog.Close()
 	for _, c := range []struct {
-		name string
-		cfg  gateway.Config
-	}{{"plain", gateway.Config{}}, {"async prediction log", gateway.Config{PredLog: plog}}} {
+		name   string
+		cfg    gateway.Config
+		canary bool
+	}{{"plain", gateway.Config{}, false}, {"async prediction log", gateway.Config{PredLog: plog}, false},
+		{"canary at 50%, logged", gateway.Config{PredLog: plog}, true}} {
 		srv := startServer(t, c.cfg)
 		serveModel(t, srv, "fraud", "1", demoModel(t), runtime.Config{Sessions: 1})
-		body := oiptest.GoodRequest(1)
-		var ctx fasthttp.RequestCtx
-		run := func() {
-			ctx.Request.Reset()
-			ctx.Response.Reset()
-			ctx.Request.Header.SetMethod("POST")
-			ctx.Request.SetRequestURI("/v2/models/fraud/infer")
-			ctx.Request.SetBody(body)
-			srv.HandleScoring(&ctx)
+		bodies := [][]byte{oiptest.GoodRequest(1)}
+		want := []string{`"model_version":"1"`}
+		if c.canary {
+			slot, err := srv.Catalog.Load("fraud", "2", demoModel(t), runtime.Config{Sessions: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.Catalog.Publish(slot, false)
+			if !srv.Catalog.SetCanary("fraud", "2", 5000) {
+				t.Fatal("SetCanary refused a loaded version")
+			}
+			bodies, want = nil, nil
+			for _, key := range []string{keyRoutedTo(t, 5000, false), keyRoutedTo(t, 5000, true)} {
+				bodies = append(bodies, bytes.Replace(oiptest.GoodRequest(1), []byte(`"id":"42",`), []byte(`"id":"42","parameters":{"routing_key":"`+key+`"},`), 1))
+			}
+			want = []string{`"model_version":"1"`, `"model_version":"2"`}
 		}
-		run()
-		if ctx.Response.StatusCode() != 200 {
-			t.Fatalf("%s: status %d: %s", c.name, ctx.Response.StatusCode(), ctx.Response.Body())
+		for i, body := range bodies {
+			var ctx fasthttp.RequestCtx
+			run := func() {
+				ctx.Request.Reset()
+				ctx.Response.Reset()
+				ctx.Request.Header.SetMethod("POST")
+				ctx.Request.SetRequestURI("/v2/models/fraud/infer")
+				ctx.Request.SetBody(body)
+				srv.HandleScoring(&ctx)
+			}
+			run()
+			if ctx.Response.StatusCode() != 200 || !bytes.Contains(ctx.Response.Body(), []byte(want[i])) {
+				t.Fatalf("%s: status %d: %s, want %s", c.name, ctx.Response.StatusCode(), ctx.Response.Body(), want[i])
+			}
+			if n := testing.AllocsPerRun(200, run); n != 0 {
+				t.Fatalf("%s: scoring handler allocates %v times per request (%s)", c.name, n, want[i])
+			}
 		}
-		if n := testing.AllocsPerRun(200, run); n != 0 {
-			t.Fatalf("%s: scoring handler allocates %v times per request", c.name, n)
+	}
+}
+
+// keyRoutedTo returns a routing key the split sends to the canary (or not)
+// at weightBP.
+func keyRoutedTo(t *testing.T, weightBP uint32, canary bool) string {
+	for i := 0; ; i++ {
+		k := "key-" + strconv.Itoa(i)
+		if routing.ToCanary([]byte(k), weightBP) == canary {
+			return k
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/predlog"
+	"github.com/modelgate/modelgate/routing"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -157,9 +158,8 @@ type Server struct {
 	log       *slog.Logger
 	stop      chan struct{}
 
-	recMu  sync.Mutex // serialises reconciliations
-	recSeq uint64     // registry sequence the routing table reflects
-	recErr error      // what the last reconciliation could not load
+	// rec is the routing table's writer when the node has a registry.
+	rec *routing.Reconciler[*versionObs]
 }
 
 // New returns a server that is not yet listening.
@@ -172,6 +172,9 @@ func New(cfg Config) *Server {
 	}
 	s.Catalog = NewCatalog(s.Metrics)
 	s.Catalog.DriftWindow = cfg.DriftWindow
+	if s.control != nil {
+		s.rec = routing.NewReconciler(s.Catalog.router, controlSource{s.control}, loader{s}, s.log)
+	}
 	var r [8]byte
 	_, _ = rand.Read(r[:])
 	hex.Encode(s.idPrefix[:16], r[:])
@@ -232,7 +235,7 @@ func (s *Server) Start() error {
 		s.wg.Add(2)
 		go func() {
 			defer s.wg.Done()
-			s.runReconciler(s.stop)
+			s.rec.Run(s.stop)
 		}()
 		go func() {
 			defer s.wg.Done()
@@ -271,16 +274,11 @@ func (s *Server) Ready() bool {
 	if s.predlog != nil && s.predlog.Healthy() != nil {
 		return false // a failed commit: stop taking traffic rather than acknowledge it
 	}
-	if s.control != nil {
-		s.recMu.Lock()
-		err := s.recErr
-		s.recMu.Unlock()
-		if err != nil {
-			return false
-		}
+	if s.rec != nil && s.rec.Err() != nil {
+		return false
 	}
-	for _, r := range s.Catalog.load().models {
-		if r.champion == nil {
+	for _, r := range s.Catalog.table().Models() {
+		if r.Champion == nil {
 			return false
 		}
 	}

@@ -38,7 +38,7 @@ type AuditRecord struct {
 	Version int       `json:"version,omitempty"` // 0 for a record about the model
 	From    Stage     `json:"from,omitempty"`
 	To      Stage     `json:"to,omitempty"`
-	Weight  int       `json:"weight,omitempty"` // the canary weight, when To is canary
+	Weight  float64   `json:"weight,omitempty"` // the canary weight in percent, when To is canary
 	// Auto marks a move proposed by the lifecycle controller.
 	Auto bool `json:"auto,omitempty"`
 	// Kind is the alert's kind, for ActionAlert.

@@ -135,13 +135,13 @@ type SetValidationArgs struct {
 	Evidence  json.RawMessage `json:"evidence,omitempty"`
 }
 
-// SetStageArgs moves a version to shadow, canary (with Weight, 0–100) or
+// SetStageArgs moves a version to shadow, canary (with Weight, a percentage from 0 to 100 in steps of 0.01) or
 // retired, or changes the canary's weight.
 type SetStageArgs struct {
-	Model   string `json:"model"`
-	Version int    `json:"version"`
-	Stage   Stage  `json:"stage"`            // shadow, canary or retired
-	Weight  int    `json:"weight,omitempty"` // canary only
+	Model   string  `json:"model"`
+	Version int     `json:"version"`
+	Stage   Stage   `json:"stage"`            // shadow, canary or retired
+	Weight  float64 `json:"weight,omitempty"` // canary only: percent, in steps of 0.01
 	// Auto marks a move proposed by the lifecycle controller: the policy
 	// may make it wait for approval, and it may not touch a rolled-back
 	// version. A person's move (Auto false) happens at once.

@@ -88,7 +88,7 @@ type Validation struct {
 // the version directly.
 type PendingTransition struct {
 	To          Stage           `json:"to"`               // shadow, canary or champion
-	Weight      int             `json:"weight,omitempty"` // the canary weight, when To is canary
+	Weight      float64         `json:"weight,omitempty"` // the canary weight in percent, when To is canary
 	RequestedBy string          `json:"requested_by"`
 	RequestedAt time.Time       `json:"requested_at"`
 	Reason      string          `json:"reason,omitempty"`
@@ -134,9 +134,9 @@ type Model struct {
 	// before any version has passed validation. Once set it is never 0 again.
 	Champion int `json:"champion"`
 	// Canary is the canary alias (0: none) and CanaryWeight the percentage
-	// of traffic, 0–100, it answers. CanaryWeight is 0 when Canary is 0.
-	Canary       int `json:"canary"`
-	CanaryWeight int `json:"canary_weight"`
+	// of traffic, 0–100 in steps of 0.01 (one basis point), it answers. CanaryWeight is 0 when Canary is 0.
+	Canary       int     `json:"canary"`
+	CanaryWeight float64 `json:"canary_weight"`
 	// PreviousChampions is the rollback stack: the most recent former
 	// champion last. It holds only versions that still exist and are not
 	// the champion.

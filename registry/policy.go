@@ -31,6 +31,19 @@ type Policy struct {
 	// PredictionLog says how the model's predictions are logged; nil is
 	// async (the default).
 	PredictionLog *PredictionLogPolicy `json:"prediction_log,omitempty"`
+	// Serving says how long a former champion stays loaded as the warm
+	// standby; nil keeps it until the next promotion.
+	Serving *ServingPolicy `json:"serving,omitempty"`
+}
+
+// ServingPolicy holds what a node does with the versions around the
+// champion.
+type ServingPolicy struct {
+	// StandbyTTL is how long the previous champion stays loaded after a
+	// promotion, so that clients pinned to it keep working and a rollback
+	// flips the routing pointer without loading anything; 0 keeps it until
+	// the next promotion.
+	StandbyTTL Duration `json:"standby_ttl"`
 }
 
 // The prediction log modes.
@@ -259,6 +272,9 @@ func (p *Policy) Validate() error {
 	}
 	if l := p.PredictionLog; l != nil && l.Mode != LogAsync && l.Mode != LogDurable && l.Mode != LogOff {
 		return fieldErr("policy.prediction_log.mode", l.Mode, `must be "async", "durable" or "off"`)
+	}
+	if sv := p.Serving; sv != nil && sv.StandbyTTL < 0 {
+		return fieldErr("policy.serving.standby_ttl", time.Duration(sv.StandbyTTL).String(), "must be >= 0")
 	}
 	if v := p.Validation; v != nil && !(v.LatencyBudgetMs >= 0 && v.LatencyBudgetMs <= 3.6e6) {
 		return fieldErr("policy.validation.latency_budget_ms", v.LatencyBudgetMs, "must be between 0 and 3600000")

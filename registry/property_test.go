@@ -223,7 +223,11 @@ func randomArgs(r *rand.Rand, s *State) Args {
 		st := []Stage{StageShadow, StageCanary, StageCanary, StageRetired, StageChampion}[r.IntN(5)]
 		a := &SetStageArgs{Model: model, Version: version, Stage: st, Auto: auto, Reason: reason}
 		if st == StageCanary {
-			a.Weight = r.IntN(111) - 5
+			w := r.IntN(111) - 5
+			a.Weight = float64(w)
+			if w%7 == 3 { // some basis-point weights, without another draw from r
+				a.Weight += 0.25
+			}
 		}
 		return a
 	case n < 62:

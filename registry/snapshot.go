@@ -169,8 +169,8 @@ func (m *Model) check(name string) error {
 			}
 		}
 		if p := v.Pending; p != nil {
-			if p.To != StageShadow && p.To != StageCanary && p.To != StageChampion || p.Weight < 0 || p.Weight > 100 {
-				return fmt.Errorf("%s has a pending move to %q weight %d", at, p.To, p.Weight)
+			if p.To != StageShadow && p.To != StageCanary && p.To != StageChampion || CheckWeight(p.Weight) != nil {
+				return fmt.Errorf("%s has a pending move to %q weight %v", at, p.To, p.Weight)
 			}
 		}
 	}
@@ -180,8 +180,8 @@ func (m *Model) check(name string) error {
 	if (m.Canary != 0) != (canaries == 1) || canaries > 1 {
 		return fmt.Errorf("canary alias v%d with %d versions in stage canary", m.Canary, canaries)
 	}
-	if m.CanaryWeight < 0 || m.CanaryWeight > 100 || m.Canary == 0 && m.CanaryWeight != 0 {
-		return fmt.Errorf("canary weight %d (canary v%d)", m.CanaryWeight, m.Canary)
+	if CheckWeight(m.CanaryWeight) != nil || m.Canary == 0 && m.CanaryWeight != 0 {
+		return fmt.Errorf("canary weight %v (canary v%d)", m.CanaryWeight, m.Canary)
 	}
 	for i, n := range m.PreviousChampions {
 		if m.index(n) < 0 || n == m.Champion || slices.Contains(m.PreviousChampions[:i], n) {

@@ -237,7 +237,7 @@ func (s *State) Champion(model string) (Version, error) {
 
 // Canary returns a copy of the model's canary and its weight (0–100), or an
 // error wrapping ErrModelNotFound or ErrNoCanary.
-func (s *State) Canary(model string) (Version, int, error) {
+func (s *State) Canary(model string) (Version, float64, error) {
 	m, ok := s.models[model]
 	if !ok {
 		return Version{}, 0, modelNotFound(model)

@@ -236,7 +236,7 @@ func TestRoutingView(t *testing.T) {
 		t.Fatalf("%+v", churn)
 	}
 	fraud, _ := rv.Model("fraud")
-	want := ModelRoute{Model: "fraud", Champion: 1, Canary: 2, CanaryWeight: 25, Shadows: []int{3, 5}, Versions: []RouteVersion{
+	want := ModelRoute{Model: "fraud", Champion: 1, Canary: 2, CanaryWeight: 25, Shadows: []int{3, 5}, LogMode: LogAsync, Versions: []RouteVersion{
 		{Version: 1, Digest: digestOf(1), Size: 1001, Role: RoleChampion},
 		{Version: 2, Digest: digestOf(2), Size: 1002, Role: RoleCanary, Weight: 25},
 		{Version: 3, Digest: digestOf(3), Size: 1003, Role: RoleShadow},
@@ -247,6 +247,26 @@ func TestRoutingView(t *testing.T) {
 	}
 	if _, ok := rv.Model("nope"); ok {
 		t.Fatal("found a model that does not exist")
+	}
+
+	// Promoting the canary keeps the former champion warm as the standby,
+	// until its TTL when the policy sets one; a rollback to it consumes it.
+	pol := DefaultPolicy()
+	pol.Serving = &ServingPolicy{StandbyTTL: Duration(10 * time.Minute)}
+	h.must(&SetPolicyArgs{Model: "fraud", Policy: pol})
+	h.must(&PromoteArgs{Model: "fraud", Version: 2})
+	rv = h.s.RoutingView()
+	fraud, _ = rv.Model("fraud")
+	v1, _ := h.s.Version("fraud", 1)
+	if fraud.Champion != 2 || fraud.Standby != 1 || !fraud.StandbyUntil.Equal(v1.Updated.Add(10*time.Minute)) ||
+		fraud.Versions[0].Role != RoleStandby || fraud.Canary != 0 {
+		t.Fatalf("after promotion: %+v", fraud)
+	}
+	h.must(&RollbackArgs{Model: "fraud"})
+	rv = h.s.RoutingView()
+	fraud, _ = rv.Model("fraud")
+	if fraud.Champion != 1 || fraud.Standby != 0 {
+		t.Fatalf("after rollback: %+v (v2 is rolled back: no standby)", fraud)
 	}
 }
 

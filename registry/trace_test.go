@@ -132,6 +132,16 @@ func (tr *tracer) run(t *testing.T, line string) string {
 		}
 		return n
 	}
+	fnum := func(k string) float64 {
+		if kv[k] == "" {
+			return 0
+		}
+		f, err := strconv.ParseFloat(kv[k], 64)
+		if err != nil {
+			t.Fatalf("%s: %s=%q is not a number", line, k, kv[k])
+		}
+		return f
+	}
 	_, auto := kv["auto"]
 	model, v, reason := kv["model"], num("v"), kv["reason"]
 	var args Args
@@ -153,7 +163,7 @@ func (tr *tracer) run(t *testing.T, line string) string {
 		}
 		args = a
 	case "stage":
-		args = &SetStageArgs{Model: model, Version: v, Stage: Stage(kv["to"]), Weight: num("weight"), Auto: auto, Reason: reason}
+		args = &SetStageArgs{Model: model, Version: v, Stage: Stage(kv["to"]), Weight: fnum("weight"), Auto: auto, Reason: reason}
 	case "promote":
 		args = &PromoteArgs{Model: model, Version: v, Auto: auto, Reason: reason}
 	case "rollback":
@@ -252,7 +262,7 @@ func auditLine(r AuditRecord) string {
 		s += " (was " + string(r.From) + ")"
 	}
 	if r.To == StageCanary {
-		s += " weight " + strconv.Itoa(r.Weight)
+		s += " weight " + FormatWeight(r.Weight)
 	}
 	if r.Auto {
 		s += " (auto)"
@@ -279,7 +289,7 @@ func (tr *tracer) show(name string) string {
 	}
 	s := fmt.Sprintf("%s: champion %s, canary %s", m.Name, alias(m.Champion), alias(m.Canary))
 	if m.Canary != 0 {
-		s += fmt.Sprintf(" (weight %d)", m.CanaryWeight)
+		s += " (weight " + FormatWeight(m.CanaryWeight) + ")"
 	}
 	s += fmt.Sprintf(", previous %v, next v%d", m.PreviousChampions, m.NextVersion)
 	for _, v := range m.Versions {
@@ -287,7 +297,7 @@ func (tr *tracer) show(name string) string {
 		if p := v.Pending; p != nil {
 			s += fmt.Sprintf(" (waiting: %s", p.To)
 			if p.To == StageCanary {
-				s += fmt.Sprintf(" weight %d", p.Weight)
+				s += " weight " + FormatWeight(p.Weight)
 			}
 			s += " requested by " + p.RequestedBy + ")"
 		}
@@ -307,7 +317,7 @@ func (tr *tracer) routing() string {
 		for _, v := range m.Versions {
 			fmt.Fprintf(&b, " v%d=%s", v.Version, v.Role)
 			if v.Role == RoleCanary {
-				fmt.Fprintf(&b, "(%d%%)", v.Weight)
+				fmt.Fprintf(&b, "(%s%%)", FormatWeight(v.Weight))
 			}
 		}
 	}

@@ -145,7 +145,7 @@ func allow(m *Model, v *Version, to Stage, w via) error {
 
 // checkMove checks a set_stage or promote of version v of m to stage to
 // (weight for a canary): the table, then the rules beyond it.
-func checkMove(m *Model, v *Version, to Stage, weight int, w via, auto bool) error {
+func checkMove(m *Model, v *Version, to Stage, weight float64, w via, auto bool) error {
 	if err := allow(m, v, to, w); err != nil {
 		return err
 	}
@@ -157,10 +157,10 @@ func checkMove(m *Model, v *Version, to Stage, weight int, w via, auto bool) err
 	}
 	if to == StageCanary {
 		if m.Canary != 0 && m.Canary != v.Number {
-			return refuse("v" + strconv.Itoa(m.Canary) + " is already the canary (weight " + strconv.Itoa(m.CanaryWeight) + "); move it to shadow or retire it first")
+			return refuse("v" + strconv.Itoa(m.Canary) + " is already the canary (weight " + FormatWeight(m.CanaryWeight) + "); move it to shadow or retire it first")
 		}
 		if v.Stage == StageCanary && m.CanaryWeight == weight {
-			return refuse("it is already the canary at weight " + strconv.Itoa(weight))
+			return refuse("it is already the canary at weight " + FormatWeight(weight))
 		}
 	}
 	return nil
@@ -168,7 +168,7 @@ func checkMove(m *Model, v *Version, to Stage, weight int, w via, auto bool) err
 
 // move puts version i of m in stage to and keeps the aliases in step: it is
 // the only place that changes a version's stage once it is validated.
-func (t *txn) move(m *Model, i int, to Stage, weight int) {
+func (t *txn) move(m *Model, i int, to Stage, weight float64) {
 	v := &m.Versions[i]
 	if v.Stage == StageCanary && to != StageCanary {
 		m.Canary, m.CanaryWeight = 0, 0
@@ -189,7 +189,7 @@ func (t *txn) move(m *Model, i int, to Stage, weight int) {
 }
 
 // request records an automatic move that must wait for approval.
-func (t *txn) request(m *Model, i int, to Stage, weight int, auto bool, reason string, evidence []byte) (Result, error) {
+func (t *txn) request(m *Model, i int, to Stage, weight float64, auto bool, reason string, evidence []byte) (Result, error) {
 	v := &m.Versions[i]
 	if v.Pending != nil {
 		return Result{}, &TransitionError{Model: m.Name, Version: v.Number, Action: actionFor(v.Stage, to), From: v.Stage, To: to,
@@ -217,7 +217,7 @@ func (a *SetStageArgs) apply(t *txn) (Result, error) {
 }
 
 // setStage does a checked set_stage move and records it.
-func (t *txn) setStage(m *Model, i int, to Stage, weight int, auto bool, reason string, evidence []byte) {
+func (t *txn) setStage(m *Model, i int, to Stage, weight float64, auto bool, reason string, evidence []byte) {
 	from := m.Versions[i].Stage
 	t.move(m, i, to, weight)
 	if to != StageCanary {

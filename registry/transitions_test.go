@@ -265,10 +265,15 @@ func TestCanaryRules(t *testing.T) {
 		"registry: weight (101) must be a percentage between 0 and 100")
 	h.refused(&SetStageArgs{Model: "m", Version: v, Stage: StageCanary, Weight: -1}, ErrInvalid, "weight (-1)")
 	h.refused(&SetStageArgs{Model: "m", Version: v, Stage: StageShadow, Weight: 5}, ErrInvalid, "applies only to stage canary")
-	for _, w := range []int{0, 100, 37} {
+	h.refused(&SetStageArgs{Model: "m", Version: v, Stage: StageCanary, Weight: 0.005}, ErrInvalid,
+		"registry: weight (0.005) must be a percentage in steps of 0.01 (one basis point)")
+	for _, w := range []float64{0, 100, 0.1, 0.01, 37} {
 		h.must(&SetStageArgs{Model: "m", Version: v, Stage: StageCanary, Weight: w})
 		if _, got, _ := h.s.Canary("m"); got != w {
-			t.Fatalf("weight %d, want %d", got, w)
+			t.Fatalf("weight %v, want %v", got, w)
+		}
+		if bp := WeightBasisPoints(w); float64(bp) != w*100 {
+			t.Fatalf("weight %v is %d basis points", w, bp)
 		}
 	}
 	v3 := h.register("m", 3)
@@ -283,7 +288,7 @@ func TestCanaryRules(t *testing.T) {
 	h.must(&SetStageArgs{Model: "m", Version: v3, Stage: StageCanary, Weight: 5})
 	h.must(&SetStageArgs{Model: "m", Version: v3, Stage: StageShadow})
 	if m, _ := h.s.Model("m"); m.Canary != 0 || m.CanaryWeight != 0 {
-		t.Fatalf("alias after shadow: %d %d", m.Canary, m.CanaryWeight)
+		t.Fatalf("alias after shadow: %d %v", m.Canary, m.CanaryWeight)
 	}
 }
 

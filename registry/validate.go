@@ -284,8 +284,8 @@ func (a *SetStageArgs) validate() error {
 			return fieldErr("weight", a.Weight, "applies only to stage canary")
 		}
 	case StageCanary:
-		if a.Weight < 0 || a.Weight > 100 {
-			return fieldErr("weight", a.Weight, "must be a percentage between 0 and 100")
+		if err := CheckWeight(a.Weight); err != nil {
+			return fieldErr("weight", a.Weight, err.Error())
 		}
 	case StageChampion:
 		return fieldErr("stage", string(a.Stage), "cannot be set directly; promote the version instead")

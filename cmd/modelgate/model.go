@@ -47,13 +47,13 @@ func runModel(args []string, stdout, stderr io.Writer) error {
 	client := clientFlags(fs)
 	reason := fs.String("reason", "", "why (goes into the audit log)")
 	var file, metadata, set *string
-	var weight *int
+	var weight *float64
 	switch sub {
 	case "register":
 		file = fs.String("file", "", "the ONNX file")
 		metadata = fs.String("metadata", "", "JSON file with lineage, signature, profile, golden pairs, idempotency_key")
 	case "stage":
-		weight = fs.Int("weight", 0, "canary: percent of traffic, 0–100")
+		weight = fs.Float64("weight", 0, "canary: percent of traffic, 0–100 in steps of 0.01 (0.1 is one request in a thousand)")
 	case "policy":
 		set = fs.String("set", "", "JSON file of policy fields to change")
 	}
@@ -280,7 +280,7 @@ func (c *apiClient) list() error {
 	for _, m := range out.Models {
 		canary := "-"
 		if m.Canary > 0 {
-			canary = fmt.Sprintf("v%d (%d%%)", m.Canary, m.CanaryWeight)
+			canary = fmt.Sprintf("v%d (%s%%)", m.Canary, registry.FormatWeight(m.CanaryWeight))
 		}
 		champ := "-"
 		if m.Champion > 0 {
@@ -303,7 +303,7 @@ func (c *apiClient) show(name string) error {
 	}
 	fmt.Fprintf(c.out, "%s: champion v%d", m.Name, m.Champion)
 	if m.Canary > 0 {
-		fmt.Fprintf(c.out, ", canary v%d at %d%%", m.Canary, m.CanaryWeight)
+		fmt.Fprintf(c.out, ", canary v%d at %s%%", m.Canary, registry.FormatWeight(m.CanaryWeight))
 	}
 	fmt.Fprintf(c.out, ", promotion %s\n\n", m.Policy.Promotion.Mode)
 	tw := tabwriter.NewWriter(c.out, 2, 4, 2, ' ', 0)

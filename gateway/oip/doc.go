@@ -50,9 +50,9 @@
 //
 // # Encoding
 //
-// AppendInferResponse, AppendError, AppendServerMetadata and
-// AppendModelMetadata append to a caller's buffer and do not allocate once it
-// is large enough. JSON has no NaN or infinity: such values are written as
+// AppendInferResponse and AppendError append to a caller's buffer and do not
+// allocate once it is large enough (server and model metadata are the
+// gateway's, in gateway/meta.go). JSON has no NaN or infinity: such values are written as
 // null (clients that need them ask for binary outputs). Strings are escaped
 // and invalid UTF-8 is replaced by U+FFFD.
 //

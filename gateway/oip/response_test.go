@@ -141,33 +141,6 @@ func TestAppendError(t *testing.T) {
 	}
 }
 
-func TestMetadata(t *testing.T) {
-	got := string(AppendServerMetadata(nil, "modelgate", "0.1.0", []string{ExtensionBinaryTensorData}))
-	if want := `{"name":"modelgate","version":"0.1.0","extensions":["binary_tensor_data"]}`; got != want {
-		t.Errorf("server metadata %s", got)
-	}
-	if got := string(AppendServerMetadata(nil, "m", "v", nil)); got != `{"name":"m","version":"v","extensions":[]}` {
-		t.Errorf("server metadata without extensions %s", got)
-	}
-	sig := &runtime.Signature{
-		Inputs:  []runtime.TensorSpec{{Name: "features", DataType: runtime.FP32, Shape: []int64{-1, 30}}},
-		Outputs: []runtime.TensorSpec{{Name: "probability", DataType: runtime.FP32, Shape: []int64{-1, 1}}, {Name: "label", DataType: runtime.Int64, Shape: []int64{-1}}},
-	}
-	got = string(AppendModelMetadata(nil, "fraud", []string{"2", "3"}, sig))
-	want := `{"name":"fraud","versions":["2","3"],"platform":"onnxruntime_onnx",` +
-		`"inputs":[{"name":"features","datatype":"FP32","shape":[-1,30]}],` +
-		`"outputs":[{"name":"probability","datatype":"FP32","shape":[-1,1]},{"name":"label","datatype":"INT64","shape":[-1]}]}`
-	if got != want {
-		t.Errorf("model metadata\n%s\nwant\n%s", got, want)
-	}
-	if got := string(AppendReady(nil, "fraud", false)); got != `{"name":"fraud","ready":false}` {
-		t.Errorf("ready %s", got)
-	}
-	if got := string(AppendReady(nil, "", true)); got != `{"ready":true}` {
-		t.Errorf("ready %s", got)
-	}
-}
-
 // TestRequestRoundTrip: AppendInferRequest writes what Decode reads, for
 // every datatype, as JSON and in the binary extension.
 func TestRequestRoundTrip(t *testing.T) {

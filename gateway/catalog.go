@@ -1,0 +1,182 @@
+package gateway
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelgate/modelgate/drift"
+	"github.com/modelgate/modelgate/routing"
+	"github.com/modelgate/modelgate/runtime"
+)
+
+// versionObs is what the gateway attaches to every routed version: the
+// observers the scoring path hands each answer to after responding.
+type versionObs struct {
+	stats *slotMetrics
+	// drift is nil until monitoring is enabled, and may be enabled after
+	// the version is routable (a bootstrapped reference).
+	drift atomic.Pointer[versionDrift]
+}
+
+// The routing package's types as this gateway instantiates them.
+type (
+	table  = routing.Table[*versionObs]
+	route  = routing.Model[*versionObs]
+	routed = routing.Version[*versionObs]
+)
+
+// Catalog is a node's set of loaded versions: it loads them with the node's
+// metrics wired in and publishes them into the routing table, whose only
+// writer it is (driven by the reconciler when the node has a registry, or
+// directly by an embedding program or test).
+type Catalog struct {
+	router  *routing.Router[*versionObs]
+	metrics *Metrics
+	// DriftWindow is the drift window length of versions enabled from now
+	// on (the server sets it from its Config).
+	DriftWindow time.Duration
+}
+
+// NewCatalog returns an empty catalog reporting to m.
+func NewCatalog(m *Metrics) *Catalog {
+	c := &Catalog{router: routing.NewRouter[*versionObs](), metrics: m}
+	m.catalog = c
+	return c
+}
+
+func (c *Catalog) table() *table { return c.router.Table() }
+
+// Load loads onnx as version of model with cfg and warms it, wiring the
+// batch-size metric; the result is not routable until Publish.
+func (c *Catalog) Load(model, version string, onnx []byte, cfg runtime.Config) (*runtime.Slot, error) {
+	st := c.metrics.forVersion(model, version)
+	cfg.OnBatch = func(_, rows int) { st.batch.Update(float64(rows)) }
+	m, err := runtime.Load(onnx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return runtime.NewSlot(model, version, m), nil
+}
+
+// observe returns the observers of a loaded slot (drift off).
+func (c *Catalog) observe(slot *runtime.Slot) *versionObs {
+	return &versionObs{stats: c.metrics.forVersion(slot.Name, slot.Version)}
+}
+
+// Publish makes slot routable as its model's version; with champion set it
+// also answers the model's unversioned calls. A slot it replaces (same
+// model and version) is retired: it finishes its in-flight calls, then frees
+// its sessions.
+func (c *Catalog) Publish(slot *runtime.Slot, champion bool) {
+	c.router.Publish(slot, c.observe(slot), champion)
+}
+
+// SetChampion makes an already published version answer the model's
+// unversioned calls. It reports false when the version is not loaded.
+func (c *Catalog) SetChampion(model, version string) bool {
+	return c.router.SetChampion(model, version)
+}
+
+// SetCanary makes an already published version answer weightBP basis
+// points of the model's unversioned calls, split by routing key (see
+// package routing); version "" or a zero weight removes the canary. It
+// reports false when the model or the version is not loaded.
+func (c *Catalog) SetCanary(model, version string, weightBP uint32) bool {
+	return c.router.SetCanary(model, version, weightBP)
+}
+
+// SetLogMode sets how a model's predictions are logged: "async",
+// "durable" or "off" (registry.LogAsync …). It reports false when the model
+// is not loaded.
+func (c *Catalog) SetLogMode(model, mode string) bool {
+	return c.router.SetLogMode(model, routing.ParseLogMode(mode))
+}
+
+// EnableDrift starts drift monitoring of a published version: against
+// profile when given, else against a reference bootstrapped from its first
+// bootstrapRows scored rows (onBooted, when set, is told the reference).
+// It fails when the model's signature has nothing drift can read.
+func (c *Catalog) EnableDrift(model, version string, profile *drift.Profile, bootstrapRows int, onBooted func(model, version string, p *drift.Profile)) error {
+	var v *routed
+	if r := c.table().Model(model); r != nil {
+		v = r.Version(version)
+	}
+	if v == nil {
+		return fmt.Errorf("gateway: %s v%s is not loaded", model, version)
+	}
+	return c.enableDrift(v.Slot, v.Attach, profile, bootstrapRows, onBooted)
+}
+
+// enableDrift starts drift monitoring of slot into its observers obs,
+// whether or not the slot is routable yet.
+func (c *Catalog) enableDrift(slot *runtime.Slot, obs *versionObs, profile *drift.Profile, bootstrapRows int, onBooted func(model, version string, p *drift.Profile)) error {
+	var cb func(*versionDrift, *drift.Profile)
+	if onBooted != nil {
+		cb = func(d *versionDrift, p *drift.Profile) { onBooted(d.model, d.version, p) }
+	}
+	d, err := newVersionDrift(slot.Name, slot.Version, slot.Model.Signature(), profile, bootstrapRows, windowConfig(c.DriftWindow), cb)
+	if err != nil {
+		return fmt.Errorf("gateway: no drift monitoring for %s v%s: %w", slot.Name, slot.Version, err)
+	}
+	obs.drift.Store(d)
+	c.metrics.watchDrift(d)
+	return nil
+}
+
+// windowConfig keeps drift's proportions for any window length: windows
+// one by one for 60 windows (an hour of minutes), rollups for a day's worth.
+func windowConfig(w time.Duration) drift.WindowConfig {
+	if w <= 0 {
+		return drift.WindowConfig{}
+	}
+	return drift.WindowConfig{Window: w, Rollup: 60 * w, Retention: 24 * 60 * w}
+}
+
+// driftOf returns a version's drift state, or nil.
+func (c *Catalog) driftOf(model, version string) *versionDrift {
+	if r := c.table().Model(model); r != nil {
+		if v := r.Version(version); v != nil {
+			return v.Attach.drift.Load()
+		}
+	}
+	return nil
+}
+
+// Remove stops routing to a version and retires it. Removing the champion
+// leaves the model without one (its unversioned calls get 503) unless
+// another version is loaded, which then becomes champion: the newest by
+// version order. It reports whether the version was loaded.
+func (c *Catalog) Remove(model, version string) bool { return c.router.Remove(model, version) }
+
+// Close retires every version and waits until all have drained.
+func (c *Catalog) Close() { c.router.Close() }
+
+// Models lists the served model names, sorted.
+func (c *Catalog) Models() []string {
+	ms := c.table().Models()
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// Champion returns the version answering a model's unversioned calls.
+func (c *Catalog) Champion(model string) (string, bool) {
+	r := c.table().Model(model)
+	if r == nil || r.Champion == nil {
+		return "", false
+	}
+	return r.Champion.Slot.Version, true
+}
+
+// Canary returns the version answering a share of a model's unversioned
+// calls and that share in basis points, or false when it has none.
+func (c *Catalog) Canary(model string) (string, uint32, bool) {
+	r := c.table().Model(model)
+	if r == nil || r.Canary == nil {
+		return "", 0, false
+	}
+	return r.Canary.Slot.Version, r.CanaryBP, true
+}
