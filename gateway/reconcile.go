@@ -114,6 +114,11 @@ func (s *Server) loadVersion(model string, rv registry.RouteVersion) error {
 	if err != nil {
 		return fmt.Errorf("model %s v%d: %w", model, rv.Version, err)
 	}
+	if werr := slot.Model.WarmupError(); werr != nil {
+		// Zeros are no valid input for every model; it still serves.
+		s.log.Warn("model loaded, but its warm-up run on zero inputs failed; the first real call initialises it",
+			"model", model, "version", rv.Version, "err", werr)
+	}
 	s.Catalog.Publish(slot, rv.Role == registry.RoleChampion)
 	if !s.cfg.NoDrift {
 		s.enableDrift(model, rv.Version)
