@@ -119,8 +119,10 @@ func opGraph(name string, ins, outs []value, nodes []opNode, inits ...*onnxpb.Te
 	return b
 }
 
-func ff(name string, shape []int64, v ...float32) Feed { return Feed{Name: name, Shape: shape, Float: v} }
-func fi(name string, shape []int64, v ...int64) Feed   { return Feed{Name: name, Shape: shape, Int: v} }
+func ff(name string, shape []int64, v ...float32) Feed {
+	return Feed{Name: name, Shape: shape, Float: v}
+}
+func fi(name string, shape []int64, v ...int64) Feed { return Feed{Name: name, Shape: shape, Int: v} }
 
 // DataDependentModels returns one model per class of operator whose output
 // shape depends on its input values, not only on their shapes: NonZero,
