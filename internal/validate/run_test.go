@@ -147,7 +147,12 @@ func TestRunGolden(t *testing.T) {
 	rejected(t, "golden names no output", run(t, res.ONNX, Options{Golden: []GoldenPair{bad}}), CheckGolden, `no output "score"`)
 	bad = pair(float64(want))
 	bad.Inputs[0].Shape = []int64{1, 3 * fraud.NumFeatures}
-	rejected(t, "golden input wrong shape", run(t, res.ONNX, Options{Golden: []GoldenPair{bad}}), CheckGolden, "cannot run its inputs")
+	// The first pair's inputs are the smoke run; a later pair's fail at
+	// the golden check.
+	rejected(t, "golden input wrong shape", run(t, res.ONNX, Options{Golden: []GoldenPair{bad}}), CheckSmoke,
+		"smoke run on golden pair 0's inputs failed", "does not match")
+	rejected(t, "second golden input wrong shape", run(t, res.ONNX, Options{Golden: []GoldenPair{pair(float64(want)), bad}}), CheckGolden,
+		"golden pair 1: the model cannot run its inputs", "does not match")
 
 	// Malformed pairs are the caller's error, found before any child runs.
 	bad = pair(float64(want))
