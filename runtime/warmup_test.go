@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -23,8 +24,9 @@ func TestLoadSurvivesAWarmupZerosCannotRun(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	defer m.Close()
-	if werr := m.WarmupError(); werr == nil || !strings.Contains(werr.Error(), "Integer division by zero") {
-		t.Fatalf("WarmupError = %v, want ORT's division by zero", werr)
+	var re *runtime.RunError
+	if werr := m.WarmupError(); !errors.As(werr, &re) || !strings.Contains(werr.Error(), "Integer division by zero") {
+		t.Fatalf("WarmupError = %v, want a RunError of ORT's division by zero", werr)
 	}
 	for range 3 { // more calls than sessions: every session serves
 		c := runtime.NewCall()

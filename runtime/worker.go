@@ -419,7 +419,7 @@ func (w *worker) runValues(inputs []Tensor, order []int) ([]ort.Value, error) {
 	}
 	if err := w.sess.Run(in, out); err != nil {
 		destroyAll(out)
-		return nil, fmt.Errorf("runtime: run failed: %w", err)
+		return nil, &RunError{Err: err}
 	}
 	return out, nil
 }

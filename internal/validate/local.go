@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -94,9 +95,10 @@ func Local(onnx []byte, opts Options) (*Report, error) {
 // inputs, which must succeed: they are inputs the registrant says are
 // valid. Without, it runs zeros (dynamic dimensions 1); zeros are no valid
 // input for a model whose inputs are shapes, scales, split sizes, divisors,
-// steps or axes, so an ordinary ONNX Runtime error there is a warning in
-// the report, not a refusal. Running out of memory still fails, like the
-// crashes and timeouts Run catches around the child. It returns the call
+// steps or axes, so ONNX Runtime refusing the run (a *runtime.RunError) is
+// a warning in the report, not a refusal. Running out of memory still
+// fails, like the crashes and timeouts Run catches around the child, and so
+// does any error of the runtime's own. It returns the call
 // the latency runs repeat, nil when there is none that runs.
 func smokeRun(r *Report, m *runtime.Model, sig *runtime.Signature, pairs []GoldenPair) *runtime.Call {
 	if len(pairs) > 0 {
@@ -116,12 +118,17 @@ func smokeRun(r *Report, m *runtime.Model, sig *runtime.Signature, pairs []Golde
 	if err == nil {
 		err = m.Infer(c)
 	}
+	var runErr *runtime.RunError
 	switch {
 	case err == nil:
 		r.pass(CheckSmoke, "zero inputs "+tensorsString(c.Inputs)+" gave "+tensorsString(c.Outputs))
 		return c
 	case outOfMemory(err):
 		r.fail(CheckSmoke, "the smoke run on zero inputs (dynamic dimensions 1) ran out of memory: "+trimErr(err))
+	case !errors.As(err, &runErr):
+		// Not ORT judging the values: the runtime cannot serve the model
+		// (an output type it cannot read back), whatever the inputs.
+		r.fail(CheckSmoke, "the smoke run on zero inputs (dynamic dimensions 1) failed: "+trimErr(err))
 	default:
 		w := "the smoke run on zero inputs (dynamic dimensions 1) failed, which is not held against the model (zeros are no valid input for every model; register golden pairs to smoke-test real ones): " + trimErr(err)
 		r.warn(CheckSmoke, w)
