@@ -253,13 +253,23 @@ func (w *worker) newEntry(inputs []Tensor, order []int) (*entry, error) {
 			e.general = true
 		}
 	}
-	probe, err := w.outputShapes(inputs, order)
-	if err != nil {
-		return nil, err
+	// Once a call has shown output shapes that follow the values, new
+	// input shapes go straight to the general path: binding them would
+	// cost a probe run and, at the next change of values, a refused run
+	// that ORT also logs as an error.
+	if w.m.dynamicShapes.Load() {
+		e.general = true
 	}
-	for j := range probe {
-		if NumElements(probe[j].Shape) == 0 {
-			e.general = true
+	var probe []Tensor
+	if !e.general {
+		var err error
+		if probe, err = w.outputShapes(inputs, order); err != nil {
+			return nil, err
+		}
+		for j := range probe {
+			if NumElements(probe[j].Shape) == 0 {
+				e.general = true
+			}
 		}
 	}
 	if !e.general {

@@ -25,7 +25,8 @@ type Feed struct {
 
 // OpModel is a small model exercising one operator class, and calls to
 // make of it. Its calls share input shapes but differ in values, which for
-// these models changes the output shapes.
+// these models changes the output shapes (a last call may change the input
+// shapes too).
 type OpModel struct {
 	Name  string
 	ONNX  []byte
@@ -140,6 +141,7 @@ func DataDependentModels() []OpModel {
 				{ff("x", []int64{2, 3}, 1, 1, 1, 1, 1, 1)},
 				{ff("x", []int64{2, 3}, 0, 0, 0, 0, 0, 0)},
 				{ff("x", []int64{2, 3}, 0, 5, 0, 0, 0, 0)},
+				{ff("x", []int64{3, 3}, 0, 5, 0, 0, 0, 0, 1, 1, 0)}, // a new input shape after the values changed them
 			}},
 		{Name: "compress", ONNX: opGraph("compress",
 			[]value{fp32("x", -1, 3), fp32("keep", -1)}, []value{outInfo("y", f32, 2)},
