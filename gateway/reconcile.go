@@ -46,6 +46,11 @@ func (l loader) Load(model string, rv registry.RouteVersion) (*runtime.Slot, *ve
 	if err != nil {
 		return nil, nil, err
 	}
+	if werr := slot.Model.WarmupError(); werr != nil {
+		// Zeros are no valid input for every model; it still serves.
+		s.log.Warn("model loaded, but its warm-up run on zero inputs failed; the first real call initialises it",
+			"model", model, "version", rv.Version, "err", werr)
+	}
 	obs := s.Catalog.observe(slot)
 	if !s.cfg.NoDrift {
 		s.enableDrift(slot, obs, rv.Version)

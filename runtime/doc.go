@@ -6,6 +6,13 @@
 // concurrent use). Each session keeps, per input shape, input and output
 // tensors backed by Go memory and bound through an IoBinding, so the steady
 // state of a call is a copy in, one Run and a copy out, with no allocation.
+// Where an output's shape turns out to depend on the input values (NonZero,
+// TopK with a k input, shape-driven Reshape, …), ORT refuses the bound
+// tensor; that call is answered through the general path, where ORT
+// allocates the outputs, and so are the later calls of those input shapes.
+//
+// The model's metadata_props are read by the runtime itself, not through
+// ORT, whose parse is quadratic in their number.
 //
 // Tensors travel as Tensor: little-endian bytes for numeric types (what ORT
 // reads), strings for BYTES. The dynamic batcher (Config.MaxBatch > 1)

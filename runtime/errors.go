@@ -54,6 +54,19 @@ func (e *OutputError) Error() string {
 	return fmt.Sprintf("output %q: the model has no such output", e.Output)
 }
 
+// RunError says ONNX Runtime refused to run the model on these inputs: the
+// inputs fit the signature, but their values do not suit the model (an
+// integer division by zero, a shape input that does not fit, an allocation
+// refused). Err is ORT's error.
+type RunError struct {
+	Err error
+}
+
+func (e *RunError) Error() string { return "runtime: run failed: " + e.Err.Error() }
+
+// Unwrap returns ORT's error.
+func (e *RunError) Unwrap() error { return e.Err }
+
 func dimString(d []int64) string {
 	var b strings.Builder
 	b.WriteByte('[')

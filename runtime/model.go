@@ -3,7 +3,6 @@ package runtime
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +22,11 @@ type Model struct {
 	batch  *batcher     // nil when batching is off
 	closed atomic.Bool
 	once   sync.Once
+
+	warmErr error // the warm-up run's error, if any: see WarmupError
+	// dynamicShapes is set once a call has shown an output whose shape
+	// depends on the input values (see worker.rerun).
+	dynamicShapes atomic.Bool
 }
 
 // sessionsAlive counts ORT sessions created and not yet destroyed, process
@@ -35,6 +39,13 @@ func SessionsAlive() int64 { return sessionsAlive.Load() }
 // Load parses onnx, introspects its signature, creates cfg.Sessions sessions
 // and warms each with one run on zero inputs, so the model is ready to serve
 // when Load returns. ORT copies what it needs, so onnx may be reused.
+//
+// A model that cannot be loaded or whose sessions cannot be created is an
+// error. A warm-up run that ONNX Runtime refuses is not: zeros are no valid
+// input for a model whose inputs are shapes, scales, split sizes, divisors,
+// steps or axes, and such a model still serves real inputs. WarmupError
+// tells the caller, who should log it; that model's first real call pays
+// the initialisation the warm-up would have done.
 func Load(onnx []byte, cfg Config) (*Model, error) {
 	if !initialized() {
 		return nil, ErrNotInitialized
@@ -46,7 +57,8 @@ func Load(onnx []byte, cfg Config) (*Model, error) {
 	if len(onnx) == 0 {
 		return nil, errors.New("runtime: cannot load model: empty file")
 	}
-	sig, err := Introspect(onnx)
+	mb := prepareModel(onnx)
+	sig, err := introspect(mb)
 	if err != nil {
 		return nil, err
 	}
@@ -55,15 +67,14 @@ func Load(onnx []byte, cfg Config) (*Model, error) {
 		return nil, fmt.Errorf("runtime: cannot batch this model: batching needs a dynamic first dimension on every input and output")
 	}
 	for i := 0; i < cfg.Sessions; i++ {
-		w, err := newWorker(m, onnx)
+		w, err := newWorker(m, mb.forORT)
 		if err != nil {
 			m.destroy()
 			return nil, fmt.Errorf("runtime: cannot create session %d: %w", i, err)
 		}
 		m.all = append(m.all, w)
-		if err := w.warm(); err != nil {
-			m.destroy()
-			return nil, fmt.Errorf("runtime: warm-up run failed: %w", err)
+		if err := w.warm(); err != nil && m.warmErr == nil {
+			m.warmErr = fmt.Errorf("runtime: warm-up run on zero inputs failed: %w", err)
 		}
 	}
 	if cfg.MaxBatch > 1 {
@@ -76,6 +87,15 @@ func Load(onnx []byte, cfg Config) (*Model, error) {
 	}
 	return m, nil
 }
+
+// WarmupError returns why the warm-up run on zero inputs failed, or nil.
+// The model is loaded and serves either way (see Load).
+func (m *Model) WarmupError() error { return m.warmErr }
+
+// DynamicShapes reports whether a call has shown an output whose shape
+// depends on the input values rather than only on their shapes: such
+// outputs are allocated by ONNX Runtime per call instead of bound once.
+func (m *Model) DynamicShapes() bool { return m.dynamicShapes.Load() }
 
 // Signature returns the model's interface. The caller must not modify it.
 func (m *Model) Signature() *Signature { return &m.sig }
@@ -212,10 +232,19 @@ func (m *Model) destroy() {
 }
 
 // Introspect reads a model's signature and metadata through ONNX Runtime
-// without keeping a session.
+// without keeping a session. Its time is linear in the number of metadata
+// entries (see prepareModel).
 func Introspect(onnx []byte) (*Signature, error) {
 	if !initialized() {
 		return nil, ErrNotInitialized
+	}
+	return introspect(prepareModel(onnx))
+}
+
+func introspect(mb modelBytes) (*Signature, error) {
+	onnx := mb.forORT
+	if ortModelHook != nil {
+		ortModelHook(onnx)
 	}
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(onnx)
 	if err != nil {
@@ -253,15 +282,7 @@ func Introspect(onnx []byte) (*Signature, error) {
 	sig.Metadata.Domain, _ = md.GetDomain()
 	sig.Metadata.Description, _ = md.GetDescription()
 	sig.Metadata.Version, _ = md.GetVersion()
-	if keys, err := md.GetCustomMetadataMapKeys(); err == nil && len(keys) > 0 {
-		sort.Strings(keys)
-		sig.Metadata.Custom = make(map[string]string, len(keys))
-		for _, k := range keys {
-			if v, ok, err := md.LookupCustomMetadataMap(k); err == nil && ok {
-				sig.Metadata.Custom[k] = v
-			}
-		}
-	}
+	sig.Metadata.Custom = mb.custom
 	return sig, nil
 }
 

@@ -69,6 +69,9 @@ func newWorker(m *Model, onnx []byte) (*worker, error) {
 	for i, s := range m.sig.Outputs {
 		out[i] = s.Name
 	}
+	if ortModelHook != nil {
+		ortModelHook(onnx)
+	}
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnx, in, out, opts)
 	if err != nil {
 		return nil, err
@@ -109,6 +112,8 @@ func (w *worker) destroy() {
 
 // warm runs the model once on zeros, every dynamic dimension set to 1, so the
 // first real call finds the session initialised and its batch-1 entry built.
+// Zeros are not a valid input for every model (shapes, scales, divisors,
+// steps): the caller treats its error as a note, not a load failure.
 func (w *worker) warm() error {
 	sig := &w.m.sig
 	inputs := make([]Tensor, len(sig.Inputs))
@@ -158,7 +163,7 @@ func (w *worker) run(inputs []Tensor, order []int, outputs []Tensor) error {
 		copy(e.inBuf[i], inputs[j].Data)
 	}
 	if err := w.sess.RunWithBinding(w.binding); err != nil {
-		return fmt.Errorf("runtime: run failed: %w", err)
+		return w.rerun(e, inputs, order, outputs)
 	}
 	sig := &w.m.sig
 	for j := range outputs {
@@ -169,6 +174,44 @@ func (w *worker) run(inputs []Tensor, order []int, outputs []Tensor) error {
 		o.Strings = o.Strings[:0]
 	}
 	return nil
+}
+
+// rerun answers a call whose bound run failed through the general path. ORT
+// refuses a run whose computed output shape differs from a bound output's
+// ("the output OrtValue provided ... has shape {2,2} but the computed
+// output shape for this run is {0,2}"): the entry's shapes were learned
+// from one call, and for NonZero, Compress, TopK with a k input, Unique,
+// NonMaxSuppression or shape-driven Reshape/Expand/Slice/Pad/Resize they
+// depend on the input values, not only their shapes. When the general run
+// succeeds with other output shapes, the entry is marked general so its
+// later calls let ORT allocate outputs, at one wasted partial run per
+// entry. The error is ORT's message, so it is judged by the outcome rather
+// than by matching its text. A genuine failure (bad input values) fails the
+// general run too and is returned; it costs that one run more.
+func (w *worker) rerun(e *entry, inputs []Tensor, order []int, outputs []Tensor) error {
+	if err := w.runGeneral(inputs, order, outputs); err != nil {
+		return err
+	}
+	for j := range outputs {
+		if !sameShape(outputs[j].Shape, e.outDims[j]) {
+			e.general = true
+			w.m.dynamicShapes.Store(true)
+			break
+		}
+	}
+	return nil
+}
+
+func sameShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *worker) lookup(inputs []Tensor, order []int) *entry {
@@ -210,13 +253,23 @@ func (w *worker) newEntry(inputs []Tensor, order []int) (*entry, error) {
 			e.general = true
 		}
 	}
-	probe, err := w.outputShapes(inputs, order)
-	if err != nil {
-		return nil, err
+	// Once a call has shown output shapes that follow the values, new
+	// input shapes go straight to the general path: binding them would
+	// cost a probe run and, at the next change of values, a refused run
+	// that ORT also logs as an error.
+	if w.m.dynamicShapes.Load() {
+		e.general = true
 	}
-	for j := range probe {
-		if NumElements(probe[j].Shape) == 0 {
-			e.general = true
+	var probe []Tensor
+	if !e.general {
+		var err error
+		if probe, err = w.outputShapes(inputs, order); err != nil {
+			return nil, err
+		}
+		for j := range probe {
+			if NumElements(probe[j].Shape) == 0 {
+				e.general = true
+			}
 		}
 	}
 	if !e.general {
@@ -376,7 +429,7 @@ func (w *worker) runValues(inputs []Tensor, order []int) ([]ort.Value, error) {
 	}
 	if err := w.sess.Run(in, out); err != nil {
 		destroyAll(out)
-		return nil, fmt.Errorf("runtime: run failed: %w", err)
+		return nil, &RunError{Err: err}
 	}
 	return out, nil
 }

@@ -203,7 +203,7 @@ func TestRegistryLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range cases {
-		code, b := n.register(t, "fraud", c.Bytes, "")
+		code, b := n.register(t, "fraud", c.Bytes, c.Metadata)
 		var out struct {
 			Error   string `json:"error"`
 			Version int    `json:"version"`

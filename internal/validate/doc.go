@@ -19,7 +19,11 @@
 //
 // Local is the in-process half the child runs (static checks, then ONNX
 // Runtime); nothing but `modelgate validate` should call it on untrusted
-// bytes.
+// bytes. Its smoke run uses the golden pairs' inputs when there are any;
+// without, it runs zeros, and an ordinary ONNX Runtime error on those is a
+// warning (Report.Warnings), not a refusal: zeros are no valid input for a
+// model whose inputs are shapes, scales, divisors, steps or axes. Running
+// out of memory still refuses.
 //
 // A Report is the evidence the registry's audit log keeps: every check with
 // its verdict, the signature, latency percentiles and timings, as JSON.

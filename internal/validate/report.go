@@ -15,7 +15,7 @@ const (
 	CheckExternalData = "external_data" // no tensor references an external data file
 	CheckTensors      = "tensors"       // declared tensor sizes within limits, data matches dims
 	CheckLoad         = "load"          // ONNX Runtime parses the model and reads its signature
-	CheckSmoke        = "smoke"         // a run on zero inputs (dynamic dimensions 1) succeeds
+	CheckSmoke        = "smoke"         // a run on the first golden pair's inputs, else on zeros, succeeds (see Local)
 	CheckGolden       = "golden"        // golden pairs reproduce within the tolerance
 	CheckLatency      = "latency"       // p99 of the timed runs is within the budget
 	CheckProcess      = "process"       // the child process ran to the end (Run only)
@@ -35,6 +35,10 @@ type Report struct {
 	Size int64 `json:"size"`
 	// Checks are the checks that ran, in order, with their verdicts.
 	Checks []Check `json:"checks"`
+	// Warnings are what a check found that does not refuse the model, such
+	// as an ONNX Runtime error on synthesized zero inputs (see Local). Each
+	// is also the detail of its check, which passed.
+	Warnings []string `json:"warnings,omitempty"`
 	// Signature is the model's interface, when known: from ONNX Runtime
 	// when it loaded the model, else from the graph ("source" says which).
 	Signature *Signature `json:"signature,omitempty"`
@@ -48,9 +52,11 @@ type Report struct {
 
 // Check is one check's verdict.
 type Check struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
+	Name string `json:"name"`
+	OK   bool   `json:"ok"`
+	// Warning marks a passed check whose detail is a warning.
+	Warning bool   `json:"warning,omitempty"`
+	Detail  string `json:"detail,omitempty"`
 }
 
 // Signature is a model's interface in Open Inference Protocol terms.
@@ -73,7 +79,7 @@ type TensorInfo struct {
 	Shape    []int64 `json:"shape"`    // -1 for a dynamic dimension
 }
 
-// Latency is what the timed runs measured (batch 1, zero inputs).
+// Latency is what the timed runs measured, on the smoke run's inputs.
 type Latency struct {
 	Runs   int           `json:"runs"`
 	P50    time.Duration `json:"p50_ns"`
@@ -98,6 +104,12 @@ type Timings struct {
 // pass records a passed check.
 func (r *Report) pass(name, detail string) {
 	r.Checks = append(r.Checks, Check{Name: name, OK: true, Detail: detail})
+}
+
+// warn records a check that passed with a warning.
+func (r *Report) warn(name, detail string) {
+	r.Checks = append(r.Checks, Check{Name: name, OK: true, Warning: true, Detail: detail})
+	r.Warnings = append(r.Warnings, name+": "+detail)
 }
 
 // fail records a failed check; the first failure becomes the reason.
@@ -143,8 +155,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "\n  model   sha256 %s, %d bytes\n", orDash(r.Digest), r.Size)
 	for _, c := range r.Checks {
 		verdict := "ok  "
-		if !c.OK {
+		switch {
+		case !c.OK:
 			verdict = "FAIL"
+		case c.Warning:
+			verdict = "WARN"
 		}
 		fmt.Fprintf(&b, "  %s    %-13s %s\n", verdict, c.Name, c.Detail)
 	}

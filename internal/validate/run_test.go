@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/modelgate/modelgate/internal/onnxexport"
 	"strings"
 	"testing"
 	"time"
@@ -81,7 +82,8 @@ func TestRunRejects(t *testing.T) {
 	f("random bytes", randomBytes(1<<16), CheckParse, "not an ONNX model")
 	f("100 GB initializer", hugeInitModel(t), CheckTensors, `initializer "huge"`, "93.1 GiB", "over the limit")
 	f("external data", externalModel(t), CheckExternalData, "models that reference external data files are refused")
-	f("smoke run fails", smokeFailModel(t), CheckSmoke, "smoke run on zero inputs", "MatMul")
+	r0 := run(t, smokeFailModel(t), Options{Golden: smokeFailGolden()})
+	rejected(t, "golden inputs fail the smoke run", r0, CheckSmoke, "smoke run on golden pair 0's inputs failed", "MatMul")
 	f("ORT refuses", marshal(t, graphModel(&onnxpb.GraphProto{
 		Node:   []*onnxpb.NodeProto{node("NoSuchOp", []string{"x"}, "y")},
 		Input:  []*onnxpb.ValueInfoProto{fp32Info("x", 1)},
@@ -105,10 +107,12 @@ func TestRunHugeAllocation(t *testing.T) {
 		Output:      []*onnxpb.ValueInfoProto{fp32Info("y", -1)},
 	}))
 	r := run(t, onnx, Options{MaxMemory: 2 << 30})
-	if r.Passed {
-		t.Fatalf("an 8 GB allocation passed under a 2 GiB limit: %+v", r)
+	// The allocation is refused on zero inputs, where an ordinary ORT
+	// error is only a warning: running out of memory must still refuse.
+	rejected(t, "8 GB under a 2 GiB limit", r, CheckSmoke, "ran out of memory", "Failed to allocate memory")
+	if len(r.Warnings) != 0 {
+		t.Fatalf("the refusal was also recorded as a warning: %q", r.Warnings)
 	}
-	t.Logf("reason: %s", r.Reason)
 }
 
 func TestRunGolden(t *testing.T) {
@@ -143,7 +147,12 @@ func TestRunGolden(t *testing.T) {
 	rejected(t, "golden names no output", run(t, res.ONNX, Options{Golden: []GoldenPair{bad}}), CheckGolden, `no output "score"`)
 	bad = pair(float64(want))
 	bad.Inputs[0].Shape = []int64{1, 3 * fraud.NumFeatures}
-	rejected(t, "golden input wrong shape", run(t, res.ONNX, Options{Golden: []GoldenPair{bad}}), CheckGolden, "cannot run its inputs")
+	// The first pair's inputs are the smoke run; a later pair's fail at
+	// the golden check.
+	rejected(t, "golden input wrong shape", run(t, res.ONNX, Options{Golden: []GoldenPair{bad}}), CheckSmoke,
+		"smoke run on golden pair 0's inputs failed", "does not match")
+	rejected(t, "second golden input wrong shape", run(t, res.ONNX, Options{Golden: []GoldenPair{pair(float64(want)), bad}}), CheckGolden,
+		"golden pair 1: the model cannot run its inputs", "does not match")
 
 	// Malformed pairs are the caller's error, found before any child runs.
 	bad = pair(float64(want))
@@ -225,9 +234,89 @@ func TestLocal(t *testing.T) {
 	if runtime.Version() == "" {
 		t.Fatal("Local did not load ONNX Runtime")
 	}
-	r, err = Local(smokeFailModel(t), Options{ORTLib: ortlib.Path()})
+	r, err = Local(smokeFailModel(t), Options{ORTLib: ortlib.Path(), Golden: smokeFailGolden()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rejected(t, "local smoke", r, CheckSmoke, "smoke run")
+	rejected(t, "local smoke", r, CheckSmoke, "smoke run on golden pair 0's inputs failed", "MatMul")
+}
+
+// smokeFailGolden is a golden pair for smokeFailModel whose input has the
+// wrong inner dimension (1 where its MatMul needs 3).
+func smokeFailGolden() []GoldenPair {
+	return []GoldenPair{{
+		Inputs:  []GoldenTensor{{Name: "x", Shape: []int64{1, 1}, Datatype: "FP32", Data: []any{1.0}}},
+		Outputs: []GoldenTensor{{Name: "y", Shape: []int64{1, 2}, Datatype: "FP32", Data: []any{1.0, 2.0}}},
+	}}
+}
+
+// TestRunZeroHostileModelsPassWithAWarning: one model per kind of input
+// zeros are no valid value for (a shape for Reshape and Expand, Resize's
+// scales, Split's sizes, an integer divisor, Slice's step, Unsqueeze's
+// axes). Without golden pairs the smoke run's ORT error on zeros is a
+// warning in the report, and the model passes.
+func TestRunZeroHostileModelsPassWithAWarning(t *testing.T) {
+	want := map[string]string{
+		"reshape":   "dimension with value zero exceeds",
+		"expand":    "invalid expand shape",
+		"resize":    "Scale value should be greater than 0",
+		"split":     "Cannot split using values in 'split'",
+		"intdiv":    "Integer division by zero",
+		"slice":     "'step' value cannot be 0",
+		"unsqueeze": "'axes' has a duplicate axis",
+	}
+	for _, m := range onnxexport.ZeroHostileModels() {
+		t.Run(m.Name, func(t *testing.T) {
+			r := run(t, m.ONNX, Options{LatencyRuns: 5})
+			if !r.Passed {
+				t.Fatalf("refused: %s", r.Reason)
+			}
+			c, _ := r.Check(CheckSmoke)
+			if !c.OK || !c.Warning || !strings.Contains(c.Detail, "zero inputs") || !strings.Contains(c.Detail, want[m.Name]) {
+				t.Fatalf("smoke check = %+v, want a passed check warning of ORT's %q on zero inputs", c, want[m.Name])
+			}
+			t.Logf("warning: %s", c.Detail)
+			if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], want[m.Name]) {
+				t.Fatalf("warnings = %q", r.Warnings)
+			}
+			if l, ok := r.Check(CheckLatency); !ok || !l.OK || !strings.Contains(l.Detail, "not measured") {
+				t.Fatalf("latency check = %+v: there is no input to time", l)
+			}
+		})
+	}
+}
+
+// TestRunGoldenInputsAreTheSmokeRun: with golden pairs registered, the
+// smoke run uses their inputs (zeros would fail this model) and the model
+// is timed on them.
+func TestRunGoldenInputsAreTheSmokeRun(t *testing.T) {
+	m := onnxexport.ReshapeModel()
+	in := m.Calls[0]
+	pair := GoldenPair{
+		Inputs: []GoldenTensor{
+			{Name: "x", Shape: in[0].Shape, Datatype: "FP32", Data: floats(in[0].Float)},
+			{Name: "shape", Shape: in[1].Shape, Datatype: "INT64", Data: []any{2, 3, 2}},
+		},
+		Outputs: []GoldenTensor{{Name: "y", Shape: []int64{2, 3, 2}, Datatype: "FP32", Data: floats(in[0].Float)}},
+	}
+	r := run(t, m.ONNX, Options{Golden: []GoldenPair{pair}, LatencyRuns: 5})
+	if !r.Passed || len(r.Warnings) != 0 {
+		t.Fatalf("passed %v, reason %q, warnings %q", r.Passed, r.Reason, r.Warnings)
+	}
+	if c, _ := r.Check(CheckSmoke); !c.OK || c.Warning || !strings.Contains(c.Detail, "golden pair 0's inputs") {
+		t.Fatalf("smoke check = %+v", c)
+	}
+	if r.Latency == nil || r.Latency.Runs != 5 {
+		t.Fatalf("latency = %+v, want 5 runs on the golden inputs", r.Latency)
+	}
+	pair.Outputs[0].Data[0] = 100.0
+	rejected(t, "a golden output that differs", run(t, m.ONNX, Options{Golden: []GoldenPair{pair}, LatencyRuns: 5}), CheckGolden, "golden pair 0")
+}
+
+func floats(v []float32) []any {
+	out := make([]any, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
 }
