@@ -407,17 +407,42 @@ func (s *Server) apiAudit(ctx *fasthttp.RequestCtx, p *apiParams) {
 	}{recs, next})
 }
 
-// ServeFile is what `serve --model NAME=PATH` does with a registry: store
-// the file, register it as a version of model unless a version with the
-// same digest exists (so a restart registers nothing new), validate it,
-// and make it the champion. It returns the version number.
-func (s *Server) ServeFile(ctx context.Context, model string, onnx []byte, actor string) (int, error) {
+// Seeded is what ServeFile did with a file.
+type Seeded struct {
+	// Version is the file's version number.
+	Version int
+	// Registered: the file was new to the model and became a new version.
+	Registered bool
+	// Champion is the model's champion afterwards.
+	Champion int
+	// Kept explains, when the file is not the champion, why the champion
+	// stayed ("" when the file is the champion).
+	Kept string
+}
+
+// ServeFile is what `serve --model NAME=PATH` does with a registry: it seeds
+// the model with the file, without ever undoing what was chosen through the
+// registry since. The file is stored and, unless the model already has a
+// version with its digest, registered and validated as a new version (a
+// restart with the same file registers nothing). Then:
+//
+//   - a model with no champion gets the file as champion: the first version
+//     to pass validation becomes champion in the same command;
+//   - a champion put there by an earlier ServeFile (same actor) is replaced
+//     by a new file, since the operator changed the file between starts;
+//   - any other champion (promoted or rolled back to by an admin or the
+//     lifecycle controller) stays, and Seeded.Kept says so; an operator
+//     promotes the file's version explicitly if they want it.
+//
+// A version of the file left registered by a crash before its verdict is
+// validated now.
+func (s *Server) ServeFile(ctx context.Context, model string, onnx []byte, actor string) (Seeded, error) {
 	if s.control == nil || s.artifacts == nil || s.validator == nil {
-		return 0, errors.New("gateway: ServeFile needs a registry, an artifact store and a validator")
+		return Seeded{}, errors.New("gateway: ServeFile needs a registry, an artifact store and a validator")
 	}
 	digest, size, err := s.artifacts.Put(bytesReader(onnx))
 	if err != nil {
-		return 0, fmt.Errorf("cannot store the model: %w", err)
+		return Seeded{}, fmt.Errorf("cannot store the model: %w", err)
 	}
 	var existing registry.Version
 	s.control.View(func(st *registry.State) {
@@ -429,35 +454,64 @@ func (s *Server) ServeFile(ctx context.Context, model string, onnx []byte, actor
 			}
 		}
 	})
-	version := existing.Number
-	if version == 0 {
-		key := "serve/" + model + "/" + digest
+	key := "serve/" + model + "/" + digest
+	out := Seeded{Version: existing.Number}
+	if out.Version == 0 {
 		res, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: key,
 			Args: &registry.RegisterArgs{Model: model, Digest: digest, Size: size, Lineage: registry.Lineage{RegisteredBy: actor, Notes: "registered by serve --model at start"}}})
 		if err != nil {
-			return 0, fmt.Errorf("cannot register: %w", err)
+			return out, fmt.Errorf("cannot register: %w", err)
 		}
-		version = res.Version
-		if out, code := s.validateVersion(model, version, digest, nil, actor, key); code != fasthttp.StatusCreated {
-			return version, fmt.Errorf("v%d: %s", version, out.Error)
-		}
-	} else if existing.Stage == registry.StageFailed || existing.Stage == registry.StageRegistered && existing.Validation == nil {
-		if out, code := s.validateVersion(model, version, digest, nil, actor, "serve/"+model+"/"+digest); code != fasthttp.StatusCreated {
-			return version, fmt.Errorf("v%d: %s", version, out.Error)
+		out.Version, out.Registered = res.Version, true
+		existing.Stage = registry.StageRegistered
+	}
+	if existing.Stage == registry.StageRegistered {
+		if res, code := s.validateVersion(model, out.Version, digest, nil, actor, key); code != fasthttp.StatusCreated {
+			return out, fmt.Errorf("v%d: %s", out.Version, res.Error)
 		}
 	}
-	var champion int
+	var (
+		stage    registry.Stage
+		chosenBy string
+	)
 	s.control.View(func(st *registry.State) {
-		if m, err := st.Model(model); err == nil {
-			champion = m.Champion
-		}
-	})
-	if champion != version {
-		_, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: string(s.newID(nil)),
-			Args: &registry.PromoteArgs{Model: model, Version: version, Reason: "serve --model names this file"}})
+		m, err := st.Model(model)
 		if err != nil {
-			return version, fmt.Errorf("cannot make v%d the champion: %w", version, err)
+			return
+		}
+		out.Champion = m.Champion
+		if v, ok := m.Version(out.Version); ok {
+			stage = v.Stage
+		}
+		chosenBy = championChooser(st, model, m.Champion)
+	})
+	switch {
+	case out.Champion == out.Version:
+	case stage == registry.StageFailed:
+		return out, fmt.Errorf("v%d failed validation earlier; the registry keeps that verdict (see GET /api/v1/models/%s/versions/%d)", out.Version, model, out.Version)
+	case chosenBy != actor:
+		out.Kept = "v" + strconv.Itoa(out.Champion) + " stays champion: it was chosen through the registry by " + strconv.Quote(chosenBy) +
+			", and --model never overrides that; promote v" + strconv.Itoa(out.Version) + " to serve this file"
+	default:
+		_, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: string(s.newID(nil)),
+			Args: &registry.PromoteArgs{Model: model, Version: out.Version, Reason: "serve --model names a new file; the champion v" + strconv.Itoa(out.Champion) + " was its previous file"}})
+		if err != nil {
+			return out, fmt.Errorf("cannot make v%d the champion in place of v%d, the previous --model file: %w", out.Version, out.Champion, err)
+		}
+		out.Champion = out.Version
+	}
+	return out, s.reconcileNow()
+}
+
+// championChooser returns the actor of the audit record that made version
+// champion of model most recently: a promotion, a rollback or the first
+// validation.
+func championChooser(st *registry.State, model string, version int) string {
+	recs := st.Audit(registry.AuditFilter{Model: model, Version: version})
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].To == registry.StageChampion {
+			return recs[i].Actor
 		}
 	}
-	return version, s.reconcileNow()
+	return ""
 }

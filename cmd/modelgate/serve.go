@@ -220,8 +220,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	return shutdown(srv, *drain, log)
 }
 
-// startModels waits for the registry, brings every --model file in (once
-// per digest: a restart registers nothing new) as its model's champion,
+// startModels waits for the registry, seeds it with every --model file
+// (once per digest: a restart registers nothing new; a champion chosen
+// through the registry is never replaced, see gateway.Server.ServeFile),
 // and waits until the node serves everything the registry says it should.
 func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -241,11 +242,16 @@ func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, log 
 			return fmt.Errorf("model %s: %w", m.name, err)
 		}
 		start := time.Now()
-		v, err := srv.ServeFile(ctx, m.name, b, "modelgate serve")
+		seed, err := srv.ServeFile(ctx, m.name, b, "modelgate serve")
 		if err != nil {
 			return fmt.Errorf("model %s from %s: %w", m.name, filepath.Clean(m.path), err)
 		}
-		log.Info("serving", "model", m.name, "version", v, "path", m.path, "took", time.Since(start).Round(time.Millisecond).String())
+		took := time.Since(start).Round(time.Millisecond).String()
+		if seed.Kept != "" {
+			log.Warn("--model file is not the champion", "model", m.name, "version", seed.Version, "champion", seed.Champion, "path", m.path, "why", seed.Kept, "took", took)
+			continue
+		}
+		log.Info("serving", "model", m.name, "version", seed.Version, "registered", seed.Registered, "path", m.path, "took", took)
 	}
 	for {
 		err := srv.Reconcile()
