@@ -146,12 +146,23 @@ func (s *Server) validateVersion(model string, version int, digest string, golde
 		out.Error = "the validation gate could not run, so v" + strconv.Itoa(version) + " stays registered; retry the registration with the same idempotency key: " + err.Error()
 		return out, fasthttp.StatusServiceUnavailable
 	}
-	cmd := registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: key + "/validation", Args: &registry.SetValidationArgs{
-		Model: model, Version: version, Passed: v.Passed, Signature: v.Signature, Reason: truncate(v.Reason, 4000), Evidence: v.Evidence,
-	}}
-	c, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
-	res, err := s.control.Apply(c, cmd)
-	cancel()
+	if v.Passed {
+		// ONNX Runtime runs models no client could call (no inputs, an
+		// output listed twice, a name of a megabyte): that is a failure of
+		// the version, recorded as one, not a verdict the registry refuses.
+		if err := registry.CheckSignature(v.Signature); err != nil && !v.Signature.Empty() {
+			v.Passed, v.Reason = false, "the model runs, but its interface cannot be served: "+err.Error()
+		}
+	}
+	v.Reason = registry.RecordableReason(v.Reason)
+	res, err := s.recordVerdict(model, version, actor, key, v)
+	if err != nil && v.Passed && errors.Is(err, registry.ErrInvalid) {
+		// The registry refused the pass itself (the artifact declares
+		// another signature than its registration said): record that as
+		// the failure, or the version would stay registered forever.
+		v.Passed, v.Reason = false, registry.RecordableReason("the model passed the gate, but "+err.Error())
+		res, err = s.recordVerdict(model, version, actor, key, v)
+	}
 	if err != nil {
 		out.Error = "validation ran but its verdict could not be recorded: " + err.Error()
 		return out, registryStatus(err)
@@ -174,6 +185,22 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// recordVerdict commits the gate's verdict on a version. A failure is
+// always recordable: it carries no signature, and its evidence is cut to
+// what a command accepts (the caller cuts the reason with
+// registry.RecordableReason: a hostile model's names end up in both). A pass the registry refused did not use the key, so the failure
+// recorded after it takes the same one.
+func (s *Server) recordVerdict(model string, version int, actor, key string, v Validation) (registry.Result, error) {
+	args := &registry.SetValidationArgs{Model: model, Version: version, Passed: v.Passed, Signature: v.Signature,
+		Reason: v.Reason, Evidence: registry.RecordableEvidence(v.Evidence)}
+	if !v.Passed {
+		args.Signature = registry.Signature{}
+	}
+	c, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+	defer cancel()
+	return s.control.Apply(c, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: key + "/validation", Args: args})
 }
 
 func formPart(form *multipart.Form, name string) ([]byte, bool) {
