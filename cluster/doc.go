@@ -118,6 +118,17 @@
 // holders, node readiness); a snapshot with another header is refused
 // (ErrCorruptSnapshot) and Raft falls back to an older one.
 //
+// # A lost Raft directory
+//
+// Bootstrapping writes DataDir/cluster.json (MarkerFile), outside raft/;
+// a node with Raft state and no marker (a data dir from before markers)
+// writes it at start. A node that finds the marker but no Raft state (raft/
+// or its log deleted, a botched restore) refuses to start with
+// ErrLostRaftState, naming what is missing and what the dir still holds,
+// rather than bootstrap a new, empty cluster that reports ready and serves
+// nothing. Config.ForceBootstrap (serve --force-bootstrap) starts the new
+// cluster anyway, with a WARN.
+//
 // # Determinism and upgrades
 //
 // Every node must apply the same entries to the same state the same way. The

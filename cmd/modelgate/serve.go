@@ -102,6 +102,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	raftAddr := fs.String("raft-listen", cluster.DefaultBindAddr, "Raft address of this node (the registry's replication)")
 	nodeID := fs.String("node-id", "", "Raft node ID (default the node name)")
+	forceBootstrap := fs.Bool("force-bootstrap", false, "start a new, empty registry even though <data-dir>/raft was lost (the node refuses otherwise); only the --model files are served again")
 	var tokenSpecs stringsFlag
 	fs.Var(&tokenSpecs, "token", "bearer token `\"NAME SCOPE[,SCOPE…] SECRET\"` (repeatable; scopes: score, register, labels, read, admin)")
 	tokensFile := fs.String("tokens", "", "file of tokens, one `NAME SCOPE[,SCOPE…] SECRET` a line (mode 0600)")
@@ -160,6 +161,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeID, ccfg.DataDir, ccfg.BindAddr, ccfg.Bootstrap, ccfg.Logger = *nodeID, *dataDir, *raftAddr, true, log
+	ccfg.ForceBootstrap = *forceBootstrap
 	if ccfg.NodeID == "" {
 		ccfg.NodeID = gw.Node
 	}
