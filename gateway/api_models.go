@@ -318,23 +318,25 @@ func (s *Server) apiStage(ctx *fasthttp.RequestCtx, p *apiParams) {
 	var body struct {
 		Stage  registry.Stage `json:"stage"`
 		Weight int            `json:"weight"`
+		Force  bool           `json:"force"` // canary: even if the champion's clients cannot call it
 		Reason string         `json:"reason"`
 	}
 	if !decodeBody(ctx, &body) {
 		return
 	}
-	s.answer(ctx, p, &registry.SetStageArgs{Model: p.model, Version: p.version, Stage: body.Stage, Weight: body.Weight, Reason: body.Reason})
+	s.answer(ctx, p, &registry.SetStageArgs{Model: p.model, Version: p.version, Stage: body.Stage, Weight: body.Weight, Force: body.Force, Reason: body.Reason})
 }
 
 func (s *Server) apiPromote(ctx *fasthttp.RequestCtx, p *apiParams) {
 	var body struct {
 		Version int    `json:"version"`
+		Force   bool   `json:"force"` // even if the champion's clients cannot call it (409 otherwise)
 		Reason  string `json:"reason"`
 	}
 	if !decodeBody(ctx, &body) {
 		return
 	}
-	s.answer(ctx, p, &registry.PromoteArgs{Model: p.model, Version: body.Version, Reason: body.Reason})
+	s.answer(ctx, p, &registry.PromoteArgs{Model: p.model, Version: body.Version, Force: body.Force, Reason: body.Reason})
 }
 
 func (s *Server) apiRollback(ctx *fasthttp.RequestCtx, p *apiParams) {
