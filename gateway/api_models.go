@@ -544,3 +544,72 @@ func championChooser(st *registry.State, model string, version int) string {
 	}
 	return ""
 }
+
+// Stranded is what RecoverStranded did with one version.
+type Stranded struct {
+	Model   string
+	Version int
+	// Stage is the version's stage afterwards: validated (or champion) or
+	// failed; registered when the gate could not run (Reason says why).
+	Stage  registry.Stage
+	Reason string
+}
+
+// RecoverStranded judges the versions a crash left in stage registered
+// without a verdict: the node stopped after the registration committed and
+// before the validation gate's verdict did, and unless the client retried
+// with the same idempotency key they would stay there forever, neither
+// serving nor failed. Only versions registered before `before` (this
+// process's start) are taken, so no registration running in this process
+// is raced. Each is validated from its stored artifact, or recorded as
+// failed with the reason when the artifact is missing or does not match
+// its digest (the upload was lost with the crash). A version whose gate
+// cannot run (no ONNX Runtime, the registry unavailable) stays registered
+// and is reported with the reason; the next start tries again.
+//
+// Run it on the node that leads the registry (serve does, after the
+// barrier that replays the log).
+func (s *Server) RecoverStranded(ctx context.Context, before time.Time, actor string) []Stranded {
+	if s.control == nil || s.artifacts == nil || s.validator == nil {
+		return nil
+	}
+	var todo []registry.Version
+	s.control.View(func(st *registry.State) {
+		for _, m := range st.Models() {
+			for _, v := range m.Versions {
+				if v.Stage == registry.StageRegistered && v.Validation == nil && v.Created.Before(before) {
+					todo = append(todo, v)
+				}
+			}
+		}
+	})
+	var out []Stranded
+	for _, v := range todo {
+		if ctx.Err() != nil {
+			out = append(out, Stranded{Model: v.Model, Version: v.Number, Stage: registry.StageRegistered, Reason: "not judged: " + ctx.Err().Error()})
+			continue
+		}
+		key := "recover/" + v.Model + "/" + strconv.Itoa(v.Number)
+		if _, err := s.artifacts.Get(v.Digest); errors.Is(err, artifact.ErrNotFound) || errors.Is(err, artifact.ErrCorrupt) {
+			reason := "the node stopped between registration and validation, and the artifact (sha256 " + v.Digest + ") is not in its store intact (" +
+				err.Error() + "): register the file again"
+			res, err := s.recordVerdict(v.Model, v.Number, actor, key, Validation{Reason: reason})
+			if err != nil {
+				out = append(out, Stranded{Model: v.Model, Version: v.Number, Stage: registry.StageRegistered, Reason: "cannot record that its artifact is missing: " + err.Error()})
+				continue
+			}
+			out = append(out, Stranded{Model: v.Model, Version: v.Number, Stage: res.Stage, Reason: reason})
+			continue
+		}
+		res, code := s.validateVersion(v.Model, v.Number, v.Digest, v.Golden, actor, key)
+		st := Stranded{Model: v.Model, Version: v.Number, Stage: res.Stage, Reason: res.Error}
+		if code != fasthttp.StatusCreated && code != fasthttp.StatusBadRequest {
+			st.Stage = registry.StageRegistered
+		}
+		out = append(out, st)
+	}
+	if len(out) > 0 {
+		s.reconcileNow()
+	}
+	return out
+}
