@@ -129,6 +129,12 @@
 // nothing. Config.ForceBootstrap (serve --force-bootstrap) starts the new
 // cluster anyway, with a WARN.
 //
+// A torn tail is the smaller loss: Pebble replays its newest WAL up to the
+// first record it cannot read and drops the rest without an error.
+// OpenStore reads the WAL first, the way that replay does, and reports a
+// torn last record at WARN with what it held (raft log entries i-j, a term
+// or vote, a log truncation) and where the log now ends (torn.go).
+//
 // # Determinism and upgrades
 //
 // Every node must apply the same entries to the same state the same way. The

@@ -2,12 +2,17 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/wal"
 
 	"github.com/modelgate/modelgate/internal/demo"
 )
@@ -68,5 +73,51 @@ func TestServeRefusesLostRaftDir(t *testing.T) {
 	}
 	if !strings.Contains(n.logs.String(), "level=WARN msg=\"cluster: bootstrapping a new, empty cluster over a data dir whose raft state was lost (forced)") {
 		t.Fatalf("the forced bootstrap was not logged at WARN:\n%s", n.logs.String())
+	}
+}
+
+// TestServeReportsTornRaftLog: a node whose raft WAL was cut inside its
+// last record starts (Pebble drops the torn record, as it must) and says
+// so at WARN with what was dropped, instead of passing over it.
+func TestServeReportsTornRaftLog(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	lr, err := demo.FraudModel(demo.DefaultSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(dir, "fraud.onnx")
+	os.WriteFile(model, lr, 0o644)
+	data := filepath.Join(dir, "data")
+	n := startNode(t, bin, data, "--model", "fraud="+model)
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	n.wait()
+
+	logDir := filepath.Join(data, "raft", "log")
+	logs, err := wal.Scan(wal.Dir{FS: vfs.Default, Dirname: logDir})
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no WAL in %s: %v", logDir, err)
+	}
+	r := logs[len(logs)-1].OpenForRead()
+	var last wal.Offset
+	for {
+		rec, off, err := r.NextRecord()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("reading the WAL: %v", err)
+		}
+		io.Copy(io.Discard, rec)
+		last = off
+	}
+	r.Close()
+	if err := os.Truncate(last.PhysicalFile, last.Physical+30); err != nil {
+		t.Fatal(err)
+	}
+
+	n = startNode(t, bin, data, "--model", "fraud="+model)
+	if !strings.Contains(n.logs.String(), `level=WARN msg="cluster: the raft log's tail was torn`) {
+		t.Fatalf("the torn raft log was not reported at WARN:\n%s", n.logs.String())
 	}
 }
