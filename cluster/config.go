@@ -51,6 +51,12 @@ type Config struct {
 	// voters of InitialCluster. A node with existing state ignores it. A node
 	// that starts empty without Bootstrap waits to be added by a leader.
 	Bootstrap bool
+	// ForceBootstrap lets Bootstrap create a new cluster in a data dir that
+	// has been a cluster member before (its marker file, cluster.json, is
+	// there) but whose Raft state is gone. Without it Open refuses with
+	// ErrLostRaftState: a new, empty cluster would report ready and serve
+	// nothing of what the registry held. Set it only to give that registry up.
+	ForceBootstrap bool
 	// InitialCluster lists the voters of a cluster bootstrapped all at once:
 	// every listed node starts with Bootstrap and the same list, which must
 	// include this node (with its advertised address). Empty: this node alone.

@@ -118,6 +118,23 @@
 // holders, node readiness); a snapshot with another header is refused
 // (ErrCorruptSnapshot) and Raft falls back to an older one.
 //
+// # A lost Raft directory
+//
+// Bootstrapping writes DataDir/cluster.json (MarkerFile), outside raft/;
+// a node with Raft state and no marker (a data dir from before markers)
+// writes it at start. A node that finds the marker but no Raft state (raft/
+// or its log deleted, a botched restore) refuses to start with
+// ErrLostRaftState, naming what is missing and what the dir still holds,
+// rather than bootstrap a new, empty cluster that reports ready and serves
+// nothing. Config.ForceBootstrap (serve --force-bootstrap) starts the new
+// cluster anyway, with a WARN.
+//
+// A torn tail is the smaller loss: Pebble replays its newest WAL up to the
+// first record it cannot read and drops the rest without an error.
+// OpenStore reads the WAL first, the way that replay does, and reports a
+// torn last record at WARN with what it held (raft log entries i-j, a term
+// or vote, a log truncation) and where the log now ends (torn.go).
+//
 // # Determinism and upgrades
 //
 // Every node must apply the same entries to the same state the same way. The

@@ -37,6 +37,12 @@ var (
 	// ErrClosed: the node is closed (or closing).
 	ErrClosed = errors.New("cluster: node is closed")
 
+	// ErrLostRaftState: the data dir was a cluster member (its cluster.json
+	// says so) but holds no Raft state any more, and Config.ForceBootstrap is
+	// not set. Open refuses to start a new, empty cluster over it; the
+	// error says what is missing and how to recover.
+	ErrLostRaftState = errors.New("cluster: the data dir has lost its raft state")
+
 	// ErrInvalidConfig: Config.Validate refused a field (the error names it).
 	ErrInvalidConfig = errors.New("cluster: invalid config")
 

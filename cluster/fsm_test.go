@@ -79,7 +79,7 @@ func TestFSMRefusalIsAResult(t *testing.T) {
 	f1("illegal transition", encodeLog(t, 21, c.cmd(&registry.DeleteVersionArgs{Model: "m", Version: 2})), registry.ErrIllegalTransition)
 	f1("garbage", &raft.Log{Index: 22, Type: raft.LogCommand, Data: []byte("not json")}, registry.ErrMalformedCommand)
 	f1("empty", &raft.Log{Index: 23, Type: raft.LogCommand}, registry.ErrMalformedCommand)
-	f1("wire v2", &raft.Log{Index: 24, Type: raft.LogCommand, Data: []byte(`{"v":2,"op":"register"}`)}, registry.ErrUnsupportedVersion)
+	f1("a newer wire version", &raft.Log{Index: 24, Type: raft.LogCommand, Data: []byte(`{"v":99,"op":"register"}`)}, registry.ErrUnsupportedVersion)
 	// Other entry types never reach a registry.
 	if r := f.Apply(&raft.Log{Index: 25, Type: raft.LogNoop, Data: []byte("x")}); r != nil {
 		t.Fatalf("Apply(LogNoop) = %v", r)

@@ -130,14 +130,28 @@ func Open(cfg Config) (*Node, error) {
 }
 
 // bootstrap writes the initial configuration if the node has no Raft state:
-// this node alone, or cfg.InitialCluster.
+// this node alone, or cfg.InitialCluster. A data dir whose marker says it
+// was a member before is not bootstrapped again unless forced: its Raft
+// state was lost, not never made.
 func (n *Node) bootstrap(rc *raft.Config) error {
 	has, err := raft.HasExistingState(n.store, n.store, n.snaps)
 	if err != nil {
 		return fmt.Errorf("cluster: cannot read raft state in %s: %w", n.cfg.DataDir, err)
 	}
+	mark, markErr := readMarker(n.cfg.DataDir)
 	if has {
+		if markErr != nil {
+			// A data dir from before markers, or one restored without it.
+			return writeMarker(n.cfg.DataDir, marker{NodeID: n.cfg.NodeID, Since: time.Now().UTC(), Note: "written at a start with existing raft state"})
+		}
 		return nil
+	}
+	if markErr == nil {
+		if !n.cfg.ForceBootstrap {
+			return lostRaftState(n.cfg.DataDir, mark)
+		}
+		n.log.Warn("cluster: bootstrapping a new, empty cluster over a data dir whose raft state was lost (forced): the registry it held is gone",
+			"data_dir", n.cfg.DataDir, "previous_node_id", mark.NodeID, "member_since", mark.Since)
 	}
 	servers := []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.NodeID), Address: n.trans.LocalAddr()}}
 	if len(n.cfg.InitialCluster) > 0 {
@@ -148,6 +162,9 @@ func (n *Node) bootstrap(rc *raft.Config) error {
 	}
 	if err := raft.BootstrapCluster(rc, n.store, n.store, n.snaps, n.trans, raft.Configuration{Servers: servers}); err != nil {
 		return fmt.Errorf("cluster: cannot bootstrap the cluster in %s: %w", n.cfg.DataDir, err)
+	}
+	if err := writeMarker(n.cfg.DataDir, marker{NodeID: n.cfg.NodeID, Since: time.Now().UTC(), Note: "bootstrapped a new cluster"}); err != nil {
+		return err
 	}
 	n.log.Info("cluster: bootstrapped a new cluster", "id", n.cfg.NodeID, "voters", len(servers))
 	return nil

@@ -75,11 +75,22 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 	if po.FS == nil {
 		po.FS = vfs.Default
 	}
+	// Before Pebble replays the WAL and silently drops a torn tail.
+	torn, tornErr := findTornTail(po.FS, dir)
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: cannot open raft store %s: %w", dir, err)
 	}
-	return &Store{db: db, dir: dir, log: lg}, nil
+	s := &Store{db: db, dir: dir, log: lg}
+	switch {
+	case tornErr != nil:
+		lg.Warn("cluster: cannot check the raft store's WAL for a torn tail", "dir", dir, "err", tornErr)
+	case torn != nil:
+		last, _ := s.LastIndex()
+		lg.Warn("cluster: the raft log's tail was torn (a crash mid-write, or a file cut short) and is dropped: "+torn.dropped(last)+
+			"; if the node had acknowledged those writes, the other voters hold them, but a single node has lost them", "dir", dir)
+	}
+	return s, nil
 }
 
 // Close closes the DB. Later calls return ErrStoreClosed. The raft instance

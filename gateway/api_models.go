@@ -146,12 +146,23 @@ func (s *Server) validateVersion(model string, version int, digest string, golde
 		out.Error = "the validation gate could not run, so v" + strconv.Itoa(version) + " stays registered; retry the registration with the same idempotency key: " + err.Error()
 		return out, fasthttp.StatusServiceUnavailable
 	}
-	cmd := registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: key + "/validation", Args: &registry.SetValidationArgs{
-		Model: model, Version: version, Passed: v.Passed, Signature: v.Signature, Reason: truncate(v.Reason, 4000), Evidence: v.Evidence,
-	}}
-	c, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
-	res, err := s.control.Apply(c, cmd)
-	cancel()
+	if v.Passed {
+		// ONNX Runtime runs models no client could call (no inputs, an
+		// output listed twice, a name of a megabyte): that is a failure of
+		// the version, recorded as one, not a verdict the registry refuses.
+		if err := registry.CheckSignature(v.Signature); err != nil && !v.Signature.Empty() {
+			v.Passed, v.Reason = false, "the model runs, but its interface cannot be served: "+err.Error()
+		}
+	}
+	v.Reason = registry.RecordableReason(v.Reason)
+	res, err := s.recordVerdict(model, version, actor, key, v)
+	if err != nil && v.Passed && errors.Is(err, registry.ErrInvalid) {
+		// The registry refused the pass itself (the artifact declares
+		// another signature than its registration said): record that as
+		// the failure, or the version would stay registered forever.
+		v.Passed, v.Reason = false, registry.RecordableReason("the model passed the gate, but "+err.Error())
+		res, err = s.recordVerdict(model, version, actor, key, v)
+	}
 	if err != nil {
 		out.Error = "validation ran but its verdict could not be recorded: " + err.Error()
 		return out, registryStatus(err)
@@ -174,6 +185,22 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// recordVerdict commits the gate's verdict on a version. A failure is
+// always recordable: it carries no signature, and its evidence is cut to
+// what a command accepts (the caller cuts the reason with
+// registry.RecordableReason: a hostile model's names end up in both). A pass the registry refused did not use the key, so the failure
+// recorded after it takes the same one.
+func (s *Server) recordVerdict(model string, version int, actor, key string, v Validation) (registry.Result, error) {
+	args := &registry.SetValidationArgs{Model: model, Version: version, Passed: v.Passed, Signature: v.Signature,
+		Reason: v.Reason, Evidence: registry.RecordableEvidence(v.Evidence)}
+	if !v.Passed {
+		args.Signature = registry.Signature{}
+	}
+	c, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+	defer cancel()
+	return s.control.Apply(c, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: key + "/validation", Args: args})
 }
 
 func formPart(form *multipart.Form, name string) ([]byte, bool) {
@@ -291,23 +318,25 @@ func (s *Server) apiStage(ctx *fasthttp.RequestCtx, p *apiParams) {
 	var body struct {
 		Stage  registry.Stage `json:"stage"`
 		Weight float64        `json:"weight"`
+		Force  bool           `json:"force"` // canary: even if the champion's clients cannot call it
 		Reason string         `json:"reason"`
 	}
 	if !decodeBody(ctx, &body) {
 		return
 	}
-	s.answer(ctx, p, &registry.SetStageArgs{Model: p.model, Version: p.version, Stage: body.Stage, Weight: body.Weight, Reason: body.Reason})
+	s.answer(ctx, p, &registry.SetStageArgs{Model: p.model, Version: p.version, Stage: body.Stage, Weight: body.Weight, Force: body.Force, Reason: body.Reason})
 }
 
 func (s *Server) apiPromote(ctx *fasthttp.RequestCtx, p *apiParams) {
 	var body struct {
 		Version int    `json:"version"`
+		Force   bool   `json:"force"` // even if the champion's clients cannot call it (409 otherwise)
 		Reason  string `json:"reason"`
 	}
 	if !decodeBody(ctx, &body) {
 		return
 	}
-	s.answer(ctx, p, &registry.PromoteArgs{Model: p.model, Version: body.Version, Reason: body.Reason})
+	s.answer(ctx, p, &registry.PromoteArgs{Model: p.model, Version: body.Version, Force: body.Force, Reason: body.Reason})
 }
 
 func (s *Server) apiRollback(ctx *fasthttp.RequestCtx, p *apiParams) {
@@ -407,17 +436,42 @@ func (s *Server) apiAudit(ctx *fasthttp.RequestCtx, p *apiParams) {
 	}{recs, next})
 }
 
-// ServeFile is what `serve --model NAME=PATH` does with a registry: store
-// the file, register it as a version of model unless a version with the
-// same digest exists (so a restart registers nothing new), validate it,
-// and make it the champion. It returns the version number.
-func (s *Server) ServeFile(ctx context.Context, model string, onnx []byte, actor string) (int, error) {
+// Seeded is what ServeFile did with a file.
+type Seeded struct {
+	// Version is the file's version number.
+	Version int
+	// Registered: the file was new to the model and became a new version.
+	Registered bool
+	// Champion is the model's champion afterwards.
+	Champion int
+	// Kept explains, when the file is not the champion, why the champion
+	// stayed ("" when the file is the champion).
+	Kept string
+}
+
+// ServeFile is what `serve --model NAME=PATH` does with a registry: it seeds
+// the model with the file, without ever undoing what was chosen through the
+// registry since. The file is stored and, unless the model already has a
+// version with its digest, registered and validated as a new version (a
+// restart with the same file registers nothing). Then:
+//
+//   - a model with no champion gets the file as champion: the first version
+//     to pass validation becomes champion in the same command;
+//   - a champion put there by an earlier ServeFile (same actor) is replaced
+//     by a new file, since the operator changed the file between starts;
+//   - any other champion (promoted or rolled back to by an admin or the
+//     lifecycle controller) stays, and Seeded.Kept says so; an operator
+//     promotes the file's version explicitly if they want it.
+//
+// A version of the file left registered by a crash before its verdict is
+// validated now.
+func (s *Server) ServeFile(ctx context.Context, model string, onnx []byte, actor string) (Seeded, error) {
 	if s.control == nil || s.artifacts == nil || s.validator == nil {
-		return 0, errors.New("gateway: ServeFile needs a registry, an artifact store and a validator")
+		return Seeded{}, errors.New("gateway: ServeFile needs a registry, an artifact store and a validator")
 	}
 	digest, size, err := s.artifacts.Put(bytesReader(onnx))
 	if err != nil {
-		return 0, fmt.Errorf("cannot store the model: %w", err)
+		return Seeded{}, fmt.Errorf("cannot store the model: %w", err)
 	}
 	var existing registry.Version
 	s.control.View(func(st *registry.State) {
@@ -429,35 +483,133 @@ func (s *Server) ServeFile(ctx context.Context, model string, onnx []byte, actor
 			}
 		}
 	})
-	version := existing.Number
-	if version == 0 {
-		key := "serve/" + model + "/" + digest
+	key := "serve/" + model + "/" + digest
+	out := Seeded{Version: existing.Number}
+	if out.Version == 0 {
 		res, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: key,
 			Args: &registry.RegisterArgs{Model: model, Digest: digest, Size: size, Lineage: registry.Lineage{RegisteredBy: actor, Notes: "registered by serve --model at start"}}})
 		if err != nil {
-			return 0, fmt.Errorf("cannot register: %w", err)
+			return out, fmt.Errorf("cannot register: %w", err)
 		}
-		version = res.Version
-		if out, code := s.validateVersion(model, version, digest, nil, actor, key); code != fasthttp.StatusCreated {
-			return version, fmt.Errorf("v%d: %s", version, out.Error)
-		}
-	} else if existing.Stage == registry.StageFailed || existing.Stage == registry.StageRegistered && existing.Validation == nil {
-		if out, code := s.validateVersion(model, version, digest, nil, actor, "serve/"+model+"/"+digest); code != fasthttp.StatusCreated {
-			return version, fmt.Errorf("v%d: %s", version, out.Error)
+		out.Version, out.Registered = res.Version, true
+		existing.Stage = registry.StageRegistered
+	}
+	if existing.Stage == registry.StageRegistered {
+		if res, code := s.validateVersion(model, out.Version, digest, nil, actor, key); code != fasthttp.StatusCreated {
+			return out, fmt.Errorf("v%d: %s", out.Version, res.Error)
 		}
 	}
-	var champion int
+	var (
+		stage    registry.Stage
+		chosenBy string
+	)
 	s.control.View(func(st *registry.State) {
-		if m, err := st.Model(model); err == nil {
-			champion = m.Champion
+		m, err := st.Model(model)
+		if err != nil {
+			return
+		}
+		out.Champion = m.Champion
+		if v, ok := m.Version(out.Version); ok {
+			stage = v.Stage
+		}
+		chosenBy = championChooser(st, model, m.Champion)
+	})
+	switch {
+	case out.Champion == out.Version:
+	case stage == registry.StageFailed:
+		return out, fmt.Errorf("v%d failed validation earlier; the registry keeps that verdict (see GET /api/v1/models/%s/versions/%d)", out.Version, model, out.Version)
+	case chosenBy != actor:
+		out.Kept = "v" + strconv.Itoa(out.Champion) + " stays champion: it was chosen through the registry by " + strconv.Quote(chosenBy) +
+			", and --model never overrides that; promote v" + strconv.Itoa(out.Version) + " to serve this file"
+	default:
+		_, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: string(s.newID(nil)),
+			Args: &registry.PromoteArgs{Model: model, Version: out.Version, Reason: "serve --model names a new file; the champion v" + strconv.Itoa(out.Champion) + " was its previous file"}})
+		if err != nil {
+			return out, fmt.Errorf("cannot make v%d the champion in place of v%d, the previous --model file: %w", out.Version, out.Champion, err)
+		}
+		out.Champion = out.Version
+	}
+	return out, s.Reconcile()
+}
+
+// championChooser returns the actor of the audit record that made version
+// champion of model most recently: a promotion, a rollback or the first
+// validation.
+func championChooser(st *registry.State, model string, version int) string {
+	recs := st.Audit(registry.AuditFilter{Model: model, Version: version})
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].To == registry.StageChampion {
+			return recs[i].Actor
+		}
+	}
+	return ""
+}
+
+// Stranded is what RecoverStranded did with one version.
+type Stranded struct {
+	Model   string
+	Version int
+	// Stage is the version's stage afterwards: validated (or champion) or
+	// failed; registered when the gate could not run (Reason says why).
+	Stage  registry.Stage
+	Reason string
+}
+
+// RecoverStranded judges the versions a crash left in stage registered
+// without a verdict: the node stopped after the registration committed and
+// before the validation gate's verdict did, and unless the client retried
+// with the same idempotency key they would stay there forever, neither
+// serving nor failed. Only versions registered before `before` (this
+// process's start) are taken, so no registration running in this process
+// is raced. Each is validated from its stored artifact, or recorded as
+// failed with the reason when the artifact is missing or does not match
+// its digest (the upload was lost with the crash). A version whose gate
+// cannot run (no ONNX Runtime, the registry unavailable) stays registered
+// and is reported with the reason; the next start tries again.
+//
+// Run it on the node that leads the registry (serve does, after the
+// barrier that replays the log).
+func (s *Server) RecoverStranded(ctx context.Context, before time.Time, actor string) []Stranded {
+	if s.control == nil || s.artifacts == nil || s.validator == nil {
+		return nil
+	}
+	var todo []registry.Version
+	s.control.View(func(st *registry.State) {
+		for _, m := range st.Models() {
+			for _, v := range m.Versions {
+				if v.Stage == registry.StageRegistered && v.Validation == nil && v.Created.Before(before) {
+					todo = append(todo, v)
+				}
+			}
 		}
 	})
-	if champion != version {
-		_, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: string(s.newID(nil)),
-			Args: &registry.PromoteArgs{Model: model, Version: version, Reason: "serve --model names this file"}})
-		if err != nil {
-			return version, fmt.Errorf("cannot make v%d the champion: %w", version, err)
+	var out []Stranded
+	for _, v := range todo {
+		if ctx.Err() != nil {
+			out = append(out, Stranded{Model: v.Model, Version: v.Number, Stage: registry.StageRegistered, Reason: "not judged: " + ctx.Err().Error()})
+			continue
 		}
+		key := "recover/" + v.Model + "/" + strconv.Itoa(v.Number)
+		if _, err := s.artifacts.Get(v.Digest); errors.Is(err, artifact.ErrNotFound) || errors.Is(err, artifact.ErrCorrupt) {
+			reason := "the node stopped between registration and validation, and the artifact (sha256 " + v.Digest + ") is not in its store intact (" +
+				err.Error() + "): register the file again"
+			res, err := s.recordVerdict(v.Model, v.Number, actor, key, Validation{Reason: reason})
+			if err != nil {
+				out = append(out, Stranded{Model: v.Model, Version: v.Number, Stage: registry.StageRegistered, Reason: "cannot record that its artifact is missing: " + err.Error()})
+				continue
+			}
+			out = append(out, Stranded{Model: v.Model, Version: v.Number, Stage: res.Stage, Reason: reason})
+			continue
+		}
+		res, code := s.validateVersion(v.Model, v.Number, v.Digest, v.Golden, actor, key)
+		st := Stranded{Model: v.Model, Version: v.Number, Stage: res.Stage, Reason: res.Error}
+		if code != fasthttp.StatusCreated && code != fasthttp.StatusBadRequest {
+			st.Stage = registry.StageRegistered
+		}
+		out = append(out, st)
 	}
-	return version, s.Reconcile()
+	if len(out) > 0 {
+		s.Reconcile()
+	}
+	return out
 }

@@ -45,6 +45,10 @@ type AuditRecord struct {
 	Kind     string          `json:"kind,omitempty"`
 	Reason   string          `json:"reason,omitempty"`
 	Evidence json.RawMessage `json:"evidence,omitempty"`
+	// Forced is what a forced move (Force) overrode: the signature
+	// incompatibility the check would have refused. Empty when nothing was
+	// overridden.
+	Forced string `json:"forced,omitempty"`
 	// IdempotencyKey is the key of the command that wrote the record.
 	IdempotencyKey string `json:"idempotency_key"`
 }

@@ -9,9 +9,14 @@ import (
 	"time"
 )
 
-// WireVersion is the command encoding EncodeCommand writes and DecodeCommand
-// reads. See doc.go for the format.
-const WireVersion = 1
+// WireVersion is the command encoding EncodeCommand writes. DecodeCommand
+// reads it and every older one, and marks older commands so they apply as
+// they did when they were written (Raft replays old entries). See doc.go.
+//
+//	1  the first
+//	2  promote and set_stage to canary refuse a version whose signature the
+//	   champion's clients cannot call, unless the new "force" field is set
+const WireVersion = 2
 
 // Size limits. They keep a single Raft log entry, and the snapshot, in
 // bounds; artifacts themselves never travel in commands (only their digest).
@@ -75,6 +80,20 @@ type Command struct {
 	IdempotencyKey string
 	// Args is one of the *…Args types of this package and decides the Op.
 	Args Args
+
+	// wire is the wire version the command was decoded from; 0 means
+	// WireVersion (a command made in this process). Apply keeps the rules
+	// of the version a command was written in.
+	wire int
+}
+
+// WireVersion returns the wire version c was decoded from (WireVersion for
+// a command made in this process).
+func (c *Command) WireVersion() int {
+	if c.wire == 0 {
+		return WireVersion
+	}
+	return c.wire
 }
 
 // Op returns the operation of c's Args ("" when Args is nil).
@@ -142,6 +161,10 @@ type SetStageArgs struct {
 	Version int     `json:"version"`
 	Stage   Stage   `json:"stage"`            // shadow, canary or retired
 	Weight  float64 `json:"weight,omitempty"` // canary only: percent, in steps of 0.01
+	// Force makes a version the canary even though the champion's clients
+	// cannot call it (see CheckCompatible); the audit record says what was
+	// forced past. Wire version 2.
+	Force bool `json:"force,omitempty"`
 	// Auto marks a move proposed by the lifecycle controller: the policy
 	// may make it wait for approval, and it may not touch a rolled-back
 	// version. A person's move (Auto false) happens at once.
@@ -153,9 +176,13 @@ type SetStageArgs struct {
 // PromoteArgs makes a version the champion. The former champion becomes
 // retired and goes onto the rollback stack.
 type PromoteArgs struct {
-	Model    string          `json:"model"`
-	Version  int             `json:"version"`
-	Auto     bool            `json:"auto,omitempty"` // as in SetStageArgs
+	Model   string `json:"model"`
+	Version int    `json:"version"`
+	Auto    bool   `json:"auto,omitempty"` // as in SetStageArgs
+	// Force promotes a version even though the champion's clients cannot
+	// call it (see CheckCompatible); the audit record says what was forced
+	// past. Wire version 2.
+	Force    bool            `json:"force,omitempty"`
 	Reason   string          `json:"reason,omitempty"`
 	Evidence json.RawMessage `json:"evidence,omitempty"`
 }
@@ -253,8 +280,9 @@ type wireCommand struct {
 	Args           json.RawMessage `json:"args"`
 }
 
-// EncodeCommand writes c in wire version 1. It checks only that c has Args;
-// call c.Validate first to refuse a bad command before proposing it.
+// EncodeCommand writes c in its wire version: WireVersion, or the older one
+// it was decoded from. It checks only that c has Args; call c.Validate
+// first to refuse a bad command before proposing it.
 func EncodeCommand(c Command) ([]byte, error) {
 	if c.Args == nil {
 		return nil, fmt.Errorf("%w: command has no args", ErrMalformedCommand)
@@ -264,7 +292,7 @@ func EncodeCommand(c Command) ([]byte, error) {
 		return nil, fmt.Errorf("registry: cannot encode %s command: %w", c.Args.Op(), err)
 	}
 	return json.Marshal(wireCommand{
-		V:              WireVersion,
+		V:              c.WireVersion(),
 		Op:             c.Args.Op(),
 		Time:           c.Time.UTC(),
 		Actor:          c.Actor,
@@ -274,9 +302,10 @@ func EncodeCommand(c Command) ([]byte, error) {
 }
 
 // DecodeCommand reads a command written by EncodeCommand (or by hand, in the
-// same format). It refuses bytes over MaxCommandSize, an unknown "v" or "op",
-// unknown fields and trailing data; it does not check the arguments' values
-// (Validate and Apply do).
+// same format), in any wire version up to WireVersion. It refuses bytes over
+// MaxCommandSize, an unknown "v" or "op", unknown fields (a field newer than
+// the envelope's version is unknown to it) and trailing data; it does not
+// check the arguments' values (Validate and Apply do).
 func DecodeCommand(b []byte) (Command, error) {
 	if len(b) > MaxCommandSize {
 		return Command{}, fmt.Errorf("%w: %d bytes, more than the %d allowed", ErrMalformedCommand, len(b), MaxCommandSize)
@@ -285,11 +314,11 @@ func DecodeCommand(b []byte) (Command, error) {
 	if err := strictUnmarshal(b, &w); err != nil {
 		return Command{}, fmt.Errorf("%w: %v", ErrMalformedCommand, err)
 	}
-	if w.V != WireVersion {
+	if w.V < 1 || w.V > WireVersion {
 		if w.V == 0 {
-			return Command{}, fmt.Errorf("%w: the envelope has no \"v\" (this registry reads v%d)", ErrUnsupportedVersion, WireVersion)
+			return Command{}, fmt.Errorf("%w: the envelope has no \"v\" (this registry reads v1 to v%d)", ErrUnsupportedVersion, WireVersion)
 		}
-		return Command{}, fmt.Errorf("%w: v%d (this registry reads v%d)", ErrUnsupportedVersion, w.V, WireVersion)
+		return Command{}, fmt.Errorf("%w: v%d (this registry reads v1 to v%d)", ErrUnsupportedVersion, w.V, WireVersion)
 	}
 	if y := w.Time.UTC().Year(); y < 0 || y > 9999 {
 		// Parsable with a zone offset, but not writable back in UTC.
@@ -306,7 +335,25 @@ func DecodeCommand(b []byte) (Command, error) {
 	if err := strictUnmarshal(w.Args, args); err != nil {
 		return Command{}, fmt.Errorf("%w: %s args: %v", ErrMalformedCommand, w.Op, err)
 	}
-	return Command{Time: w.Time.UTC(), Actor: w.Actor, IdempotencyKey: w.IdempotencyKey, Args: args}, nil
+	if w.V < 2 && forced(args) {
+		return Command{}, fmt.Errorf("%w: %s args: json: unknown field \"force\" (it came with wire v2; this envelope is v%d)", ErrMalformedCommand, w.Op, w.V)
+	}
+	c := Command{Time: w.Time.UTC(), Actor: w.Actor, IdempotencyKey: w.IdempotencyKey, Args: args}
+	if w.V != WireVersion {
+		c.wire = w.V
+	}
+	return c, nil
+}
+
+// forced reports whether args use the wire v2 force field.
+func forced(args Args) bool {
+	switch a := args.(type) {
+	case *PromoteArgs:
+		return a.Force
+	case *SetStageArgs:
+		return a.Force
+	}
+	return false
 }
 
 // strictUnmarshal decodes exactly one JSON value into v, refusing unknown

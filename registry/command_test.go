@@ -58,7 +58,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.HasPrefix(b, []byte(`{"v":1,"op":"`+string(c.Op())+`","time":"2025-06-01T12:00:00.123456789Z","actor":"ci@example","idempotency_key":`)) {
+		if !bytes.HasPrefix(b, []byte(`{"v":2,"op":"`+string(c.Op())+`","time":"2025-06-01T12:00:00.123456789Z","actor":"ci@example","idempotency_key":`)) {
 			t.Fatalf("envelope: %s", b)
 		}
 		back, err := DecodeCommand(b)
@@ -79,17 +79,29 @@ func TestCommandRoundTrip(t *testing.T) {
 }
 
 // TestWireFormatStable pins the encoding of a command: changing it breaks
-// every Raft log written before.
+// every Raft log written before. A v1 command read back (a replayed entry)
+// stays v1, byte for byte.
 func TestWireFormatStable(t *testing.T) {
 	c := Command{Time: time.Date(2025, 6, 1, 12, 0, 0, 0, time.FixedZone("CEST", 2*3600)), Actor: "ops", IdempotencyKey: "abc",
-		Args: &SetStageArgs{Model: "fraud", Version: 3, Stage: StageCanary, Weight: 5, Reason: "start canary"}}
+		Args: &SetStageArgs{Model: "fraud", Version: 3, Stage: StageCanary, Weight: 5, Force: true, Reason: "start canary"}}
 	b, err := EncodeCommand(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"v":1,"op":"set_stage","time":"2025-06-01T10:00:00Z","actor":"ops","idempotency_key":"abc","args":{"model":"fraud","version":3,"stage":"canary","weight":5,"reason":"start canary"}}`
+	const want = `{"v":2,"op":"set_stage","time":"2025-06-01T10:00:00Z","actor":"ops","idempotency_key":"abc","args":{"model":"fraud","version":3,"stage":"canary","weight":5,"force":true,"reason":"start canary"}}`
 	if string(b) != want {
 		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+	const v1 = `{"v":1,"op":"set_stage","time":"2025-06-01T10:00:00Z","actor":"ops","idempotency_key":"abc","args":{"model":"fraud","version":3,"stage":"canary","weight":5,"reason":"start canary"}}`
+	old, err := DecodeCommand([]byte(v1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.WireVersion() != 1 {
+		t.Fatalf("a decoded v1 command says wire v%d", old.WireVersion())
+	}
+	if b, _ := EncodeCommand(old); string(b) != v1 {
+		t.Fatalf("a v1 command re-encodes as\n%s\nwant\n%s", b, v1)
 	}
 }
 
@@ -107,12 +119,14 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	const env = `"time":"2025-01-01T00:00:00Z","actor":"a","idempotency_key":"k"`
 	f(``, ErrMalformedCommand, "EOF")
 	f(`[]`, ErrMalformedCommand, "cannot unmarshal array")
-	f(`{"v":2,"op":"promote",`+env+`,"args":{"model":"m","version":1}}`, ErrUnsupportedVersion, "v2 (this registry reads v1)")
+	f(`{"v":3,"op":"promote",`+env+`,"args":{"model":"m","version":1}}`, ErrUnsupportedVersion, "v3 (this registry reads v1 to v2)")
 	f(`{"op":"promote",`+env+`,"args":{"model":"m","version":1}}`, ErrUnsupportedVersion, `has no "v"`)
 	f(`{"v":1,"op":"explode",`+env+`,"args":{}}`, ErrUnknownOp, `"explode"`)
 	f(`{"v":1,"op":"promote",`+env+`}`, ErrMalformedCommand, "promote command has no args")
 	f(`{"v":1,"op":"promote",`+env+`,"args":null}`, ErrMalformedCommand, "has no args")
-	f(`{"v":1,"op":"promote",`+env+`,"args":{"model":"m","version":1,"force":true}}`, ErrMalformedCommand, `unknown field "force"`)
+	f(`{"v":1,"op":"promote",`+env+`,"args":{"model":"m","version":1,"force":true}}`, ErrMalformedCommand, `unknown field "force" (it came with wire v2`)
+	f(`{"v":1,"op":"set_stage",`+env+`,"args":{"model":"m","version":1,"stage":"canary","force":true}}`, ErrMalformedCommand, `unknown field "force"`)
+	f(`{"v":2,"op":"promote",`+env+`,"args":{"model":"m","version":1,"forced":true}}`, ErrMalformedCommand, `unknown field "forced"`)
 	f(`{"v":1,"op":"promote",`+env+`,"extra":1,"args":{"model":"m","version":1}}`, ErrMalformedCommand, `unknown field "extra"`)
 	f(`{"v":1,"op":"promote",`+env+`,"args":{"model":"m","version":"1"}}`, ErrMalformedCommand, "cannot unmarshal string")
 	f(`{"v":1,"op":"promote",`+env+`,"args":{"model":"m","version":1}} {}`, ErrMalformedCommand, "data after the command")

@@ -54,7 +54,11 @@
 //
 // Further rules: a model has at most one canary (making a second is refused
 // until the first moves on); rollback needs a previous champion; approve
-// and reject need a move waiting for approval. A refused move returns a
+// and reject need a move waiting for approval; a promotion or a new canary
+// must accept what the champion's clients send and give what they read
+// (CheckCompatible: same input names and datatypes, every shape the
+// champion accepts, the same outputs) unless forced — refused with a
+// *SignatureError otherwise, and recorded with what was forced past. A refused move returns a
 // *TransitionError whose message says why and what to do first, e.g.
 //
 //	registry: cannot delete fraud v3: it is the champion; promote another version first
@@ -99,22 +103,24 @@
 // safe: it never registers a version twice. A refused command does not use
 // its key.
 //
-// # Wire format (version 1)
+// # Wire format (version 2)
 //
 // A command is one JSON object:
 //
-//	{"v":1,"op":"register","time":"2025-06-01T12:00:00Z","actor":"ci",
+//	{"v":2,"op":"register","time":"2025-06-01T12:00:00Z","actor":"ci",
 //	 "idempotency_key":"b7e1…","args":{"model":"fraud","digest":"…","size":1234,…}}
 //
-// v is the wire version (1; anything else is refused with
+// v is the wire version (1 or 2; anything else is refused with
 // ErrUnsupportedVersion); op is one of the Op constants (others:
 // ErrUnknownOp); time is RFC 3339 and becomes UTC; args is the op's *Args
 // type, its fields as their json tags spell them. Unknown fields anywhere
 // are refused, not ignored: a replica must never apply less than the command
-// said. A change that alters what a v1 command means (a new field with a
-// non-zero effect, a new DefaultPolicy, a new rule) needs wire version 2,
-// with v1 commands still applied as before, because Raft replays old
-// entries.
+// said. A change that alters what a command means (a new field with a
+// non-zero effect, a new DefaultPolicy, a new rule) needs a new wire
+// version, with older commands still applied as before, because Raft
+// replays old entries. Version 2 added the signature check on promote and
+// canary moves and their "force" field: a v1 command is applied without the
+// check, refuses "force" as an unknown field, and re-encodes as v1.
 //
 // Snapshots are JSON too ({"format":1,"models":[…],"audit":[…],
 // "idempotency_limit":…,"idempotency":[…]}), read back only by

@@ -12,7 +12,8 @@ import (
 //
 //	404  ErrModelNotFound, ErrVersionNotFound, ErrNoChampion, ErrNoCanary
 //	400  ErrInvalid (*FieldError), ErrMalformedCommand, ErrUnknownOp, ErrUnsupportedVersion
-//	409  ErrIllegalTransition (*TransitionError), ErrModelExists,
+//	409  ErrIllegalTransition (*TransitionError), ErrIncompatibleSignature
+//	     (*SignatureError), ErrModelExists,
 //	     ErrDuplicateArtifact (*DuplicateError), ErrIdempotencyConflict (*IdempotencyError)
 //
 // ErrCorruptSnapshot is no client's fault: a node must not serve from a
@@ -41,6 +42,10 @@ var (
 	// ErrDuplicateArtifact: the model already has a version with the same
 	// sha256 digest. The error is a *DuplicateError naming that version.
 	ErrDuplicateArtifact = errors.New("registry: artifact already registered")
+	// ErrIncompatibleSignature: a promotion or canary move (wire v2, not
+	// forced) names a version the champion's clients cannot call. The error
+	// is a *SignatureError, which also unwraps to ErrIllegalTransition.
+	ErrIncompatibleSignature = errors.New("registry: signature incompatible with the champion's")
 	// ErrIdempotencyConflict: the idempotency key was already used by a
 	// different command. The error is an *IdempotencyError.
 	ErrIdempotencyConflict = errors.New("registry: idempotency key reused for a different command")

@@ -89,6 +89,7 @@ type Validation struct {
 type PendingTransition struct {
 	To          Stage           `json:"to"`               // shadow, canary or champion
 	Weight      float64         `json:"weight,omitempty"` // the canary weight in percent, when To is canary
+	Force       bool            `json:"force,omitempty"`  // the request forced past a signature incompatibility
 	RequestedBy string          `json:"requested_by"`
 	RequestedAt time.Time       `json:"requested_at"`
 	Reason      string          `json:"reason,omitempty"`

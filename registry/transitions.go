@@ -188,14 +188,37 @@ func (t *txn) move(m *Model, i int, to Stage, weight float64) {
 	v.Pending = nil
 }
 
+// compat applies wire v2's rule to a move that will have version v answer
+// the champion's clients (promote, or a new canary): v must accept what
+// they send and give what they read (CheckCompatible), unless force. It
+// returns what force overrode ("" when nothing), or the *SignatureError.
+// Commands of wire v1 were written before the rule and apply without it.
+func (t *txn) compat(m *Model, v *Version, to Stage, force bool) (string, error) {
+	if (to != StageChampion && to != StageCanary) || t.cmd.wire == 1 || m.Champion == 0 || m.Champion == v.Number || (to == StageCanary && v.Stage == StageCanary) {
+		return "", nil
+	}
+	e := CheckCompatible(m.Versions[m.index(m.Champion)].Signature, v.Signature)
+	if e == nil {
+		return "", nil
+	}
+	e.Model, e.Version, e.Champion, e.Action = m.Name, v.Number, m.Champion, "promote"
+	if to == StageCanary {
+		e.Action = "canary"
+	}
+	if force {
+		return "forced past: " + e.Reason, nil
+	}
+	return "", e
+}
+
 // request records an automatic move that must wait for approval.
-func (t *txn) request(m *Model, i int, to Stage, weight float64, auto bool, reason string, evidence []byte) (Result, error) {
+func (t *txn) request(m *Model, i int, to Stage, weight float64, auto, force bool, reason string, evidence []byte) (Result, error) {
 	v := &m.Versions[i]
 	if v.Pending != nil {
 		return Result{}, &TransitionError{Model: m.Name, Version: v.Number, Action: actionFor(v.Stage, to), From: v.Stage, To: to,
 			Reason: "a move to " + string(v.Pending.To) + " is already waiting for approval; approve or reject it first"}
 	}
-	v.Pending = &PendingTransition{To: to, Weight: weight, RequestedBy: t.cmd.Actor, RequestedAt: t.now, Reason: reason, Evidence: evidence}
+	v.Pending = &PendingTransition{To: to, Weight: weight, Force: force, RequestedBy: t.cmd.Actor, RequestedAt: t.now, Reason: reason, Evidence: evidence}
 	t.record(AuditRecord{Action: ActionRequestApproval, Version: v.Number, From: v.Stage, To: to, Weight: weight, Auto: auto, Reason: reason, Evidence: evidence})
 	return Result{Model: m.Name, Version: v.Number, Stage: v.Stage, PendingApproval: true}, nil
 }
@@ -209,21 +232,27 @@ func (a *SetStageArgs) apply(t *txn) (Result, error) {
 	if err := checkMove(m, v, a.Stage, a.Weight, viaSetStage, a.Auto); err != nil {
 		return Result{}, err
 	}
-	if a.Auto && m.Policy.Promotion.needsApproval(a.Stage) {
-		return t.request(m, i, a.Stage, a.Weight, a.Auto, a.Reason, a.Evidence)
+	var forced string
+	if a.Stage == StageCanary {
+		if forced, err = t.compat(m, v, a.Stage, a.Force); err != nil {
+			return Result{}, err
+		}
 	}
-	t.setStage(m, i, a.Stage, a.Weight, a.Auto, a.Reason, a.Evidence)
+	if a.Auto && m.Policy.Promotion.needsApproval(a.Stage) {
+		return t.request(m, i, a.Stage, a.Weight, a.Auto, a.Force, a.Reason, a.Evidence)
+	}
+	t.setStage(m, i, a.Stage, a.Weight, a.Auto, a.Reason, a.Evidence, forced)
 	return Result{Model: m.Name, Version: a.Version, Stage: a.Stage}, nil
 }
 
 // setStage does a checked set_stage move and records it.
-func (t *txn) setStage(m *Model, i int, to Stage, weight float64, auto bool, reason string, evidence []byte) {
+func (t *txn) setStage(m *Model, i int, to Stage, weight float64, auto bool, reason string, evidence []byte, forced string) {
 	from := m.Versions[i].Stage
 	t.move(m, i, to, weight)
 	if to != StageCanary {
 		weight = 0
 	}
-	t.record(AuditRecord{Action: ActionSetStage, Version: m.Versions[i].Number, From: from, To: to, Weight: weight, Auto: auto, Reason: reason, Evidence: evidence})
+	t.record(AuditRecord{Action: ActionSetStage, Version: m.Versions[i].Number, From: from, To: to, Weight: weight, Auto: auto, Reason: reason, Evidence: evidence, Forced: forced})
 }
 
 func (a *PromoteArgs) apply(t *txn) (Result, error) {
@@ -234,16 +263,20 @@ func (a *PromoteArgs) apply(t *txn) (Result, error) {
 	if err := checkMove(m, &m.Versions[i], StageChampion, 0, viaPromote, a.Auto); err != nil {
 		return Result{}, err
 	}
-	if a.Auto && m.Policy.Promotion.needsApproval(StageChampion) {
-		return t.request(m, i, StageChampion, 0, a.Auto, a.Reason, a.Evidence)
+	forced, err := t.compat(m, &m.Versions[i], StageChampion, a.Force)
+	if err != nil {
+		return Result{}, err
 	}
-	t.promote(m, i, a.Auto, a.Reason, a.Evidence)
+	if a.Auto && m.Policy.Promotion.needsApproval(StageChampion) {
+		return t.request(m, i, StageChampion, 0, a.Auto, a.Force, a.Reason, a.Evidence)
+	}
+	t.promote(m, i, a.Auto, a.Reason, a.Evidence, forced)
 	return Result{Model: m.Name, Version: a.Version, Stage: StageChampion}, nil
 }
 
 // promote makes version i the champion, retires the former champion and
 // pushes it on the rollback stack. The move must have been checked.
-func (t *txn) promote(m *Model, i int, auto bool, reason string, evidence []byte) {
+func (t *txn) promote(m *Model, i int, auto bool, reason string, evidence []byte, forced string) {
 	v := &m.Versions[i]
 	from := v.Stage
 	old := m.Champion
@@ -254,7 +287,7 @@ func (t *txn) promote(m *Model, i int, auto bool, reason string, evidence []byte
 		m.PreviousChampions = append(m.PreviousChampions, old)
 	}
 	t.move(m, i, StageChampion, 0)
-	t.record(AuditRecord{Action: ActionPromote, Version: v.Number, From: from, To: StageChampion, Auto: auto, Reason: reason, Evidence: evidence})
+	t.record(AuditRecord{Action: ActionPromote, Version: v.Number, From: from, To: StageChampion, Auto: auto, Reason: reason, Evidence: evidence, Forced: forced})
 	if old != 0 {
 		t.record(AuditRecord{Action: ActionRetire, Version: old, From: StageChampion, To: StageRetired, Auto: auto,
 			Reason: "replaced as champion by v" + strconv.Itoa(v.Number)})
@@ -309,15 +342,19 @@ func (a *ApproveArgs) apply(t *txn) (Result, error) {
 	if err := checkMove(m, v, p.To, p.Weight, viaMoveFor(p.To), false); err != nil {
 		return Result{}, err
 	}
+	forced, err := t.compat(m, v, p.To, p.Force)
+	if err != nil {
+		return Result{}, err
+	}
 	t.record(AuditRecord{Action: ActionApprove, Version: v.Number, From: v.Stage, To: p.To, Weight: p.Weight, Reason: a.Reason, Evidence: p.Evidence})
 	reason := "approved request by " + p.RequestedBy
 	if p.Reason != "" {
 		reason += ": " + p.Reason
 	}
 	if p.To == StageChampion {
-		t.promote(m, i, false, reason, p.Evidence)
+		t.promote(m, i, false, reason, p.Evidence, forced)
 	} else {
-		t.setStage(m, i, p.To, p.Weight, false, reason, p.Evidence)
+		t.setStage(m, i, p.To, p.Weight, false, reason, p.Evidence, forced)
 	}
 	return Result{Model: m.Name, Version: a.Version, Stage: p.To}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -371,4 +372,61 @@ func (a *RecordAlertArgs) validate() error {
 		return err
 	}
 	return checkText("reason", a.Reason, MaxReasonSize, false)
+}
+
+// CheckSignature returns a *FieldError unless s is a signature a validated
+// version may have: at least one input and one output, each named once
+// (valid UTF-8, at most 1 KiB), with an Open Inference Protocol datatype
+// and a shape of sizes or -1. The validation gate's proposer checks a
+// model's signature with it before recording a pass: ONNX Runtime runs
+// models no client could call (no inputs, an output listed twice), and such
+// a verdict must be recorded as a failure, not refused.
+func CheckSignature(s Signature) error {
+	if s.Empty() {
+		return fieldErr("signature", nil, "must name at least one input and one output")
+	}
+	return checkSignature("signature", &s)
+}
+
+// RecordableReason returns reason as a reason every command accepts: valid
+// UTF-8, control characters other than newline and tab replaced by spaces,
+// cut at a character boundary to at most MaxReasonSize bytes (with "…" at
+// the cut). A verdict's reason often quotes what a hostile model declared;
+// it must never be what stops the verdict being recorded.
+func RecordableReason(reason string) string {
+	reason = strings.ToValidUTF8(reason, "\uFFFD")
+	reason = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return ' '
+		}
+		return r
+	}, reason)
+	if len(reason) <= MaxReasonSize {
+		return reason
+	}
+	const ellipsis = "…"
+	cut := MaxReasonSize - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + ellipsis
+}
+
+// RecordableEvidence returns evidence if a command would accept it (JSON of
+// at most MaxEvidenceSize bytes once compacted), else a small JSON object
+// that says what was dropped and keeps the start of the original as text.
+func RecordableEvidence(evidence json.RawMessage) json.RawMessage {
+	ev := evidence
+	if err := checkRaw("evidence", &ev, MaxEvidenceSize); err == nil {
+		return ev
+	}
+	head := string(evidence)
+	if len(head) > 4096 {
+		head = head[:4096]
+	}
+	return mustJSON(struct {
+		Note  string `json:"note"`
+		Bytes int    `json:"bytes"`
+		Head  string `json:"head"`
+	}{"evidence was not JSON of at most " + strconv.Itoa(MaxEvidenceSize) + " bytes; only its start is kept", len(evidence), strings.ToValidUTF8(head, "\uFFFD")})
 }

@@ -26,11 +26,13 @@ const modelUsage = `usage: modelgate model <subcommand> [flags]
   register NAME --file F.onnx [--metadata M.json]   upload a version (validated before it can serve)
   list                                               models, champions, canaries
   show NAME [VERSION]                                a model's versions, or one version
-  promote NAME VERSION [--reason R]                  make VERSION the champion
+  promote NAME VERSION [--reason R] [--force]        make VERSION the champion (--force: even if the
+                                                     champion's clients cannot call it; audited)
   approve NAME VERSION [--reason R]                  pass a gate waiting for a person
   reject NAME VERSION [--reason R]                   drop a move waiting for approval
   rollback NAME [--reason R]                         the previous champion returns
   stage NAME VERSION shadow|canary [--weight W]      mirror traffic to it, or give it W% of traffic
+        [--force]                                    (canary: even if the champion's clients cannot call it)
   retire NAME VERSION [--reason R]                   take it out of serving
   delete NAME VERSION [--reason R]                   delete a version that serves no traffic
   policy NAME [--set P.json]                         print the policy, or replace fields of it
@@ -48,12 +50,16 @@ func runModel(args []string, stdout, stderr io.Writer) error {
 	reason := fs.String("reason", "", "why (goes into the audit log)")
 	var file, metadata, set *string
 	var weight *float64
+	force := new(bool)
 	switch sub {
 	case "register":
 		file = fs.String("file", "", "the ONNX file")
 		metadata = fs.String("metadata", "", "JSON file with lineage, signature, profile, golden pairs, idempotency_key")
 	case "stage":
 		weight = fs.Float64("weight", 0, "canary: percent of traffic, 0–100 in steps of 0.01 (0.1 is one request in a thousand)")
+		force = fs.Bool("force", false, "make it the canary even though its signature differs from the champion's (recorded in the audit log)")
+	case "promote":
+		force = fs.Bool("force", false, "promote even though its signature differs from the champion's: clients sending what the champion takes will fail (recorded in the audit log)")
 	case "policy":
 		set = fs.String("set", "", "JSON file of policy fields to change")
 	}
@@ -123,7 +129,11 @@ func runModel(args []string, stdout, stderr io.Writer) error {
 		var b []byte
 		switch sub {
 		case "promote":
-			b, err = c.send("POST", base+"/promote", map[string]any{"version": v, "reason": *reason}, nil)
+			body := map[string]any{"version": v, "reason": *reason}
+			if *force {
+				body["force"] = true
+			}
+			b, err = c.send("POST", base+"/promote", body, nil)
 		case "approve", "reject":
 			b, err = c.send("POST", base+"/versions/"+strconv.Itoa(v)+"/"+sub, map[string]any{"reason": *reason}, nil)
 		case "retire":
@@ -146,8 +156,11 @@ func runModel(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		b, err := c.send("POST", "/api/v1/models/"+esc(pos[0])+"/versions/"+strconv.Itoa(v)+"/stage",
-			map[string]any{"stage": pos[2], "weight": *weight, "reason": *reason}, nil)
+		body := map[string]any{"stage": pos[2], "weight": *weight, "reason": *reason}
+		if *force {
+			body["force"] = true
+		}
+		b, err := c.send("POST", "/api/v1/models/"+esc(pos[0])+"/versions/"+strconv.Itoa(v)+"/stage", body, nil)
 		return c.result(b, err)
 	case "policy":
 		if err := need(1, "NAME"); err != nil {

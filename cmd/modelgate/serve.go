@@ -19,6 +19,7 @@ import (
 	"github.com/modelgate/modelgate/internal/ortlib"
 	"github.com/modelgate/modelgate/internal/validate"
 	"github.com/modelgate/modelgate/predlog"
+	"github.com/modelgate/modelgate/registry"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -73,6 +74,7 @@ func validName(s string) bool {
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
+	started := time.Now().UTC()
 	fs := newFlags("serve", stderr)
 	var (
 		gw     gateway.Config
@@ -102,6 +104,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	raftAddr := fs.String("raft-listen", cluster.DefaultBindAddr, "Raft address of this node (the registry's replication)")
 	nodeID := fs.String("node-id", "", "Raft node ID (default the node name)")
+	forceBootstrap := fs.Bool("force-bootstrap", false, "start a new, empty registry even though <data-dir>/raft was lost (the node refuses otherwise); only the --model files are served again")
 	var tokenSpecs stringsFlag
 	fs.Var(&tokenSpecs, "token", "bearer token `\"NAME SCOPE[,SCOPE…] SECRET\"` (repeatable; scopes: score, register, labels, read, admin)")
 	tokensFile := fs.String("tokens", "", "file of tokens, one `NAME SCOPE[,SCOPE…] SECRET` a line (mode 0600)")
@@ -160,6 +163,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeID, ccfg.DataDir, ccfg.BindAddr, ccfg.Bootstrap, ccfg.Logger = *nodeID, *dataDir, *raftAddr, true, log
+	ccfg.ForceBootstrap = *forceBootstrap
 	if ccfg.NodeID == "" {
 		ccfg.NodeID = gw.Node
 	}
@@ -201,7 +205,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	loaded := make(chan error, 1)
-	go func() { loaded <- startModels(srv, node, models, log) }()
+	go func() { loaded <- startModels(srv, node, models, started, log) }()
 	select {
 	case err := <-loaded:
 		if err != nil {
@@ -220,10 +224,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	return shutdown(srv, *drain, log)
 }
 
-// startModels waits for the registry, brings every --model file in (once
-// per digest: a restart registers nothing new) as its model's champion,
+// startModels waits for the registry, judges the versions a crash left
+// registered without a verdict (registered before started), seeds it with
+// every --model file
+// (once per digest: a restart registers nothing new; a champion chosen
+// through the registry is never replaced, see gateway.Server.ServeFile),
 // and waits until the node serves everything the registry says it should.
-func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, log *slog.Logger) error {
+func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, started time.Time, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := node.WaitLeader(ctx); err != nil {
@@ -231,6 +238,17 @@ func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, log 
 	}
 	if err := node.Barrier(ctx); err != nil {
 		return fmt.Errorf("the registry cannot catch up: %w", err)
+	}
+	// Each validation is bounded by the gate's own timeout, not the start's.
+	for _, r := range srv.RecoverStranded(context.Background(), started, "modelgate serve (recovery)") {
+		switch r.Stage {
+		case registry.StageRegistered:
+			log.Warn("a version left registered by a crash could not be judged; it stays registered until the next start", "model", r.Model, "version", r.Version, "reason", r.Reason)
+		case registry.StageFailed:
+			log.Warn("a version left registered by a crash is now failed", "model", r.Model, "version", r.Version, "reason", r.Reason)
+		default:
+			log.Info("a version left registered by a crash passed validation", "model", r.Model, "version", r.Version, "stage", r.Stage)
+		}
 	}
 	for _, m := range models {
 		if m.version != "1" {
@@ -241,11 +259,16 @@ func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, log 
 			return fmt.Errorf("model %s: %w", m.name, err)
 		}
 		start := time.Now()
-		v, err := srv.ServeFile(ctx, m.name, b, "modelgate serve")
+		seed, err := srv.ServeFile(ctx, m.name, b, "modelgate serve")
 		if err != nil {
 			return fmt.Errorf("model %s from %s: %w", m.name, filepath.Clean(m.path), err)
 		}
-		log.Info("serving", "model", m.name, "version", v, "path", m.path, "took", time.Since(start).Round(time.Millisecond).String())
+		took := time.Since(start).Round(time.Millisecond).String()
+		if seed.Kept != "" {
+			log.Warn("--model file is not the champion", "model", m.name, "version", seed.Version, "champion", seed.Champion, "path", m.path, "why", seed.Kept, "took", took)
+			continue
+		}
+		log.Info("serving", "model", m.name, "version", seed.Version, "registered", seed.Registered, "path", m.path, "took", took)
 	}
 	for {
 		err := srv.Reconcile()
