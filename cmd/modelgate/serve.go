@@ -27,15 +27,16 @@ func init() {
 	register(command{name: "serve", summary: "run a scoring node (Open Inference Protocol over HTTP)", run: runServe})
 }
 
-// modelFlag collects repeated --model NAME[@VERSION]=PATH.onnx flags.
+// modelFlag collects repeated --model NAME=PATH.onnx flags. Versions are
+// the registry's to number: a file new to the model becomes its next one.
 type modelFlag []modelSpec
 
-type modelSpec struct{ name, version, path string }
+type modelSpec struct{ name, path string }
 
 func (m *modelFlag) String() string {
 	parts := make([]string, len(*m))
 	for i, s := range *m {
-		parts[i] = s.name + "@" + s.version + "=" + s.path
+		parts[i] = s.name + "=" + s.path
 	}
 	return strings.Join(parts, ",")
 }
@@ -43,21 +44,20 @@ func (m *modelFlag) String() string {
 func (m *modelFlag) Set(v string) error {
 	name, path, ok := strings.Cut(v, "=")
 	if !ok || name == "" || path == "" {
-		return fmt.Errorf("want NAME=PATH.onnx or NAME@VERSION=PATH.onnx, got %q", v)
+		return fmt.Errorf("want NAME=PATH.onnx, got %q", v)
 	}
-	version := "1"
-	if n, ver, ok := strings.Cut(name, "@"); ok {
-		name, version = n, ver
+	if strings.Contains(name, "@") {
+		return fmt.Errorf("--model %s: versions are numbered by the registry; give NAME=PATH (register more versions with modelgate model register)", v)
 	}
-	if !validName(name) || !validName(version) {
-		return fmt.Errorf("model names and versions are letters, digits, '.', '_' and '-' (at most 64), got %q", v)
+	if !validName(name) {
+		return fmt.Errorf("model names are letters, digits, '.', '_' and '-' (at most 64), got %q", name)
 	}
 	for _, s := range *m {
-		if s.name == name && s.version == version {
-			return fmt.Errorf("model %s version %s given twice", name, version)
+		if s.name == name {
+			return fmt.Errorf("model %s given twice", name)
 		}
 	}
-	*m = append(*m, modelSpec{name, version, path})
+	*m = append(*m, modelSpec{name, path})
 	return nil
 }
 
@@ -86,7 +86,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&gw.AdminListen, "admin-listen", def.AdminListen, "admin and /metrics address")
 	dataDir := fs.String("data-dir", "data", "node state directory (created if missing)")
 	lib := fs.String("ort-lib", ortlib.Path(), "ONNX Runtime shared library, "+runtime.RequiredVersion+"x (env "+ortlib.EnvVar+"; `make ort` fetches it)")
-	fs.Var(&models, "model", "serve `NAME[@VERSION]=PATH.onnx` (repeatable; VERSION defaults to 1; the last version given for a name answers its unversioned calls)")
+	fs.Var(&models, "model", "serve `NAME=PATH.onnx` (repeatable): registers the file as a new version when the model lacks it, and makes it champion only when the model has none, or when the champion was the previous --model file")
 	fs.IntVar(&rt.Sessions, "sessions", 0, "ORT sessions per model version (default: one per core)")
 	fs.IntVar(&rt.IntraOpThreads, "intra-op-threads", 1, "ORT threads inside one run")
 	fs.IntVar(&rt.InterOpThreads, "inter-op-threads", 1, "ORT threads across graph branches")
@@ -251,9 +251,6 @@ func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, star
 		}
 	}
 	for _, m := range models {
-		if m.version != "1" {
-			return fmt.Errorf("--model %s@%s: versions are numbered by the registry; give NAME=PATH", m.name, m.version)
-		}
 		b, err := os.ReadFile(m.path)
 		if err != nil {
 			return fmt.Errorf("model %s: %w", m.name, err)
