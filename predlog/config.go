@@ -2,9 +2,12 @@ package predlog
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/modelgate/modelgate/internal/pebblelog"
 )
 
 // ValueCompression chooses how a record's value is compressed before it goes
@@ -129,10 +132,12 @@ type Config struct {
 	// inject faults with github.com/cockroachdb/pebble/v2/vfs/errorfs.
 	FS vfs.FS
 
-	// Logf receives Pebble's error and fatal messages, prefixed "predlog:".
-	// Default: discarded (the errors that matter come back from calls and
-	// from Healthy).
-	Logf func(format string, args ...any)
+	// Logger receives the log's operational messages: Pebble's errors and
+	// fatal errors (internal/pebblelog), failed retention passes, and the
+	// failure to lower the background threads' priority. Every line carries
+	// store=predlog and dir. Default (nil): discarded; the errors that
+	// matter also come back from calls and from Healthy.
+	Logger *slog.Logger
 }
 
 // Defaults.
@@ -204,6 +209,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.FS == nil {
 		c.FS = vfs.Default
+	}
+	if c.Logger == nil {
+		c.Logger = pebblelog.Discard()
 	}
 }
 

@@ -274,6 +274,11 @@ func (l *Log) appendEntry(dst []byte, r *Record, hash uint64, scratch *[]byte) (
 	return e, nil
 }
 
+// setNice is lowerPriority; tests replace it to make it fail, which a
+// process may always do for real (raising a thread's nice value needs no
+// privilege), so no test could otherwise see the warning.
+var setNice = lowerPriority
+
 // lowerPriority runs the calling background goroutine at BackgroundNice
 // (see Config). Failing to is not an error of the log: the work is the same,
 // it only competes with scoring as an equal.
@@ -281,8 +286,9 @@ func (l *Log) lowerPriority(who string) {
 	if l.cfg.BackgroundNice <= 0 {
 		return
 	}
-	if err := lowerPriority(l.cfg.BackgroundNice); err != nil && l.cfg.Logf != nil {
-		l.cfg.Logf("predlog: cannot lower the %s's priority to nice %d: %v", who, l.cfg.BackgroundNice, err)
+	if err := setNice(l.cfg.BackgroundNice); err != nil {
+		l.cfg.Logger.Warn("predlog: cannot lower the "+who+"'s thread priority; it competes with scoring as an equal (set --predlog-nice -1 to stop trying)",
+			"store", "predlog", "dir", l.cfg.Dir, "nice", l.cfg.BackgroundNice, "err", err)
 	}
 }
 

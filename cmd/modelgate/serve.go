@@ -150,7 +150,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	gw.Auth = gateway.NewAuth(tokens...)
-	store, err := artifact.Open(filepath.Join(*dataDir, "artifacts"), artifact.Config{MaxBytes: *maxModel})
+	store, err := artifact.Open(filepath.Join(*dataDir, "artifacts"), artifact.Config{MaxBytes: *maxModel, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -172,6 +172,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if *logOn {
 		pcfg := predlog.DefaultConfig(filepath.Join(*dataDir, "predictions"))
 		pcfg.MaxAge, pcfg.MaxBytes, pcfg.SyncInterval, pcfg.BackgroundNice = *logAge, *logBytes, *logSync, *logNice
+		pcfg.Logger = log
 		if *logNice == 0 {
 			pcfg.BackgroundNice = -1 // nice 0 is the process's own priority
 		}
