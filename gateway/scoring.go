@@ -174,6 +174,15 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		s.failErr(ctx, r.name, err)
 		return
 	}
+	if r.logMode == logDurable && s.predlog != nil {
+		// The inputs alone decide it: a record that can never be logged
+		// must not be run and then answered with a retryable 503.
+		if n, limit := tensorBytes(st.req.Inputs), s.predlog.MaxRecordBytes(); n > limit {
+			s.fail(ctx, r.name, fasthttp.StatusRequestEntityTooLarge, "model "+strconv.Quote(r.name)+" logs every prediction durably, and this request's inputs take "+
+				itoa(n)+" bytes, more than the prediction log's record limit of "+itoa(limit)+" bytes: it could never be logged, so it is not run. Send fewer rows per request")
+			return
+		}
+	}
 	slot, code, msg := s.pick(r, model, version)
 	if slot == nil {
 		s.fail(ctx, r.name, code, msg)
@@ -222,11 +231,19 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		if r.logMode == logDurable {
 			if err := s.predlog.AppendDurable(&st.rec); err != nil {
 				ctx.Response.Reset()
+				if errors.Is(err, predlog.ErrTooLarge) {
+					// Its outputs made it too large: no retry can succeed.
+					s.fail(ctx, r.name, fasthttp.StatusRequestEntityTooLarge, "model "+strconv.Quote(r.name)+" logs every prediction durably, and this prediction cannot be logged, so it is not answered: "+err.Error()+". Send fewer rows per request")
+					return
+				}
 				s.fail(ctx, r.name, fasthttp.StatusServiceUnavailable, "the prediction could not be logged durably, so it is not answered: "+err.Error())
 				return
 			}
 		} else {
-			_ = s.predlog.Append(&st.rec) // a drop is counted by the log, never blocks
+			// A drop (ring full, or a record over the log's limit) is
+			// counted by the log and exported as a metric; it never
+			// blocks or fails the answer.
+			_ = s.predlog.Append(&st.rec)
 		}
 	}
 	if m := r.stats[slot.Version]; m != nil {
@@ -241,6 +258,18 @@ func (s *Server) fillRecord(st *inferState, model, version string, id []byte, st
 	r.RequestID, r.Model, r.Version, r.Role = b2s(id), model, version, predlog.RoleChampion
 	r.Time, r.Node, r.Latency = start.UnixNano(), s.cfg.Node, int64(elapsed)
 	r.Inputs, r.Outputs = appendTensors(r.Inputs[:0], st.call.Inputs), appendTensors(r.Outputs[:0], st.call.Outputs)
+}
+
+// tensorBytes is the size of ts's data as the prediction log stores it.
+func tensorBytes(ts []runtime.Tensor) int {
+	n := 0
+	for i := range ts {
+		n += len(ts[i].Data)
+		for _, s := range ts[i].Strings {
+			n += len(s) + 1
+		}
+	}
+	return n
 }
 
 func appendTensors(dst []predlog.Tensor, ts []runtime.Tensor) []predlog.Tensor {

@@ -173,6 +173,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		pcfg := predlog.DefaultConfig(filepath.Join(*dataDir, "predictions"))
 		pcfg.MaxAge, pcfg.MaxBytes, pcfg.SyncInterval, pcfg.BackgroundNice = *logAge, *logBytes, *logSync, *logNice
 		pcfg.Logger = log
+		// A record holds a request's inputs, at most 4× its JSON body, and
+		// its outputs: follow --max-body so accepted requests are logged.
+		pcfg.MaxRecordBytes = min(max(pcfg.MaxRecordBytes, 4*gw.MaxBodyBytes), predlog.LargestMaxRecordBytes)
 		if *logNice == 0 {
 			pcfg.BackgroundNice = -1 // nice 0 is the process's own priority
 		}
