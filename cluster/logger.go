@@ -164,30 +164,3 @@ func (w stdWriter) Write(p []byte) (int, error) {
 	w.a.Log(w.level, strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
-
-// pebbleLogger routes the raft store's Pebble messages to slog. Fatalf is
-// how Pebble reports a commit it could not write or sync (and broken
-// invariants): Pebble's own default exits the process. Here it logs and
-// panics with a *pebbleFatal, which the store's writers recover into a sticky
-// failure (see Store.commit), so the node stops acknowledging Raft writes but
-// keeps serving. A Fatalf on one of Pebble's background goroutines (a MANIFEST
-// that cannot be written) is not recovered and crashes the process, as Pebble
-// intends.
-type pebbleLogger struct{ l *slog.Logger }
-
-// pebbleFatal is the panic value of pebbleLogger.Fatalf.
-type pebbleFatal struct{ msg string }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug("cluster: raft store: " + fmt.Sprintf(format, args...))
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error("cluster: raft store: " + fmt.Sprintf(format, args...))
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error("cluster: raft store: fatal: " + msg)
-	panic(&pebbleFatal{msg: msg})
-}

@@ -12,6 +12,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
+
+	"github.com/modelgate/modelgate/internal/pebblelog"
 )
 
 // Key layout of the raft store's Pebble DB. One DB holds both stores, so a
@@ -29,7 +31,9 @@ const (
 
 // StoreOptions tunes OpenStore. The zero value is ready to use.
 type StoreOptions struct {
-	// Logger receives Pebble's messages. nil: slog.Default().
+	// Logger receives Pebble's messages (internal/pebblelog: errors and
+	// fatal errors at ERROR with store="raft store" and the directory) and
+	// the store's failure. nil: discarded.
 	Logger *slog.Logger
 	// FS is the filesystem Pebble uses. nil: the operating system's. Tests
 	// pass an in-memory or fault-injecting one (pebble's vfs/errorfs).
@@ -62,7 +66,7 @@ var (
 func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 	lg := opts.Logger
 	if lg == nil {
-		lg = slog.Default()
+		lg = pebblelog.Discard()
 	}
 	po := &pebble.Options{
 		FS:                 opts.FS,
@@ -70,7 +74,9 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 		// The log holds small entries and is read back mostly from the tail
 		// (replication, restart): a small memtable and cache are enough.
 		MemTableSize: 8 << 20,
-		Logger:       pebbleLogger{lg},
+		// Fatalf logs and panics with a *pebblelog.Fatal, which write
+		// recovers into the sticky failure.
+		Logger: pebblelog.New(lg, "raft store", dir, nil),
 	}
 	if po.FS == nil {
 		po.FS = vfs.Default
@@ -296,11 +302,11 @@ func (s *Store) write(fill func(*pebble.Batch) error, what string, args ...any) 
 	b := s.db.NewBatch()
 	defer func() {
 		if r := recover(); r != nil {
-			f, ok := r.(*pebbleFatal)
+			f, ok := r.(*pebblelog.Fatal)
 			if !ok {
 				panic(r)
 			}
-			err = s.fail(fmt.Errorf("%w: cannot %s: %s", ErrStoreFailed, fmt.Sprintf(what, args...), f.msg))
+			err = s.fail(fmt.Errorf("%w: cannot %s: %s", ErrStoreFailed, fmt.Sprintf(what, args...), f.Msg))
 			return // the batch stays unclosed: Pebble may still hold it
 		}
 		_ = b.Close()

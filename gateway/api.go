@@ -68,7 +68,7 @@ func withBody(r apiRoute, n int) apiRoute { r.maxBody = n; return r }
 // serveAPI routes an /api/v1 request: match, authorise, bound the body,
 // handle.
 func (s *Server) serveAPI(ctx *fasthttp.RequestCtx) {
-	segs := strings.Split(strings.Trim(string(ctx.Path()), "/"), "/")
+	segs := pathSegments(ctx.URI().PathOriginal())
 	var p apiParams
 	var allowed []string
 	for i := range apiRoutes {
@@ -110,6 +110,46 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	writeError(ctx, fasthttp.StatusNotFound, "no such admin endpoint: "+string(ctx.Path()))
+}
+
+// pathSegments splits the path as the client sent it, then unescapes each
+// segment: a prediction id holding "/" (sent as %2F) or equal to "." or
+// ".." stays one segment. fasthttp's ctx.Path() unescapes first and then
+// removes dot segments, which made such ids impossible to look up. A "%"
+// not followed by two hex digits is kept as it is, as fasthttp does.
+func pathSegments(raw []byte) []string {
+	segs := strings.Split(strings.Trim(string(raw), "/"), "/")
+	for i, s := range segs {
+		if strings.IndexByte(s, '%') >= 0 {
+			segs[i] = unescapeSegment(s)
+		}
+	}
+	return segs
+}
+
+func unescapeSegment(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && unhex(s[i+1]) >= 0 && unhex(s[i+2]) >= 0 {
+			b = append(b, byte(unhex(s[i+1])<<4|unhex(s[i+2])))
+			i += 2
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c - 'a' + 10)
+	case 'A' <= c && c <= 'F':
+		return int(c - 'A' + 10)
+	}
+	return -1
 }
 
 func (r *apiRoute) match(segs []string, p *apiParams) bool {

@@ -144,6 +144,7 @@ func (m *Metrics) watchPredLog(l *predlog.Log) {
 	}{
 		{"modelgate_predlog_appended_total", func(s predlog.Stats) uint64 { return s.Appended }},
 		{"modelgate_predlog_dropped_total", func(s predlog.Stats) uint64 { return s.Dropped }},
+		{"modelgate_predlog_oversize_total", func(s predlog.Stats) uint64 { return s.Oversize }},
 		{"modelgate_predlog_committed_total", func(s predlog.Stats) uint64 { return s.Committed }},
 		{"modelgate_predlog_commit_errors_total", func(s predlog.Stats) uint64 { return s.CommitErrors }},
 		{"modelgate_predlog_syncs_total", func(s predlog.Stats) uint64 { return s.Syncs }},

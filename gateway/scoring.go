@@ -175,6 +175,15 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		s.failErr(ctx, r.Name, err)
 		return
 	}
+	if r.LogMode == routing.LogDurable && s.predlog != nil {
+		// The inputs alone decide it: a record that can never be logged
+		// must not be run and then answered with a retryable 503.
+		if n, limit := tensorBytes(st.req.Inputs), s.predlog.MaxRecordBytes(); n > limit {
+			s.fail(ctx, r.Name, fasthttp.StatusRequestEntityTooLarge, "model "+strconv.Quote(r.Name)+" logs every prediction durably, and this request's inputs take "+
+				itoa(n)+" bytes, more than the prediction log's record limit of "+itoa(limit)+" bytes: it could never be logged, so it is not run. Send fewer rows per request")
+			return
+		}
+	}
 	id := st.req.ID
 	if len(id) == 0 {
 		id = s.newID(st.id[:0])
@@ -236,11 +245,19 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		if r.LogMode == routing.LogDurable {
 			if err := s.predlog.AppendDurable(&st.rec); err != nil {
 				ctx.Response.Reset()
+				if errors.Is(err, predlog.ErrTooLarge) {
+					// Its outputs made it too large: no retry can succeed.
+					s.fail(ctx, r.Name, fasthttp.StatusRequestEntityTooLarge, "model "+strconv.Quote(r.Name)+" logs every prediction durably, and this prediction cannot be logged, so it is not answered: "+err.Error()+". Send fewer rows per request")
+					return
+				}
 				s.fail(ctx, r.Name, fasthttp.StatusServiceUnavailable, "the prediction could not be logged durably, so it is not answered: "+err.Error())
 				return
 			}
 		} else {
-			_ = s.predlog.Append(&st.rec) // a drop is counted by the log, never blocks
+			// A drop (ring full, or a record over the log's limit) is
+			// counted by the log and exported as a metric; it never
+			// blocks or fails the answer.
+			_ = s.predlog.Append(&st.rec)
 		}
 	}
 	v.Attach.stats.requests.Inc()
@@ -253,6 +270,18 @@ func (s *Server) fillRecord(st *inferState, model, version string, role predlog.
 	r.RequestID, r.Model, r.Version, r.Role = b2s(id), model, version, role
 	r.Time, r.Node, r.Latency = start.UnixNano(), s.cfg.Node, int64(elapsed)
 	r.Inputs, r.Outputs = appendTensors(r.Inputs[:0], st.call.Inputs), appendTensors(r.Outputs[:0], st.call.Outputs)
+}
+
+// tensorBytes is the size of ts's data as the prediction log stores it.
+func tensorBytes(ts []runtime.Tensor) int {
+	n := 0
+	for i := range ts {
+		n += len(ts[i].Data)
+		for _, s := range ts[i].Strings {
+			n += len(s) + 1
+		}
+	}
+	return n
 }
 
 func appendTensors(dst []predlog.Tensor, ts []runtime.Tensor) []predlog.Tensor {

@@ -137,19 +137,51 @@ func appendBody(dst []byte, r *Record, maxLen int) ([]byte, error) {
 	for i := range r.Inputs {
 		var err error
 		if dst, err = appendData(dst, &r.Inputs[i], "inputs", i, maxLen-(len(dst)-start)); err != nil {
-			return dst, err
+			return dst, sized(err, r, maxLen)
 		}
 	}
 	for i := range r.Outputs {
 		var err error
 		if dst, err = appendData(dst, &r.Outputs[i], "outputs", i, maxLen-(len(dst)-start)); err != nil {
-			return dst, err
+			return dst, sized(err, r, maxLen)
 		}
 	}
 	if len(dst)-start > maxLen {
-		return dst, invalid("record", "%d bytes encoded, more than MaxRecordBytes (%d)", len(dst)-start, maxLen)
+		return dst, tooLarge(r, maxLen)
 	}
 	return dst, nil
+}
+
+// errTooLarge is appendData's "no room": appendBody turns it into a
+// *TooLargeError with the record's size (sized).
+var errTooLarge = &TooLargeError{}
+
+func sized(err error, r *Record, maxLen int) error {
+	if err == errTooLarge {
+		return tooLarge(r, maxLen)
+	}
+	return err
+}
+
+// tooLarge is the error for a record over maxLen bytes.
+func tooLarge(r *Record, maxLen int) error {
+	return &TooLargeError{Size: recordSize(r), Limit: maxLen}
+}
+
+// recordSize is about the size of r's encoding: its tensors' bytes and the
+// names, without the few bytes of lengths and shapes.
+func recordSize(r *Record) int {
+	n := len(r.RequestID) + len(r.Node)
+	for _, ts := range [2][]Tensor{r.Inputs, r.Outputs} {
+		for i := range ts {
+			t := &ts[i]
+			n += len(t.Name) + len(t.Data)
+			for _, s := range t.Strings {
+				n += len(s) + 1
+			}
+		}
+	}
+	return n
 }
 
 func appendHeader(dst []byte, t *Tensor, side string, i int) ([]byte, error) {
@@ -193,14 +225,14 @@ func appendData(dst []byte, t *Tensor, side string, i int, room int) ([]byte, er
 		}
 		for _, s := range t.Strings {
 			if room -= len(s) + 1; room < 0 {
-				return dst, invalid("record", "more than MaxRecordBytes")
+				return dst, errTooLarge
 			}
 			dst = binary.AppendUvarint(dst, uint64(len(s)))
 			dst = append(dst, s...)
 		}
 	case code == typeOther:
 		if len(t.Data) > room {
-			return dst, invalid("record", "more than MaxRecordBytes")
+			return dst, errTooLarge
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(t.Data)))
 		dst = append(dst, t.Data...)
@@ -209,7 +241,7 @@ func appendData(dst []byte, t *Tensor, side string, i int, room int) ([]byte, er
 			return dst, invalid(side, "tensor %q: %d data bytes for %d %s elements", t.Name, len(t.Data), n, t.DataType)
 		}
 		if len(t.Data) > room {
-			return dst, invalid("record", "more than MaxRecordBytes")
+			return dst, errTooLarge
 		}
 		dst = append(dst, t.Data...)
 	}

@@ -182,6 +182,9 @@ func (l *Log) commitGroup(t *take, sync bool) {
 	done := 0 // records in batches committed so far
 	var err error
 	defer func() {
+		if cap(l.val) > 4*maxBlockBytes || cap(l.packed) > 4*maxBlockBytes {
+			l.val, l.packed = nil, nil // a rare huge record: let its buffers go
+		}
 		l.failed.Add(uint64(t.n - done))
 		l.committed.Add(uint64(done))
 		for _, g := range t.groups {

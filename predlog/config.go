@@ -2,9 +2,12 @@ package predlog
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/modelgate/modelgate/internal/pebblelog"
 )
 
 // ValueCompression chooses how a record's value is compressed before it goes
@@ -58,7 +61,8 @@ type Config struct {
 
 	// RingBytes bounds the bytes the ring holds (encoded records), so large
 	// inputs cannot make it grow without limit: the ring is full when either
-	// bound is reached. Default 64 MiB.
+	// bound is reached (it may hold one record of MaxRecordBytes on top).
+	// Default 64 MiB.
 	RingBytes int
 
 	// SyncInterval bounds how long an async record stays committed but not
@@ -71,7 +75,15 @@ type Config struct {
 	// over half the memtable into flushable batches). Default 1 MiB.
 	MaxBatchBytes int
 
-	// MaxRecordBytes rejects records whose encoding is larger. Default 1 MiB.
+	// MaxRecordBytes is the largest record (encoded) the log stores; a
+	// larger one is dropped and counted (Stats.Oversize, *TooLargeError).
+	// Default 16 MiB: a scoring request's inputs take at most 4 times its
+	// JSON body (an 8-byte number written as one digit and a comma), so
+	// this covers every request under the gateway's default 4 MiB body
+	// limit, FP32 inputs (at most twice the body) with 8 MiB to spare for
+	// outputs. A program with a larger body limit should raise it (modelgate
+	// serve does: 4 × --max-body, up to the 64 MiB maximum). A record larger
+	// than an eighth of RingBytes waits for the committer alone in its shard.
 	MaxRecordBytes int
 
 	// MaxAge is the retention by age: Prune deletes predictions committed
@@ -129,10 +141,12 @@ type Config struct {
 	// inject faults with github.com/cockroachdb/pebble/v2/vfs/errorfs.
 	FS vfs.FS
 
-	// Logf receives Pebble's error and fatal messages, prefixed "predlog:".
-	// Default: discarded (the errors that matter come back from calls and
-	// from Healthy).
-	Logf func(format string, args ...any)
+	// Logger receives the log's operational messages: Pebble's errors and
+	// fatal errors (internal/pebblelog), failed retention passes, and the
+	// failure to lower the background threads' priority. Every line carries
+	// store=predlog and dir. Default (nil): discarded; the errors that
+	// matter also come back from calls and from Healthy.
+	Logger *slog.Logger
 }
 
 // Defaults.
@@ -141,7 +155,7 @@ const (
 	DefaultRingBytes      = 64 << 20
 	DefaultSyncInterval   = 100 * time.Millisecond
 	DefaultMaxBatchBytes  = 1 << 20
-	DefaultMaxRecordBytes = 1 << 20
+	DefaultMaxRecordBytes = 16 << 20
 	DefaultMaxAge         = 30 * 24 * time.Hour
 	DefaultMaxBytes       = 20 << 30
 	DefaultPruneInterval  = time.Minute
@@ -150,6 +164,10 @@ const (
 	DefaultCacheSize      = 32 << 20
 	DefaultBackgroundNice = 10
 )
+
+// LargestMaxRecordBytes is the largest MaxRecordBytes Validate accepts: a
+// record is one Pebble value, written whole to the WAL and the memtable.
+const LargestMaxRecordBytes = 64 << 20
 
 // BackgroundThreads is how many OS threads a Log runs at BackgroundNice:
 // the committer's and the indexer's.
@@ -205,6 +223,9 @@ func (c *Config) setDefaults() {
 	if c.FS == nil {
 		c.FS = vfs.Default
 	}
+	if c.Logger == nil {
+		c.Logger = pebblelog.Discard()
+	}
 }
 
 // Validate reports the first bad value, after applying the defaults to a
@@ -224,8 +245,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("predlog: MaxBatchBytes (%d) must be at least 1 KiB", c.MaxBatchBytes)
 	case c.MaxRecordBytes < 256:
 		return fmt.Errorf("predlog: MaxRecordBytes (%d) must be at least 256", c.MaxRecordBytes)
-	case c.MaxRecordBytes > 64<<20:
-		return fmt.Errorf("predlog: MaxRecordBytes (%d) cannot exceed 64 MiB", c.MaxRecordBytes)
+	case c.MaxRecordBytes > LargestMaxRecordBytes:
+		return fmt.Errorf("predlog: MaxRecordBytes (%d) cannot exceed %d (64 MiB)", c.MaxRecordBytes, LargestMaxRecordBytes)
 	case c.MaxAge > 0 && c.MaxAge < time.Second:
 		return fmt.Errorf("predlog: MaxAge (%s) must be at least 1s (or negative for no limit)", c.MaxAge)
 	case c.MaxBytes > 0 && c.MaxBytes < 1<<20:

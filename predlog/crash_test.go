@@ -80,7 +80,12 @@ func TestCrashDurable(t *testing.T) {
 				lines <- sc.Text()
 			}
 		}()
-		kill := time.After(time.Duration(100+rng.IntN(400)) * time.Millisecond)
+		// The kill comes at a random moment after the first
+		// acknowledgement, not after the start: a child built with -race
+		// on a busy machine took up to 650 ms to acknowledge its first
+		// record, and a kill timed from the start found nothing to check.
+		var kill <-chan time.Time
+		stuck := time.After(time.Minute) // only a hung child takes this long
 		before := len(acked)
 	read:
 		for {
@@ -91,12 +96,21 @@ func TestCrashDurable(t *testing.T) {
 				}
 				if id, ok := strings.CutPrefix(line, "ack "); ok {
 					acked = append(acked, id)
+					if kill == nil {
+						kill = time.After(time.Duration(rng.IntN(400)) * time.Millisecond)
+					}
 				} else if !strings.HasPrefix(line, "=== ") {
 					t.Logf("child: %s", line)
 				}
 			case <-kill:
 				_ = cmd.Process.Signal(syscall.SIGKILL)
 				break read
+			case <-stuck:
+				if kill == nil {
+					_ = cmd.Process.Signal(syscall.SIGKILL)
+					_ = cmd.Wait()
+					t.Fatalf("round %d: the child acknowledged nothing in a minute", round)
+				}
 			}
 		}
 		for line := range lines { // what the child printed before it died

@@ -91,10 +91,14 @@
 // ring (a bounded buffer of at most RingSize records and RingBytes bytes),
 // under a short mutex, and returns: it never waits for I/O. The ring is cut
 // into 8 shards, each with an eighth of both bounds (when that is still
-// 1,024 records and a record of MaxRecordBytes; small rings stay whole), and
-// a record goes to the shard its id hashes to, so two cores scoring rarely
-// contend for one mutex. When its shard is full a record is dropped and
-// counted (Stats.Dropped; the gateway exports it as a metric). The committer
+// 1,024 records and a record of 1 MiB; small rings stay whole), and a record
+// goes to the shard its id hashes to, so two cores scoring rarely contend
+// for one mutex. A record larger than a shard's share (a batch request of
+// megabytes) goes to shard 0, which takes one such record per group on top
+// of its share. When its shard is full a record is dropped and counted
+// (Stats.Dropped; the gateway exports it as a metric). A record over
+// MaxRecordBytes (16 MiB by default) is dropped and counted too
+// (Stats.Oversize, a *TooLargeError to the caller), never lost silently. The committer
 // swaps every shard for an empty one, puts each model's records back in the
 // order they were served (by their Time; a request and its shadows share an
 // id, so a shard, and keep their order), writes them as Pebble batches (a
@@ -130,7 +134,8 @@
 // acknowledged id). Async records in the same group ride along.
 //
 // A failed commit or sync (Pebble returns an error, panics, or calls
-// Logger.Fatalf, which it does when its WAL cannot be written) makes the log
+// Logger.Fatalf, which it does when its WAL cannot be written; Config.Logger
+// hears it at ERROR, see internal/pebblelog) makes the log
 // unhealthy for good: the durable appenders of that group get the error, and
 // from then on every write is refused with it and Healthy returns it, so the
 // node reports itself not ready instead of acknowledging writes it cannot

@@ -35,6 +35,28 @@ var (
 	ErrCorrupt = errors.New("predlog: corrupt record")
 )
 
+// ErrTooLarge matches every *TooLargeError under errors.Is.
+var ErrTooLarge = errors.New("predlog: record larger than MaxRecordBytes")
+
+// TooLargeError reports a prediction whose record is larger than
+// Config.MaxRecordBytes. Nothing is wrong with the prediction: the log
+// cannot hold it whole. Append and AppendDurable count it in Stats.Dropped
+// and Stats.Oversize (never silently), and the gateway answers a durable
+// model's request with 413 rather than a retryable 503: the same request
+// would fail the same way forever.
+type TooLargeError struct {
+	Size  int // the record's size, about (tensor bytes and names)
+	Limit int // Config.MaxRecordBytes
+}
+
+// Error says how large the record is and what the limit is.
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("predlog: the record takes about %d bytes, more than the log's record limit of %d bytes (MaxRecordBytes)", e.Size, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrTooLarge) true for a *TooLargeError.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
 // InvalidError reports a record or label the log refuses to store, naming the
 // field and the bad value; errors.Is(err, ErrInvalid) holds for it, so the HTTP
 // layer maps it to 400 without string matching.

@@ -2,6 +2,7 @@ package predlog
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -73,15 +74,17 @@ type shard struct {
 	closed   bool
 	appended uint64 // under mu
 	dropped  uint64 // under mu
+	oversize uint64 // under mu; also in dropped
 	_        [64]byte
 }
 
 // ringShards returns how many shards a ring of size records and bytes is cut
-// into: 8 when each still holds at least 1,024 records and a record of the
-// largest size, else 1 (small rings keep exact bounds).
+// into: 8 when each still holds at least 1,024 records and a record of 1
+// MiB (or MaxRecordBytes, when smaller), else 1 (small rings keep exact
+// bounds). Records larger than a shard's share go to shard 0, alone.
 func ringShards(c *Config) int {
 	const n = maxShards
-	if c.RingSize/n >= 1024 && c.RingBytes/n >= c.MaxRecordBytes {
+	if c.RingSize/n >= 1024 && c.RingBytes/n >= min(c.MaxRecordBytes, 1<<20) {
 		return n
 	}
 	return 1
@@ -97,6 +100,7 @@ type group struct {
 	buf     []byte
 	n       int
 	durable bool
+	big     bool // holds a record larger than a shard's share (shard 0 only)
 	shard   int
 	done    chan struct{} // closed once the group is committed (or failed)
 	err     error         // set before done is closed
@@ -163,6 +167,11 @@ func Open(cfg Config) (*Log, error) {
 // Append copies rec; the caller may reuse it and its buffers at once.
 func (l *Log) Append(rec *Record) error { return l.append(rec, false) }
 
+// MaxRecordBytes is the largest record the log stores (Config.MaxRecordBytes,
+// default applied): the gateway refuses a durable request whose inputs alone
+// exceed it before running the model.
+func (l *Log) MaxRecordBytes() int { return l.cfg.MaxRecordBytes }
+
 // AppendDurable queues rec and waits until the batch holding it is committed
 // and its WAL fsynced. It waits for room rather than drop when the ring is
 // full. A nil error means the record survives a process or OS crash; an error
@@ -179,6 +188,13 @@ func (l *Log) append(r *Record, durable bool) error {
 	}
 	hash := idHash(r.RequestID)
 	sh := &l.shards[int(hash>>32)%len(l.shards)]
+	big := len(l.shards) > 1 && recordSize(r) > l.shardBytes
+	if big {
+		// A record larger than a shard's share goes to shard 0, which
+		// takes one such record per group on top of its share: the ring
+		// holds at most RingBytes plus one of them.
+		sh = &l.shards[0]
+	}
 	sh.mu.Lock()
 	var g *group
 	var start int // where the record begins in g.buf
@@ -203,11 +219,19 @@ func (l *Log) append(r *Record, durable bool) error {
 			e, err := l.appendEntry(g.buf, r, hash, &sh.body)
 			if err != nil {
 				g.buf = e[:start]
+				if errors.Is(err, ErrTooLarge) {
+					// A prediction the log cannot hold whole: dropped,
+					// and counted where operators look for drops.
+					sh.appended++
+					sh.dropped++
+					sh.oversize++
+				}
 				sh.mu.Unlock()
 				return err
 			}
-			if g.n == 0 || len(e) <= l.shardBytes {
+			if g.n == 0 || len(e) <= l.shardBytes || big && !g.big {
 				g.buf = e
+				g.big = g.big || big
 				break
 			}
 			g.buf = e[:start] // no room: the shard holds its bound
@@ -274,6 +298,11 @@ func (l *Log) appendEntry(dst []byte, r *Record, hash uint64, scratch *[]byte) (
 	return e, nil
 }
 
+// setNice is lowerPriority; tests replace it to make it fail, which a
+// process may always do for real (raising a thread's nice value needs no
+// privilege), so no test could otherwise see the warning.
+var setNice = lowerPriority
+
 // lowerPriority runs the calling background goroutine at BackgroundNice
 // (see Config). Failing to is not an error of the log: the work is the same,
 // it only competes with scoring as an equal.
@@ -281,8 +310,9 @@ func (l *Log) lowerPriority(who string) {
 	if l.cfg.BackgroundNice <= 0 {
 		return
 	}
-	if err := lowerPriority(l.cfg.BackgroundNice); err != nil && l.cfg.Logf != nil {
-		l.cfg.Logf("predlog: cannot lower the %s's priority to nice %d: %v", who, l.cfg.BackgroundNice, err)
+	if err := setNice(l.cfg.BackgroundNice); err != nil {
+		l.cfg.Logger.Warn("predlog: cannot lower the "+who+"'s thread priority; it competes with scoring as an equal (set --predlog-nice -1 to stop trying)",
+			"store", "predlog", "dir", l.cfg.Dir, "nice", l.cfg.BackgroundNice, "err", err)
 	}
 }
 
@@ -315,7 +345,8 @@ func (l *Log) markFailed(err error) error {
 // Failed + Pending at every quiet moment, and after Close with Pending 0.
 type Stats struct {
 	Appended     uint64 // records offered to Append or AppendDurable while open (invalid ones not counted)
-	Dropped      uint64 // dropped at once: ring full (async) or log unhealthy
+	Dropped      uint64 // dropped at once: ring full (async), log unhealthy, or Oversize
+	Oversize     uint64 // dropped because the record is larger than MaxRecordBytes (*TooLargeError)
 	Committed    uint64 // committed to Pebble
 	Failed       uint64 // in a commit that failed: not acknowledged, maybe not stored
 	Pending      uint64 // in the ring or in the batch being committed
@@ -357,6 +388,7 @@ func (l *Log) Stats() Stats {
 		sh.mu.Lock()
 		s.Appended += sh.appended
 		s.Dropped += sh.dropped
+		s.Oversize += sh.oversize
 		sh.mu.Unlock()
 	}
 	if done := s.Committed + s.Failed + s.Dropped; s.Appended > done {

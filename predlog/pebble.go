@@ -6,6 +6,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable/block"
+
+	"github.com/modelgate/modelgate/internal/pebblelog"
 )
 
 // Pebble settings, chosen by measurement (see doc.go and
@@ -22,7 +24,7 @@ func (l *Log) pebbleOptions() *pebble.Options {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       uint64(l.cfg.MemTableSize),
 		CacheSize:          l.cfg.CacheSize,
-		Logger:             pebbleLogger{l},
+		Logger:             pebblelog.New(l.cfg.Logger, "predlog", l.cfg.Dir, l.pebbleFatal),
 	}
 	for i := range o.Levels {
 		o.Levels[i].BlockSize = blockSize
@@ -53,30 +55,15 @@ var compression = func() pebble.DBCompressionSettings {
 // tunePebble, when set (by benchmarks), adjusts the options.
 var tunePebble func(*pebble.Options)
 
-// pebbleLogger routes Pebble's messages to Config.Logf and turns Fatalf into
-// a sticky failure plus a panic. Pebble calls Fatalf when a commit cannot be
-// written or synced (and on broken invariants); the default logger would exit
-// the process. The committer and every other writer here recover the panic,
-// so the node stays up and reports itself not ready instead. A Fatalf on one
-// of Pebble's own background goroutines (a MANIFEST that cannot be written)
-// still crashes the process, as Pebble intends.
-type pebbleLogger struct{ l *Log }
-
-func (p pebbleLogger) Infof(format string, args ...any) {}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	if p.l.cfg.Logf != nil {
-		p.l.cfg.Logf("predlog: pebble: "+format, args...)
-	}
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if p.l.cfg.Logf != nil {
-		p.l.cfg.Logf("predlog: pebble fatal: %s", msg)
-	}
-	p.l.markFailed(fmt.Errorf("%w: Pebble in %s: %s", ErrUnhealthy, p.l.cfg.Dir, msg))
-	panic("predlog: pebble fatal: " + msg)
+// pebbleFatal makes the log unhealthy for good when Pebble calls Fatalf
+// (internal/pebblelog logs it and then panics). Pebble does when a commit
+// cannot be written or synced: the committer and every other writer here
+// recover the panic (protect), so the node stays up and reports itself not
+// ready instead. A Fatalf on one of Pebble's own background goroutines (a
+// MANIFEST that cannot be written) is not recovered and ends the process,
+// after the ERROR line.
+func (l *Log) pebbleFatal(f *pebblelog.Fatal) {
+	l.markFailed(fmt.Errorf("%w: Pebble in %s: %s", ErrUnhealthy, l.cfg.Dir, f.Msg))
 }
 
 // forEachModel calls fn with every model that has a key under tag, in order.

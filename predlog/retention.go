@@ -2,6 +2,7 @@ package predlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -33,7 +34,10 @@ func (l *Log) Prune(now time.Time) (PruneResult, error) {
 	defer l.pruneMu.Unlock()
 	var res PruneResult
 	if err := l.Healthy(); err != nil {
-		return res, err
+		if errors.Is(err, ErrClosed) {
+			return res, err
+		}
+		return res, l.pruneFailed(err)
 	}
 	if l.cfg.MaxAge > 0 {
 		cutoff := now.Add(-l.cfg.MaxAge).UnixNano()
@@ -275,8 +279,11 @@ func (l *Log) pruneLoop() {
 		case <-l.pruneStop:
 			return
 		case now := <-t.C:
-			if _, err := l.Prune(now); err != nil && l.cfg.Logf != nil {
-				l.cfg.Logf("%v", err)
+			// A failed pass is retried at the next tick; the log keeps
+			// growing meanwhile, so the operator hears of each one.
+			if _, err := l.Prune(now); err != nil && !errors.Is(err, ErrClosed) {
+				l.cfg.Logger.Error(err.Error()+" (retried every "+l.cfg.PruneInterval.String()+"; the log grows past its retention until a pass succeeds)",
+					"store", "predlog", "dir", l.cfg.Dir)
 			}
 		}
 	}

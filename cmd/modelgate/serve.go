@@ -153,7 +153,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	gw.Auth = gateway.NewAuth(tokens...)
-	store, err := artifact.Open(filepath.Join(*dataDir, "artifacts"), artifact.Config{MaxBytes: *maxModel})
+	store, err := artifact.Open(filepath.Join(*dataDir, "artifacts"), artifact.Config{MaxBytes: *maxModel, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -176,6 +176,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if *logOn {
 		pcfg := predlog.DefaultConfig(filepath.Join(*dataDir, "predictions"))
 		pcfg.MaxAge, pcfg.MaxBytes, pcfg.SyncInterval, pcfg.BackgroundNice = *logAge, *logBytes, *logSync, *logNice
+		pcfg.Logger = log
+		// A record holds a request's inputs, at most 4× its JSON body, and
+		// its outputs: follow --max-body so accepted requests are logged.
+		pcfg.MaxRecordBytes = min(max(pcfg.MaxRecordBytes, 4*gw.MaxBodyBytes), predlog.LargestMaxRecordBytes)
 		if *logNice == 0 {
 			pcfg.BackgroundNice = -1 // nice 0 is the process's own priority
 		}

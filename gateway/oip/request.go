@@ -23,8 +23,9 @@ const (
 	// MaxNameLen bounds a tensor name, in bytes.
 	MaxNameLen = 256
 	// MaxIDLen bounds the request id, in bytes: it is echoed in the response
-	// and becomes a key of the prediction log.
-	MaxIDLen = 256
+	// and becomes a key of the prediction log, which stores ids of up to 255
+	// bytes (one length byte): a 256-byte id was answered but never logged.
+	MaxIDLen = 255
 )
 
 // maxRetained is the largest buffer a pooled InferRequest or Decoder keeps

@@ -1,6 +1,11 @@
 package artifact
 
-import "fmt"
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
 
 // Defaults for zero Config fields.
 const (
@@ -26,8 +31,12 @@ type Config struct {
 	// MemTableSize is Pebble's memtable size. Default 16 MiB, so a 1 MiB
 	// chunk does not force a flush every few chunks.
 	MemTableSize int64
-	// Logf, when set, receives Pebble's error messages.
-	Logf func(format string, args ...any)
+	// Logger receives Pebble's errors and fatal errors, with store=artifact
+	// and the directory (internal/pebblelog). nil: discarded.
+	Logger *slog.Logger
+	// FS is the file system Pebble uses. nil: the operating system's. Tests
+	// inject faults with github.com/cockroachdb/pebble/v2/vfs/errorfs.
+	FS vfs.FS
 }
 
 // DefaultConfig is the configuration used for zero fields.

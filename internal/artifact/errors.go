@@ -18,6 +18,11 @@ var (
 	ErrInvalidDigest = errors.New("artifact: invalid digest: want 64 lowercase hex digits of sha256")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("artifact: store closed")
+	// ErrFailed wraps the first write Pebble could not make (its Fatalf: a
+	// WAL write or sync that failed). The store then refuses every write
+	// until the node is restarted: an upload acknowledged after a lost write
+	// could be a lie. Reads of what was stored keep working.
+	ErrFailed = errors.New("artifact: a write failed, the store accepts no more writes until the node restarts")
 )
 
 // TooLargeError is returned by Put when the reader holds more than the

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/modelgate/modelgate/internal/pebblelog"
 )
 
 // Store is a content-addressed artifact store. All methods are safe for
@@ -24,6 +26,7 @@ type Store struct {
 	mu       sync.Mutex
 	nextBlob atomic.Uint64
 	closed   atomic.Bool
+	failed   atomic.Pointer[error] // sticky: the first write Pebble could not make
 }
 
 // Info describes one stored artifact.
@@ -40,16 +43,18 @@ func Open(dir string, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cfg.fill()
+	s := &Store{cfg: cfg, dir: dir}
 	opts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       uint64(cfg.MemTableSize),
-		Logger:             logger{cfg.Logf},
+		Logger:             pebblelog.New(cfg.Logger, "artifact", dir, s.fatal),
+		FS:                 cfg.FS,
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("artifact: cannot open the store in %s: %w", dir, err)
 	}
-	s := &Store{db: db, cfg: cfg, dir: dir}
+	s.db = db
 	if err := s.recover(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("artifact: cannot open the store in %s: %w", dir, err)
@@ -64,7 +69,11 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	if err := s.db.Close(); err != nil {
+	close := func() (err error) {
+		defer pebblelog.Recover(&err) // a DB whose WAL failed may Fatalf again
+		return s.db.Close()
+	}
+	if err := close(); err != nil {
 		return fmt.Errorf("artifact: cannot close the store in %s: %w", s.dir, err)
 	}
 	return nil
@@ -123,7 +132,7 @@ func (s *Store) recover() error {
 			lo, hi := blobBounds(blob)
 			b.DeleteRange(lo, hi, nil)
 		}
-		if err := s.db.Apply(b, pebble.Sync); err != nil {
+		if err := s.apply(func() error { return s.db.Apply(b, pebble.Sync) }); err != nil {
 			return fmt.Errorf("cannot delete the chunks of %d interrupted uploads: %w", len(orphans), err)
 		}
 	}
@@ -143,13 +152,16 @@ func (s *Store) Put(r io.Reader) (string, int64, error) {
 	if s.closed.Load() {
 		return "", 0, ErrClosed
 	}
+	if err := s.writable(); err != nil {
+		return "", 0, err
+	}
 	blob := s.nextBlob.Add(1) - 1
 	staged := false
 	discard := func() {
 		if staged {
 			lo, hi := blobBounds(blob)
 			// Best effort: if this fails the chunks are orphans Open deletes.
-			_ = s.db.DeleteRange(lo, hi, pebble.NoSync)
+			_ = s.apply(func() error { return s.db.DeleteRange(lo, hi, pebble.NoSync) })
 		}
 	}
 	var (
@@ -171,7 +183,7 @@ func (s *Store) Put(r io.Reader) (string, int64, error) {
 			m.sums = append(m.sums, sha256.Sum256(chunk))
 			// Unsynced: the synced manifest commit below syncs the WAL, and
 			// with it every chunk written before it.
-			if werr := s.db.Set(ckey(blob, uint32(len(m.sums)-1)), chunk, pebble.NoSync); werr != nil {
+			if werr := s.apply(func() error { return s.db.Set(ckey(blob, uint32(len(m.sums)-1)), chunk, pebble.NoSync) }); werr != nil {
 				discard()
 				return "", 0, fmt.Errorf("artifact: cannot store chunk %d: %w", len(m.sums)-1, werr)
 			}
@@ -209,7 +221,7 @@ func (s *Store) Put(r io.Reader) (string, int64, error) {
 		return "", 0, err
 	}
 	b.Set(mkey(d), m.encode(), nil)
-	if err := s.db.Apply(b, pebble.Sync); err != nil {
+	if err := s.apply(func() error { return s.db.Apply(b, pebble.Sync) }); err != nil {
 		discard()
 		return "", 0, fmt.Errorf("artifact: cannot commit artifact %s: %w", d, err)
 	}
@@ -288,6 +300,9 @@ func (s *Store) Delete(digestHex string) error {
 	if err != nil {
 		return err
 	}
+	if err := s.writable(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.db.NewBatch()
@@ -302,7 +317,7 @@ func (s *Store) Delete(digestHex string) error {
 		return err
 	}
 	b.Delete(mkey(d), nil)
-	if err := s.db.Apply(b, pebble.Sync); err != nil {
+	if err := s.apply(func() error { return s.db.Apply(b, pebble.Sync) }); err != nil {
 		return fmt.Errorf("artifact: cannot delete artifact %s: %w", d, err)
 	}
 	return nil
@@ -335,21 +350,42 @@ func (s *Store) List() ([]Info, error) {
 	return out, nil
 }
 
-// logger routes Pebble's errors to Config.Logf and keeps its informational
-// messages quiet. Fatalf keeps Pebble's behaviour (exit): a store that
-// cannot write its WAL must not acknowledge uploads.
-type logger struct {
-	logf func(format string, args ...any)
-}
-
-func (l logger) Infof(format string, args ...any) {}
-
-func (l logger) Errorf(format string, args ...any) {
-	if l.logf != nil {
-		l.logf("artifact: pebble: "+format, args...)
+// apply runs one write. Pebble reports a write it could not make to the
+// WAL with Fatalf, which internal/pebblelog logs and turns into a panic:
+// apply recovers it into the store's sticky failure.
+func (s *Store) apply(write func() error) (err error) {
+	if err := s.writable(); err != nil {
+		return err
 	}
+	defer func() {
+		if _, ok := err.(*pebblelog.Fatal); ok {
+			err = s.writable() // what fatal recorded, wrapping ErrFailed
+		}
+	}()
+	defer pebblelog.Recover(&err)
+	return write()
 }
 
-func (l logger) Fatalf(format string, args ...any) {
-	pebble.DefaultLogger.Fatalf("artifact: pebble: "+format, args...)
+// fatal records Pebble's Fatalf as the store's sticky failure.
+func (s *Store) fatal(f *pebblelog.Fatal) {
+	err := fmt.Errorf("%w: %s", ErrFailed, f)
+	s.failed.CompareAndSwap(nil, &err)
+}
+
+// writable returns the sticky failure, if any.
+func (s *Store) writable() error {
+	if e := s.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// Healthy returns nil while the store accepts writes, the sticky failure
+// (wrapping ErrFailed) after Pebble could not make one, and ErrClosed after
+// Close.
+func (s *Store) Healthy() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.writable()
 }
