@@ -80,10 +80,16 @@ func TestCrashDurable(t *testing.T) {
 				lines <- sc.Text()
 			}
 		}()
-		kill := time.After(time.Duration(100+rng.IntN(400)) * time.Millisecond)
+		// Kill after a random number of acknowledgements, not after a random
+		// time: on a busy machine the child may not have started within a
+		// few hundred milliseconds, and a round that kills it before its
+		// first acknowledgement tests nothing. The child keeps appending
+		// while the kill is on its way, so the cut still falls anywhere in
+		// its commits.
+		killAt := len(acked) + 1 + rng.IntN(300)
+		hang := time.NewTimer(hangTimeout)
 		before := len(acked)
-	read:
-		for {
+		for len(acked) < killAt {
 			select {
 			case line, ok := <-lines:
 				if !ok {
@@ -94,11 +100,13 @@ func TestCrashDurable(t *testing.T) {
 				} else if !strings.HasPrefix(line, "=== ") {
 					t.Logf("child: %s", line)
 				}
-			case <-kill:
+			case <-hang.C:
 				_ = cmd.Process.Signal(syscall.SIGKILL)
-				break read
+				t.Fatalf("round %d: the child acknowledged %d of %d appends within %s", round, len(acked)-before, killAt-before, hangTimeout)
 			}
 		}
+		hang.Stop()
+		_ = cmd.Process.Signal(syscall.SIGKILL)
 		for line := range lines { // what the child printed before it died
 			if id, ok := strings.CutPrefix(line, "ack "); ok {
 				acked = append(acked, id)
@@ -121,7 +129,7 @@ func TestCrashDurable(t *testing.T) {
 				t.Fatalf("round %d: acknowledged record %s: %v", round, id, err)
 			}
 		}
-		if err := l.Close(); err != nil {
+		if err := closeLog(t, l); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("round %d: %d acknowledged records all found after SIGKILL", round, len(acked)-before)
