@@ -105,10 +105,9 @@ func TestRunHugeAllocation(t *testing.T) {
 		Output:      []*onnxpb.ValueInfoProto{fp32Info("y", -1)},
 	}))
 	r := run(t, onnx, Options{MaxMemory: 2 << 30})
-	if r.Passed {
-		t.Fatalf("an 8 GB allocation passed under a 2 GiB limit: %+v", r)
-	}
-	t.Logf("reason: %s", r.Reason)
+	// Refused for the allocation, not for a timeout: a child without its
+	// limit also fails this model, by running out of time.
+	refusedForMemory(t, r, 8<<30)
 }
 
 func TestRunGolden(t *testing.T) {
