@@ -179,6 +179,9 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		s.fail(ctx, r.name, code, msg)
 		return
 	}
+	if h := testHookPicked.Load(); h != nil {
+		(*h)(slot)
+	}
 	if err := oip.CheckOutputs(&st.req, slot.Model.Signature()); err != nil {
 		slot.Release()
 		s.failErr(ctx, r.name, err)
