@@ -87,7 +87,11 @@ func TestThreeNodes(t *testing.T) {
 	if (errors.Is(err, ErrTimeout) || errors.Is(err, ErrLeadershipLost)) != ue.OutcomeUnknown {
 		t.Fatalf("Apply without quorum = %v: OutcomeUnknown %v", err, ue.OutcomeUnknown)
 	}
-	if took > 400*time.Millisecond+time.Second {
+	// Past the deadline by less than DefaultApplyTimeout (5 s), so an
+	// Apply that ignored its context and waited for the node's own timeout
+	// still fails here; the 4 s of slack are for a busy machine (1 s was
+	// a budget a loaded race run could overrun).
+	if took > 400*time.Millisecond+4*time.Second {
 		t.Fatalf("Apply without quorum took %v, deadline 400ms", took)
 	}
 	t.Logf("Apply without quorum: %v", err)

@@ -203,6 +203,9 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		return
 	}
 	slot := v.Slot
+	if h := testHookPicked.Load(); h != nil {
+		(*h)(slot)
+	}
 	if err := oip.CheckOutputs(&st.req, slot.Model.Signature()); err != nil {
 		slot.Release()
 		s.failErr(ctx, r.Name, err)

@@ -41,6 +41,7 @@ func TestServesEveryTestDataModel(t *testing.T) {
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
+			skipHeavyUnderRace(t, name)
 			onnx, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
@@ -158,7 +159,7 @@ func checkAgainstORT(t *testing.T, srv *gateway.Server, model string, onnx []byt
 	var body []byte
 	if useBinary {
 		header := `{"id":"x","parameters":{"binary_data_output":true},"inputs":[` + strings.Join(reqInputs, ",") + `]}`
-		code, body = post(t, srv, "/v2/models/"+model+"/infer", append([]byte(header), binBody...),
+		code, body = postHeavy(t, srv.Addr(), "/v2/models/"+model+"/infer", append([]byte(header), binBody...),
 			"Inference-Header-Content-Length", strconv.Itoa(len(header)))
 	} else {
 		code, body = post(t, srv, "/v2/models/"+model+"/infer", []byte(`{"id":"x","inputs":[`+strings.Join(reqInputs, ",")+`]}`))

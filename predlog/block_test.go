@@ -21,7 +21,7 @@ func TestBlocks(t *testing.T) {
 	defer func() { maxBlockBytes = old }()
 	c := testConfig(t)
 	l := openLog(t, c)
-	defer func() { l.Close() }()
+	defer func() { _ = closeLog(t, l) }()
 	g := newDemoGen(7)
 	var want []Record
 	for i := 0; i < 300; i++ {
@@ -124,7 +124,7 @@ func TestBlocks(t *testing.T) {
 			w.Stamp = r.Stamp
 			sameRecord(t, &r, &w)
 		}
-		if err := l.Close(); err != nil {
+		if err := closeLog(t, l); err != nil {
 			t.Fatal(err)
 		}
 		l = openLog(t, c)

@@ -108,8 +108,8 @@ func TestConcurrentAppends(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
-	if err := l.Close(); err != nil {
+	within(t, "the appenders", wg.Wait)
+	if err := closeLog(t, l); err != nil {
 		t.Fatal(err)
 	}
 	s := l.Stats()
@@ -171,13 +171,13 @@ func TestRingFullDropsAsyncOnly(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	gate.release()
-	if err := <-first; err != nil {
+	if err := recv(t, "the first durable append", first); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-waiting; err != nil {
+	if err := recv(t, "the durable append that waited for room", waiting); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Close(); err != nil {
+	if err := closeLog(t, l); err != nil {
 		t.Fatal(err)
 	}
 	s := l.Stats()
@@ -200,7 +200,7 @@ func TestAsyncSyncInterval(t *testing.T) {
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(hangTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -244,7 +244,7 @@ func TestCommitFailureIsSticky(t *testing.T) {
 	if s.CommitErrors == 0 || s.Failed != 1 || s.Dropped != 2 || s.Appended != s.Committed+s.Failed+s.Dropped {
 		t.Fatalf("stats %+v", s)
 	}
-	if err := l.Close(); !errors.Is(err, ErrUnhealthy) {
+	if err := closeLog(t, l); !errors.Is(err, ErrUnhealthy) {
 		t.Fatalf("Close = %v, want the sticky error", err)
 	}
 	t.Log("sticky error:", l.Healthy())
@@ -276,7 +276,7 @@ func TestRingBytesBound(t *testing.T) {
 		t.Fatalf("a small record that still fits: %v", err)
 	}
 	gate.release()
-	if err := <-first; err != nil {
+	if err := recv(t, "the first durable append", first); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -375,7 +375,7 @@ func TestShardedRingKeepsEachCallersOrder(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	within(t, "the appenders", wg.Wait)
 	waitFor(t, "the ring to drain", func() bool { return l.Stats().Pending == 0 })
 	var next [callers]int
 	n := 0

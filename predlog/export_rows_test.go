@@ -42,7 +42,7 @@ func exportAll(t *testing.T, l **Log, c Config, cursor Cursor, labelled bool, li
 		}
 		cursor = next
 		if reopen && page%3 == 0 {
-			if err := (*l).Close(); err != nil {
+			if err := closeLog(t, *l); err != nil {
 				t.Fatal(err)
 			}
 			*l = openLog(t, c)

@@ -88,7 +88,7 @@ func openLog(t testing.TB, c Config) *Log {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = l.Close() })
+	t.Cleanup(func() { _ = closeLog(t, l) })
 	return l
 }
 

@@ -101,7 +101,7 @@ func TestIndexRunsMergeAndReopen(t *testing.T) {
 	if _, err := l.Get("no-such-id"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get(unknown) = %v", err)
 	}
-	if err := l.Close(); err != nil {
+	if err := closeLog(t, l); err != nil {
 		t.Fatal(err)
 	}
 
@@ -166,7 +166,7 @@ func TestIndexLookupsDuringMerges(t *testing.T) {
 	// too) it may still be writing level-0 runs when the appends end.
 	waitFor(t, "a merge while lookups run", func() bool { return l.IndexStats().Levels >= 2 || fail.Load() != nil })
 	stop.Store(true)
-	wg.Wait()
+	within(t, "the appenders", wg.Wait)
 	if err := fail.Load(); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestIndexOpenCleansUp(t *testing.T) {
 	if err := l.db.Set(legacy, []byte("fraud"), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Close(); err != nil {
+	if err := closeLog(t, l); err != nil {
 		t.Fatal(err)
 	}
 	stray := filepath.Join(c.Dir, "index-build", "run-000001.sst")

@@ -68,7 +68,7 @@ func TestRoundTrip(t *testing.T) {
 					t.Fatalf("Get(unknown) = %v, want ErrNotFound", err)
 				}
 			}
-			if err := l.Close(); err != nil {
+			if err := closeLog(t, l); err != nil {
 				t.Fatal(err)
 			}
 			l = openLog(t, c)

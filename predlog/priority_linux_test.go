@@ -69,7 +69,7 @@ func TestBackgroundThreadsRunNiced(t *testing.T) {
 	if got := nicedThreads(t, nice); got < base+BackgroundThreads-1 || got > base+BackgroundThreads {
 		t.Fatalf("%d threads at nice %d while the log works, want %d (or one less, if one runs on the main thread)", got, nice, base+BackgroundThreads)
 	}
-	if err := l.Close(); err != nil {
+	if err := closeLog(t, l); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the niced threads to end with the log", func() bool { return nicedThreads(t, nice) == base })

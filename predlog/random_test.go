@@ -104,14 +104,14 @@ func TestRandomOps(t *testing.T) {
 			}
 			labels[m][id] = v
 		case k == 19: // restart
-			if err := l.Close(); err != nil {
+			if err := closeLog(t, l); err != nil {
 				t.Fatal(err)
 			}
 			l = openLog(t, c)
 			check()
 		}
 	}
-	if err := l.Close(); err != nil {
+	if err := closeLog(t, l); err != nil {
 		t.Fatal(err)
 	}
 	l = openLog(t, c)

@@ -100,7 +100,7 @@ func TestPruneBySize(t *testing.T) {
 		}
 		ids = append(ids, r.RequestID)
 	}
-	if err := l.Close(); err != nil {
+	if err := closeLog(t, l); err != nil {
 		t.Fatal(err)
 	}
 	l = openLog(t, c)
@@ -108,7 +108,7 @@ func TestPruneBySize(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := l.liveBytes()
-	if err := l.Close(); err != nil {
+	if err := closeLog(t, l); err != nil {
 		t.Fatal(err)
 	}
 	c.MaxBytes = int64(full / 2)

@@ -59,15 +59,27 @@ func TestCLI(t *testing.T) {
 	if out := run("model", "policy", "fraud", "--set", pol); !strings.Contains(out, "set_policy fraud") {
 		t.Fatalf("policy --set: %s", out)
 	}
-	time.Sleep(200 * time.Millisecond) // the reconciler applies the durable mode
 	body := bytes.Replace(oiptest.GoodRequest(1), []byte(`"id":"42"`), []byte(`"id":"cli-1"`), 1)
 	resp, err := http.Post("http://"+n.addr+"/v2/models/fraud/infer", "application/json", bytes.NewReader(body))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("score: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	if out := run("predictions", "get", "cli-1"); !strings.Contains(out, `"id": "cli-1"`) || !strings.Contains(out, `"registered_by": "modelgate serve"`) {
-		t.Fatalf("predictions get: %s", out)
+	// The reconciler applies the durable mode, and an async record is
+	// committed, some milliseconds later: ask until the record is there
+	// (it was a 200 ms sleep, which a busy machine could outlast).
+	for deadline := time.Now().Add(time.Minute); ; {
+		out, err := exec.Command(bin, "predictions", "get", "cli-1", "--admin", n.admin, "--data-dir", n.dataDir).CombinedOutput()
+		if err == nil && strings.Contains(string(out), `"id": "cli-1"`) {
+			if !strings.Contains(string(out), `"registered_by": "modelgate serve"`) {
+				t.Fatalf("predictions get: %s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("predictions get: %v %s", err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	labels := filepath.Join(dir, "labels.ndjson")
 	os.WriteFile(labels, []byte(`{"id":"cli-1","label":1}`+"\n"), 0o644)

@@ -85,7 +85,14 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// SIGTERM once requests are being answered (a fixed sleep could end
+	// before the first one on a busy machine); a minute is a hang.
+	for deadline := time.Now().Add(time.Minute); ok.Load() < 8; {
+		if bad.Load() > 0 || time.Now().After(deadline) {
+			t.Fatalf("before SIGTERM: %d requests answered, %d failed", ok.Load(), bad.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	signaled.Store(true)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -171,6 +171,30 @@ func (s *scorers) fail(msg string) {
 	s.mu.Unlock()
 }
 
+// answered waits until version has answered once more than it had when
+// called, or a minute passes (only a hang takes that long). It replaces
+// sleeping after a promotion or rollback, which on a busy machine could
+// pass before the reconciler had switched versions.
+func (s *scorers) answered(t *testing.T, version string) {
+	t.Helper()
+	s.mu.Lock()
+	mark := s.versions[version]
+	s.mu.Unlock()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		s.mu.Lock()
+		n := s.versions[version]
+		s.mu.Unlock()
+		if n > mark {
+			return
+		}
+		if s.bad.Load() > 0 || time.Now().After(deadline) {
+			t.Fatalf("version %s did not answer within a minute (%d failures: %v)", version, s.bad.Load(), s.errs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (s *scorers) finish(t *testing.T) map[string]int {
 	s.stop.Store(true)
 	s.wg.Wait()
@@ -241,11 +265,11 @@ func TestRegistryLifecycle(t *testing.T) {
 		if code, b := n.api(t, "POST", "/api/v1/models/fraud/promote", strings.NewReader(fmt.Sprintf(`{"version":%d,"reason":"try %d"}`, reg.Version, i)), "application/json"); code != 200 {
 			t.Fatalf("promote: %d %s", code, b)
 		}
-		time.Sleep(100 * time.Millisecond)
+		sc.answered(t, fmt.Sprint(reg.Version))
 		if code, b := n.api(t, "POST", "/api/v1/models/fraud/rollback", strings.NewReader(`{"reason":"back"}`), "application/json"); code != 200 {
 			t.Fatalf("rollback: %d %s", code, b)
 		}
-		time.Sleep(100 * time.Millisecond)
+		sc.answered(t, "1")
 	}
 	versions := sc.finish(t)
 	if versions["1"] == 0 || versions[fmt.Sprint(reg.Version)] == 0 {

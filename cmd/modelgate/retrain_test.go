@@ -100,7 +100,24 @@ func TestRetrainingTrigger(t *testing.T) {
 	if code, b := n.api(t, "POST", "/api/v1/models/fraud/promote", strings.NewReader(`{"version":2}`), "application/json"); code != 200 {
 		t.Fatalf("promote: %d %s", code, b)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Wait for the reconciler to route to version 2 (a 200 ms sleep could
+	// pass before it did on a busy machine), probing with calm rows.
+	probe := fraud.NewGenerator(10)
+	for deadline := time.Now().Add(time.Minute); ; {
+		resp, err := http.Post("http://"+n.addr+"/v2/models/fraud/infer", "application/json", bytes.NewReader(txBody(probe, "probe", 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && bytes.Contains(b, []byte(`"model_version":"2"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("version 2 never answered after its promotion: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	score := func(g *fraud.Generator, id string) {
 		resp, err := http.Post("http://"+n.addr+"/v2/models/fraud/infer", "application/json", bytes.NewReader(txBody(g, id, 50)))
@@ -129,7 +146,7 @@ func TestRetrainingTrigger(t *testing.T) {
 	mu.Unlock()
 
 	shifted := fraud.NewGenerator(12, fraud.WithDrift(fraud.Drift{Kind: fraud.CovariateShift, Field: fraud.FieldAmount}))
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for i := 0; ; i++ {
 		score(shifted, "shift-"+strconv.Itoa(i))
 		time.Sleep(20 * time.Millisecond)
@@ -146,7 +163,7 @@ func TestRetrainingTrigger(t *testing.T) {
 			}
 			json.Unmarshal(audit, &a)
 			_, rep := n.api(t, "GET", "/api/v1/models/fraud/versions/2/drift?window=1s", nil, "")
-			t.Fatalf("no retraining request within 20s of drift (%d attempts)\ndrift: %.600s\nlogs: %s", attempts, rep, grepLines(n.logs.String(), "drift"))
+			t.Fatalf("no retraining request within a minute of drift (%d attempts)\ndrift: %.600s\nlogs: %s", attempts, rep, grepLines(n.logs.String(), "drift"))
 		}
 	}
 	// The episode goes on: still exactly one request (the cooldown is 1h).

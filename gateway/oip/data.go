@@ -217,10 +217,10 @@ func appendNumber(t *runtime.Tensor, num *number) error {
 		}
 		var h uint16
 		if dt == runtime.BF16 {
-			if h = float16.BFloat16FromFloat64(f); h&0x7fff == 0x7f80 {
+			if h = round16(num, f, float16.BFloat16FromFloat64); h&0x7fff == 0x7f80 {
 				return outOfRange(num.text, dt)
 			}
-		} else if h = float16.FromFloat64(f); h&0x7fff == 0x7c00 { // f is correctly rounded, so this is the one rounding that matters
+		} else if h = round16(num, f, float16.FromFloat64); h&0x7fff == 0x7c00 {
 			return outOfRange(num.text, dt)
 		}
 		t.Data = binary.LittleEndian.AppendUint16(t.Data, h)
