@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/modelgate/modelgate/internal/artifact"
 	"github.com/modelgate/modelgate/registry"
 )
 
@@ -41,7 +38,8 @@ type registerResponse struct {
 }
 
 // apiRegister: POST /api/v1/models/{m}/versions, multipart with `model` (the
-// ONNX file) and `metadata` (JSON). It stores the artifact, registers the
+// ONNX file) and `metadata` (JSON). It streams the artifact into the store
+// (readUpload), registers the
 // version, runs the validation gate in a child process and records its
 // verdict, then answers 201 — or 400 with the reason when the version
 // failed validation (it stays registered as failed, for the audit trail).
@@ -50,42 +48,11 @@ func (s *Server) apiRegister(ctx *fasthttp.RequestCtx, p *apiParams) {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "this node cannot take registrations (no artifact store)")
 		return
 	}
-	form, err := ctx.MultipartForm()
-	if err != nil {
-		writeError(ctx, fasthttp.StatusBadRequest, "want a multipart/form-data body with parts model (the ONNX file) and metadata (JSON): "+err.Error())
+	up, ok := s.readUpload(ctx)
+	if !ok {
 		return
 	}
-	defer ctx.Request.RemoveMultipartFormFiles()
-	var meta registerMeta
-	if raw, ok := formPart(form, "metadata"); ok {
-		dec := json.NewDecoder(bytesReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&meta); err != nil {
-			writeError(ctx, fasthttp.StatusBadRequest, "metadata: "+err.Error())
-			return
-		}
-	}
-	files := form.File["model"]
-	if len(files) != 1 {
-		writeError(ctx, fasthttp.StatusBadRequest, "want exactly one part named model holding the ONNX file")
-		return
-	}
-	f, err := files[0].Open()
-	if err != nil {
-		writeError(ctx, fasthttp.StatusBadRequest, "cannot read the model part: "+err.Error())
-		return
-	}
-	digest, size, err := s.artifacts.Put(f)
-	f.Close()
-	if err != nil {
-		code := fasthttp.StatusInternalServerError
-		var tl *artifact.TooLargeError
-		if errors.As(err, &tl) {
-			code = fasthttp.StatusRequestEntityTooLarge
-		}
-		writeError(ctx, code, "cannot store the model: "+err.Error())
-		return
-	}
+	meta, digest, size := up.meta, up.digest, up.size
 	key := meta.IdempotencyKey
 	if key == "" {
 		key = string(ctx.Request.Header.Peek("Idempotency-Key"))
@@ -174,22 +141,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-func formPart(form *multipart.Form, name string) ([]byte, bool) {
-	if v := form.Value[name]; len(v) > 0 {
-		return []byte(v[0]), true
-	}
-	if fs := form.File[name]; len(fs) > 0 {
-		f, err := fs[0].Open()
-		if err != nil {
-			return nil, false
-		}
-		defer f.Close()
-		b, err := io.ReadAll(io.LimitReader(f, registry.MaxCommandSize))
-		return b, err == nil
-	}
-	return nil, false
 }
 
 // modelView is a model as the API shows it.

@@ -37,7 +37,13 @@ func newInferState() *inferState {
 // maxPooledOut keeps one huge response from pinning its buffer in the pool.
 const maxPooledOut = 1 << 20
 
+// maxPooledBody is the largest request body whose buffer fasthttp may keep
+// with its pooled request for the next one; a larger one is left to the
+// garbage collector once answered.
+const maxPooledBody = 1 << 20
+
 func (s *Server) releaseState(st *inferState) {
+	st.dec.Trim()
 	st.req.Inputs = st.call.Inputs
 	st.call.Inputs = nil
 	st.req.Reset()
@@ -170,7 +176,11 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	}
 	st := s.states.Get().(*inferState)
 	defer s.releaseState(st)
-	if err := st.dec.Decode(ctx.PostBody(), jsonLen, &st.req); err != nil {
+	err := st.dec.Decode(ctx.PostBody(), jsonLen, &st.req)
+	// The body is decoded (or refused): a large one need not stay pooled
+	// with fasthttp's request for the connection's next request.
+	ctx.Request.ReleaseBody(maxPooledBody)
+	if err != nil {
 		s.failErr(ctx, r.name, err)
 		return
 	}
@@ -185,7 +195,7 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		return
 	}
 	st.call.Inputs = st.req.Inputs
-	err := slot.Model.Infer(st.call)
+	err = slot.Model.Infer(st.call)
 	slot.Release()
 	if err != nil {
 		s.failErr(ctx, r.name, err)
@@ -212,7 +222,13 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	} else {
 		ctx.SetContentTypeBytes(contentJSON)
 	}
-	ctx.SetBody(st.out)
+	if len(st.out) <= maxPooledOut {
+		ctx.SetBody(st.out)
+	} else {
+		// A copy of its own, not fasthttp's pooled buffer: a huge response
+		// would otherwise stay pinned with the pooled response.
+		ctx.Response.SetBodyRaw(append([]byte(nil), st.out...))
+	}
 	// One clock read serves the record and the latency metric (a read costs
 	// ~60 ns on this VM). The response is only sent once the handler
 	// returns, so a durable record that cannot be logged still replaces it.
