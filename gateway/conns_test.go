@@ -155,4 +155,3 @@ func TestHeaderTimeoutSeparateFromBody(t *testing.T) {
 		t.Fatalf("a body slower than the header timeout: %d %s, want 200", resp.StatusCode, b)
 	}
 }
-

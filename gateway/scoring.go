@@ -72,6 +72,9 @@ var (
 // HandleScoring is the scoring listener's handler: the Open Inference
 // Protocol REST API. It is exported so benchmarks can drive it in process.
 func (s *Server) HandleScoring(ctx *fasthttp.RequestCtx) {
+	// Whatever the route, a large body need not stay pooled with
+	// fasthttp's request for the connection's next one.
+	defer ctx.Request.ReleaseBody(maxPooledBody)
 	path := ctx.Path()
 	switch {
 	case bytes.Equal(path, pathLive):
@@ -177,9 +180,6 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	st := s.states.Get().(*inferState)
 	defer s.releaseState(st)
 	err := st.dec.Decode(ctx.PostBody(), jsonLen, &st.req)
-	// The body is decoded (or refused): a large one need not stay pooled
-	// with fasthttp's request for the connection's next request.
-	ctx.Request.ReleaseBody(maxPooledBody)
 	if err != nil {
 		s.failErr(ctx, r.name, err)
 		return

@@ -170,6 +170,21 @@ func (r *Reclaimer) Reclaims() uint64 { return r.reclaims.Load() }
 
 // Run looks every r.Every until stop is closed.
 func (r *Reclaimer) Run(stop <-chan struct{}) {
+	r.start()
+	t := time.NewTicker(r.Every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			r.Check()
+		}
+	}
+}
+
+// start fills the defaults and takes the first baseline.
+func (r *Reclaimer) start() {
 	if r.Every <= 0 {
 		r.Every = 5 * time.Second
 	}
@@ -181,16 +196,6 @@ func (r *Reclaimer) Run(stop <-chan struct{}) {
 	r.samples[2].Name = "/memory/classes/heap/unused:bytes"
 	r.samples[3].Name = "/memory/classes/heap/free:bytes"
 	r.cycles, r.baseline = r.read()
-	t := time.NewTicker(r.Every)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			r.Check()
-		}
-	}
 }
 
 // read returns the GC cycles so far and the heap the process holds:
