@@ -15,7 +15,8 @@
 //     Runtime's sessions, Pebble's caches, the page cache).
 //   - Reclaimer collects and returns memory to the OS once a burst is over:
 //     when no GC cycle has run for an interval (the process is idle) while
-//     the heap holds more than twice what it held after the last reclaim.
+//     the heap holds more than twice what it held after the last reclaim
+//     (and at least MinGrowth more).
 package memlimit
 
 import (
@@ -221,7 +222,14 @@ func (r *Reclaimer) Check() bool {
 	// and it then returns the free spans to the OS.
 	runtime.GC()
 	debug.FreeOSMemory()
+	prev := r.baseline
 	r.cycles, r.baseline = r.read()
+	// A reclaim that ran while the end of a burst was still live (requests
+	// draining on a loaded machine) must not make that the new normal: the
+	// baseline at most doubles per reclaim, so the next idle check collects
+	// what has died since, and a heap that really grew is reached in a few
+	// reclaims.
+	r.baseline = min(r.baseline, 2*prev)
 	r.reclaims.Add(1)
 	return true
 }

@@ -83,3 +83,29 @@ func TestReclaimAfterBurst(t *testing.T) {
 		t.Fatalf("reclaims %d; a check at the new baseline must not reclaim again", r.Reclaims())
 	}
 }
+
+// TestReclaimAgainWhenBurstWasLive: a reclaim that runs while a burst's
+// memory is still live (requests draining) does not make that the new
+// baseline: once it dies, the next idle check reclaims it.
+func TestReclaimAgainWhenBurstWasLive(t *testing.T) {
+	r := &Reclaimer{MinGrowth: 32 << 20}
+	r.start()
+	for i := 0; i < 256; i++ {
+		sink = append(sink, make([]byte, 1<<20))
+	}
+	r.Check() // the burst ran GC cycles: not idle
+	if !r.Check() {
+		t.Fatal("no reclaim at the first idle check")
+	}
+	if _, held := r.read(); held < 200<<20 {
+		t.Fatalf("the live burst was freed (%d bytes held): the test proves nothing", held)
+	}
+	sink = nil // the burst's requests are done
+	_, before := r.read()
+	if !r.Check() {
+		t.Fatalf("the burst died after a reclaim and was never reclaimed (held %d, baseline %d)", before, r.baseline)
+	}
+	if _, after := r.read(); after > before/2 {
+		t.Fatalf("held %d bytes before the second reclaim and %d after", before, after)
+	}
+}
