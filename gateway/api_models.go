@@ -106,7 +106,10 @@ func (s *Server) validateVersion(model string, version int, digest string, golde
 		out.Error = "cannot read the stored artifact: " + err.Error() + "; upload it again"
 		return out, fasthttp.StatusInternalServerError
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Under the server's context: Shutdown cancels a validation still
+	// running (the version stays registered; a retry judges it), so it
+	// cannot hold the node past its drain deadline.
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
 	v, err := s.validator(ctx, onnx, golden, budget)
 	cancel()
 	if err != nil {
