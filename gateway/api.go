@@ -21,7 +21,7 @@ type apiRoute struct {
 	method  string
 	pattern []string // literal segments, or {m}, {v}, {id}
 	scope   Scope
-	maxBody int // 0: the small default; uploads say more
+	maxBody int // 0: smallBody; bodyUpload: the handler streams it (registrations)
 	handle  func(s *Server, ctx *fasthttp.RequestCtx, p *apiParams)
 }
 
@@ -33,8 +33,13 @@ type apiParams struct {
 	actor   string
 }
 
-// smallBody bounds every admin body but uploads.
+// smallBody bounds every admin body but those of the routes that say
+// more: commands, policies and the like are a few KB.
 const smallBody = 1 << 20
+
+// bodyUpload marks the route whose handler streams its body (a model
+// registration, bounded by Config.MaxModelBytes).
+const bodyUpload = -1
 
 func newRoute(method, path string, scope Scope, h func(*Server, *fasthttp.RequestCtx, *apiParams)) apiRoute {
 	return apiRoute{method: method, pattern: strings.Split(strings.Trim(path, "/"), "/"), scope: scope, handle: h}
@@ -43,7 +48,7 @@ func newRoute(method, path string, scope Scope, h func(*Server, *fasthttp.Reques
 // apiRoutes is the admin API. Keep these paths and shapes stable: they are
 // what clients script against.
 var apiRoutes = []apiRoute{
-	withBody(newRoute("POST", "/api/v1/models/{m}/versions", ScopeRegister, (*Server).apiRegister), -1),
+	withBody(newRoute("POST", "/api/v1/models/{m}/versions", ScopeRegister, (*Server).apiRegister), bodyUpload),
 	newRoute("GET", "/api/v1/models", ScopeRead, (*Server).apiModels),
 	newRoute("GET", "/api/v1/models/{m}", ScopeRead, (*Server).apiModel),
 	newRoute("GET", "/api/v1/models/{m}/versions/{v}", ScopeRead, (*Server).apiVersion),
@@ -93,12 +98,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		p.actor = name
-		limit := r.maxBody
-		if limit == 0 {
-			limit = smallBody
-		}
-		if limit > 0 && len(ctx.Request.Body()) > limit {
-			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large: the limit for this route is "+itoa(limit)+" bytes")
+		if !s.readAPIBody(ctx, r) {
 			return
 		}
 		r.handle(s, ctx, &p)

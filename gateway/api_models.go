@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"strconv"
 	"time"
 
@@ -41,7 +39,8 @@ type registerResponse struct {
 }
 
 // apiRegister: POST /api/v1/models/{m}/versions, multipart with `model` (the
-// ONNX file) and `metadata` (JSON). It stores the artifact, registers the
+// ONNX file) and `metadata` (JSON). It streams the artifact into the store
+// (readUpload), registers the
 // version, runs the validation gate in a child process and records its
 // verdict, then answers 201 — or 400 with the reason when the version
 // failed validation (it stays registered as failed, for the audit trail).
@@ -50,42 +49,11 @@ func (s *Server) apiRegister(ctx *fasthttp.RequestCtx, p *apiParams) {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "this node cannot take registrations (no artifact store)")
 		return
 	}
-	form, err := ctx.MultipartForm()
-	if err != nil {
-		writeError(ctx, fasthttp.StatusBadRequest, "want a multipart/form-data body with parts model (the ONNX file) and metadata (JSON): "+err.Error())
+	up, ok := s.readUpload(ctx)
+	if !ok {
 		return
 	}
-	defer ctx.Request.RemoveMultipartFormFiles()
-	var meta registerMeta
-	if raw, ok := formPart(form, "metadata"); ok {
-		dec := json.NewDecoder(bytesReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&meta); err != nil {
-			writeError(ctx, fasthttp.StatusBadRequest, "metadata: "+err.Error())
-			return
-		}
-	}
-	files := form.File["model"]
-	if len(files) != 1 {
-		writeError(ctx, fasthttp.StatusBadRequest, "want exactly one part named model holding the ONNX file")
-		return
-	}
-	f, err := files[0].Open()
-	if err != nil {
-		writeError(ctx, fasthttp.StatusBadRequest, "cannot read the model part: "+err.Error())
-		return
-	}
-	digest, size, err := s.artifacts.Put(f)
-	f.Close()
-	if err != nil {
-		code := fasthttp.StatusInternalServerError
-		var tl *artifact.TooLargeError
-		if errors.As(err, &tl) {
-			code = fasthttp.StatusRequestEntityTooLarge
-		}
-		writeError(ctx, code, "cannot store the model: "+err.Error())
-		return
-	}
+	meta, digest, size := up.meta, up.digest, up.size
 	key := meta.IdempotencyKey
 	if key == "" {
 		key = string(ctx.Request.Header.Peek("Idempotency-Key"))
@@ -139,7 +107,10 @@ func (s *Server) validateVersion(model string, version int, digest string, golde
 		out.Error = "cannot read the stored artifact: " + err.Error() + "; upload it again"
 		return out, fasthttp.StatusInternalServerError
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Under the server's context: Shutdown cancels a validation still
+	// running (the version stays registered; a retry judges it), so it
+	// cannot hold the node past its drain deadline.
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
 	v, err := s.validator(ctx, onnx, golden, budget)
 	cancel()
 	if err != nil {
@@ -201,22 +172,6 @@ func (s *Server) recordVerdict(model string, version int, actor, key string, v V
 	c, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
 	defer cancel()
 	return s.control.Apply(c, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: key + "/validation", Args: args})
-}
-
-func formPart(form *multipart.Form, name string) ([]byte, bool) {
-	if v := form.Value[name]; len(v) > 0 {
-		return []byte(v[0]), true
-	}
-	if fs := form.File[name]; len(fs) > 0 {
-		f, err := fs[0].Open()
-		if err != nil {
-			return nil, false
-		}
-		defer f.Close()
-		b, err := io.ReadAll(io.LimitReader(f, registry.MaxCommandSize))
-		return b, err == nil
-	}
-	return nil, false
 }
 
 // modelView is a model as the API shows it.

@@ -106,12 +106,18 @@ func (s *Server) evaluateDrift(now time.Time) {
 		if !s.recordAlert(name, n, lifecycle.KindRetrainingRequested, ev.ID+"/requested", "retraining requested from "+pol.Retraining.URL, evJSON) {
 			continue
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.deliver(name, n, pol.Retraining, ev)
-		}()
+		s.goDeliver(name, n, pol.Retraining, ev)
 	}
+}
+
+// goDeliver sends a retraining request in the background; Shutdown
+// cancels it and waits for it (within its deadline).
+func (s *Server) goDeliver(model string, version int, p registry.RetrainingPolicy, ev lifecycle.Event) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.deliver(model, version, p, ev)
+	}()
 }
 
 // deliver sends a retraining request and records how it went.
@@ -123,7 +129,10 @@ func (s *Server) deliver(model string, version int, p registry.RetrainingPolicy,
 	}
 	hook, err := lifecycle.WebhookFromPolicy(p, secret)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		// Under the server's context: Shutdown cancels a delivery still
+		// retrying (or waiting on a receiver that never answers), so it
+		// cannot hold the process past its drain deadline.
+		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
 		var attempts int
 		attempts, err = hook.Send(ctx, ev)
 		cancel()
@@ -138,7 +147,7 @@ func (s *Server) deliver(model string, version int, p registry.RetrainingPolicy,
 
 // recordAlert writes an alert into the registry's audit log.
 func (s *Server) recordAlert(model string, version int, kind, key, reason string, evidence json.RawMessage) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	_, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: "drift", IdempotencyKey: key,
 		Args: &registry.RecordAlertArgs{Model: model, Version: version, Kind: kind, Reason: reason, Evidence: evidence}})

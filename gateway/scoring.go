@@ -38,7 +38,13 @@ func newInferState() *inferState {
 // maxPooledOut keeps one huge response from pinning its buffer in the pool.
 const maxPooledOut = 1 << 20
 
+// maxPooledBody is the largest request body whose buffer fasthttp may keep
+// with its pooled request for the next one; a larger one is left to the
+// garbage collector once answered.
+const maxPooledBody = 1 << 20
+
 func (s *Server) releaseState(st *inferState) {
+	st.dec.Trim()
 	st.req.Inputs = st.call.Inputs
 	st.call.Inputs = nil
 	st.req.Reset()
@@ -67,6 +73,9 @@ var (
 // HandleScoring is the scoring listener's handler: the Open Inference
 // Protocol REST API. It is exported so benchmarks can drive it in process.
 func (s *Server) HandleScoring(ctx *fasthttp.RequestCtx) {
+	// Whatever the route, a large body need not stay pooled with
+	// fasthttp's request for the connection's next one.
+	defer ctx.Request.ReleaseBody(maxPooledBody)
 	path := ctx.Path()
 	switch {
 	case bytes.Equal(path, pathLive):
@@ -234,7 +243,13 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	} else {
 		ctx.SetContentTypeBytes(contentJSON)
 	}
-	ctx.SetBody(st.out)
+	if len(st.out) <= maxPooledOut {
+		ctx.SetBody(st.out)
+	} else {
+		// A copy of its own, not fasthttp's pooled buffer: a huge response
+		// would otherwise stay pinned with the pooled response.
+		ctx.Response.SetBodyRaw(append([]byte(nil), st.out...))
+	}
 	// One clock read serves the record and the latency metric (a read costs
 	// ~60 ns on this VM). The response is only sent once the handler
 	// returns, so a durable record that cannot be logged still replaces it.

@@ -31,18 +31,33 @@ type Config struct {
 	// MaxBodyBytes bounds a scoring request body; larger ones get 413.
 	// Default 4 MiB (a 1,000-row demo batch is about 300 KB of JSON).
 	MaxBodyBytes int
-	// AdminMaxBodyBytes bounds an admin request body (model uploads).
-	// Default 256 MiB.
-	AdminMaxBodyBytes int
-	// ReadTimeout bounds reading one request, headers and body. Default 10s.
+	// MaxModelBytes bounds the model file of a registration (serve
+	// --max-model-bytes). The upload is streamed into the artifact store,
+	// never held in memory; its body may carry this much plus the metadata.
+	// Every other admin route has a small limit of its own. Default 256 MiB.
+	MaxModelBytes int64
+	// HeaderTimeout bounds the wait for a request's headers, from its first
+	// byte (from the connection's start for its first request), so that
+	// clients trickling headers cannot hold connections. Default 5s.
+	HeaderTimeout time.Duration
+	// ReadTimeout bounds reading one request's body, from the end of its
+	// headers. Default 10s.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds writing one response. Default 10s.
 	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle this long. Default 60s.
 	IdleTimeout time.Duration
-	// Concurrency bounds connections served at once per listener; past it
-	// fasthttp answers 503. Default 8192.
+	// Concurrency bounds connections open at once per listener; past it a
+	// connection is answered 503 (JSON, counted in
+	// modelgate_request_errors_total) and closed. Default 8192.
 	Concurrency int
+	// MaxConnsPerIP bounds the connections one client address may hold
+	// open per listener; past it a connection is answered 429 and closed,
+	// so one address cannot take the whole Concurrency. It applies to
+	// loopback too. Default an eighth of Concurrency (1024 of 8192): far
+	// above a load test's 64-256 connections, and a flood from one
+	// address leaves the rest for everyone else. Negative: no limit.
+	MaxConnsPerIP int
 	// Node names this node in responses and logs. Default the hostname.
 	Node string
 	// Version is the build's version, reported by GET /v2.
@@ -99,8 +114,11 @@ func (c *Config) fill() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 4 << 20
 	}
-	if c.AdminMaxBodyBytes <= 0 {
-		c.AdminMaxBodyBytes = 256 << 20
+	if c.MaxModelBytes <= 0 {
+		c.MaxModelBytes = 256 << 20
+	}
+	if c.HeaderTimeout <= 0 {
+		c.HeaderTimeout = 5 * time.Second
 	}
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = 10 * time.Second
@@ -113,6 +131,9 @@ func (c *Config) fill() {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 8192
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = max(c.Concurrency/8, 1)
 	}
 	if c.Node == "" {
 		c.Node, _ = os.Hostname()
@@ -144,7 +165,7 @@ type Server struct {
 	ready    atomic.Bool
 	scoring  *fasthttp.Server
 	admin    *fasthttp.Server
-	ln, aln  net.Listener
+	ln, aln  *connGuard
 	wg       sync.WaitGroup
 	states   sync.Pool
 	idPrefix [17]byte // 16 hex digits and a dash, random per process
@@ -157,6 +178,13 @@ type Server struct {
 	predlog   *predlog.Log
 	log       *slog.Logger
 	stop      chan struct{}
+	// ctx is what background work (webhook deliveries, alerts) runs
+	// under; Shutdown cancels it, so none of it outlives the drain.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// connHook, when set before Start, wraps every accepted connection
+	// (tests count what the server reads).
+	connHook func(net.Conn) net.Conn
 
 	// rec is the routing table's writer when the node has a registry.
 	rec *routing.Reconciler[*versionObs]
@@ -167,6 +195,7 @@ func New(cfg Config) *Server {
 	cfg.fill()
 	s := &Server{cfg: cfg, Metrics: NewMetrics(), auth: cfg.Auth, control: cfg.Control,
 		artifacts: cfg.Artifacts, validator: cfg.Validator, predlog: cfg.PredLog, log: cfg.Logger, stop: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.predlog != nil {
 		s.Metrics.watchPredLog(s.predlog)
 	}
@@ -181,21 +210,33 @@ func New(cfg Config) *Server {
 	s.idPrefix[16] = '-'
 	s.states.New = func() any { return newInferState() }
 	s.scoring = s.newHTTPServer("modelgate", s.HandleScoring, cfg.MaxBodyBytes)
-	s.admin = s.newHTTPServer("modelgate-admin", s.handleAdmin, cfg.AdminMaxBodyBytes)
+	s.scoring.ErrorHandler = s.transportError("the limit is " + itoa(cfg.MaxBodyBytes) + " bytes for a scoring request (serve --max-body)")
+	// The admin listener hands its handler the body as a stream, right
+	// after the headers: the handler checks the token and the route's own
+	// limit before a byte of the body is read, and uploads go straight
+	// from the socket to the artifact store.
+	s.admin = s.newHTTPServer("modelgate-admin", s.handleAdmin, smallBody)
+	s.admin.StreamRequestBody = true
+	s.admin.ErrorHandler = s.transportError("see the route's limit in the API documentation")
 	return s
 }
 
 func (s *Server) newHTTPServer(name string, h fasthttp.RequestHandler, maxBody int) *fasthttp.Server {
-	return &fasthttp.Server{
-		Name:               name,
-		Handler:            s.recovering(h),
-		ErrorHandler:       s.transportError,
-		Concurrency:        s.cfg.Concurrency,
+	srv := &fasthttp.Server{
+		Name:    name,
+		Handler: s.recovering(h),
+		// connGuard refuses connections past Concurrency itself, as JSON
+		// and counted; fasthttp's own limit (a text/plain 503, counted
+		// nowhere) gets headroom so it never fires first.
+		Concurrency:        2 * s.cfg.Concurrency,
 		MaxRequestBodySize: maxBody,
-		ReadTimeout:        s.cfg.ReadTimeout,
-		WriteTimeout:       s.cfg.WriteTimeout,
-		IdleTimeout:        s.cfg.IdleTimeout,
-		TCPKeepalive:       true,
+		// fasthttp's ReadTimeout runs from a connection's start (its first
+		// request) or a request's first byte until the request is read;
+		// HeaderReceived replaces it with the body's own deadline once the
+		// headers are in.
+		ReadTimeout:  s.cfg.HeaderTimeout,
+		WriteTimeout: s.cfg.WriteTimeout,
+		IdleTimeout:  s.cfg.IdleTimeout,
 		// fasthttp logs every connection a client botches (oversized
 		// bodies, timeouts); those are answered and counted by
 		// transportError, so its log would only be noise.
@@ -205,6 +246,11 @@ func (s *Server) newHTTPServer(name string, h fasthttp.RequestHandler, maxBody i
 		// that route's limits, never ahead of routing.
 		DisablePreParseMultipartForm: true,
 	}
+	if s.cfg.ReadTimeout != s.cfg.HeaderTimeout {
+		body := fasthttp.RequestConfig{ReadTimeout: s.cfg.ReadTimeout}
+		srv.HeaderReceived = func(*fasthttp.RequestHeader) fasthttp.RequestConfig { return body }
+	}
+	return srv
 }
 
 // Config returns the effective configuration.
@@ -222,7 +268,9 @@ func (s *Server) Start() error {
 		ln.Close()
 		return fmt.Errorf("gateway: cannot listen on %s for admin: %w", s.cfg.AdminListen, err)
 	}
-	s.ln, s.aln = ln, aln
+	s.ln = newConnGuard(ln, s.cfg.Concurrency, s.cfg.MaxConnsPerIP, s.Metrics)
+	s.aln = newConnGuard(aln, s.cfg.Concurrency, s.cfg.MaxConnsPerIP, s.Metrics)
+	s.ln.hook, s.aln.hook = s.connHook, s.connHook
 	if s.cfg.AdminURL == "" {
 		s.cfg.AdminURL = "http://" + aln.Addr().String()
 	}
@@ -245,7 +293,7 @@ func (s *Server) Start() error {
 	for _, p := range []struct {
 		srv *fasthttp.Server
 		ln  net.Listener
-	}{{s.scoring, ln}, {s.admin, aln}} {
+	}{{s.scoring, s.ln}, {s.admin, s.aln}} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -286,20 +334,52 @@ func (s *Server) Ready() bool {
 }
 
 // Shutdown stops taking traffic and drains: readiness turns false, the
-// listeners close, in-flight requests finish (until ctx ends), keep-alive
-// connections close, and then every model version is retired and freed.
+// listeners close, in-flight requests finish, keep-alive connections close,
+// background work (webhook deliveries, alerts) is cancelled, and every
+// model version is retired and freed. It returns by ctx's deadline
+// whatever is still running, with an error naming what did not finish.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.SetReady(false)
 	var errs []error
-	for _, srv := range []*fasthttp.Server{s.scoring, s.admin} {
-		if err := srv.ShutdownWithContext(ctx); err != nil {
-			errs = append(errs, err)
+	for _, p := range []struct {
+		name string
+		srv  *fasthttp.Server
+	}{{"scoring", s.scoring}, {"admin", s.admin}} {
+		if err := p.srv.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: %s requests still running at the drain deadline: %w", p.name, err))
 		}
 	}
+	s.cancel()
 	close(s.stop)
-	s.wg.Wait()
-	s.Catalog.Close()
+	if !waitCtx(ctx, s.wg.Wait) {
+		errs = append(errs, fmt.Errorf("gateway: background work (reconciler, drift, webhook deliveries) still running at the drain deadline: %w", ctx.Err()))
+		return errors.Join(errs...)
+	}
+	if !waitCtx(ctx, s.Catalog.Close) {
+		errs = append(errs, fmt.Errorf("gateway: model versions still running calls at the drain deadline, their sessions not freed: %w", ctx.Err()))
+	}
 	return errors.Join(errs...)
+}
+
+// waitCtx runs wait and reports whether it returned before ctx ended; when
+// it did not, wait goes on in the background (the process is exiting).
+func waitCtx(ctx context.Context, wait func()) bool {
+	done := make(chan struct{})
+	go func() {
+		wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		select {
+		case <-done: // finished as the deadline came: not late
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // recovering turns a handler panic into a 500 and a counted metric:
@@ -319,22 +399,25 @@ func (s *Server) recovering(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	}
 }
 
-// transportError answers requests fasthttp could not read.
-func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
-	var code int
-	var msg string
-	var netErr net.Error
-	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		code, msg = fasthttp.StatusRequestEntityTooLarge, "request body too large: the limit is "+itoa(s.cfg.MaxBodyBytes)+" bytes for scoring"
-		drainBody(ctx, s.cfg.ReadTimeout)
-	case errors.As(err, &netErr) && netErr.Timeout():
-		code, msg = fasthttp.StatusRequestTimeout, "timed out reading the request"
-	default:
-		code, msg = fasthttp.StatusBadRequest, "cannot read the HTTP request: "+err.Error()
+// transportError answers requests fasthttp could not read; tooLarge says
+// which limit a 413 hit, for the listener it serves.
+func (s *Server) transportError(tooLarge string) func(*fasthttp.RequestCtx, error) {
+	return func(ctx *fasthttp.RequestCtx, err error) {
+		var code int
+		var msg string
+		var netErr net.Error
+		switch {
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			code, msg = fasthttp.StatusRequestEntityTooLarge, "request body too large: "+tooLarge
+			drainBody(ctx, s.cfg.ReadTimeout)
+		case errors.As(err, &netErr) && netErr.Timeout():
+			code, msg = fasthttp.StatusRequestTimeout, "timed out reading the request"
+		default:
+			code, msg = fasthttp.StatusBadRequest, "cannot read the HTTP request: "+err.Error()
+		}
+		s.Metrics.errorCounter("", code).Inc()
+		writeError(ctx, code, msg)
 	}
-	s.Metrics.errorCounter("", code).Inc()
-	writeError(ctx, code, msg)
 }
 
 type quietLogger struct{}

@@ -16,6 +16,7 @@ import (
 	"github.com/modelgate/modelgate/cluster"
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/artifact"
+	"github.com/modelgate/modelgate/internal/memlimit"
 	"github.com/modelgate/modelgate/internal/ortlib"
 	"github.com/modelgate/modelgate/internal/validate"
 	"github.com/modelgate/modelgate/predlog"
@@ -96,10 +97,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&rt.MaxQueue, "max-queue", 0, "calls that may wait for a session per model version before 503 (default 128 per session)")
 	fs.DurationVar(&rt.QueueTimeout, "queue-timeout", time.Second, "longest a call waits for a session before 503")
 	fs.IntVar(&gw.MaxBodyBytes, "max-body", def.MaxBodyBytes, "largest scoring request body in bytes (413 above)")
-	fs.DurationVar(&gw.ReadTimeout, "read-timeout", def.ReadTimeout, "time to read one request")
+	fs.DurationVar(&gw.HeaderTimeout, "header-timeout", def.HeaderTimeout, "time to read one request's headers (from the connection's start, or the request's first byte)")
+	fs.DurationVar(&gw.ReadTimeout, "read-timeout", def.ReadTimeout, "time to read one request's body, once its headers are in")
 	fs.DurationVar(&gw.WriteTimeout, "write-timeout", def.WriteTimeout, "time to write one response")
 	fs.DurationVar(&gw.IdleTimeout, "idle-timeout", def.IdleTimeout, "keep-alive connections idle this long are closed")
-	fs.IntVar(&gw.Concurrency, "concurrency", def.Concurrency, "connections served at once per listener")
+	fs.IntVar(&gw.Concurrency, "concurrency", def.Concurrency, "connections open at once per listener (503 past it)")
+	fs.IntVar(&gw.MaxConnsPerIP, "max-conns-per-ip", 0, "connections one client address may hold per listener, loopback included (429 past it; 0: an eighth of --concurrency; -1: no limit)")
+	memLimit := fs.String("memory-limit", "auto", "soft limit of the Go heap: auto (GOMEMLIMIT if set, else 75% of the cgroup limit or 50% of physical memory), off, or a size such as 4GiB")
 	fs.StringVar(&gw.Node, "node", "", "node name (default the hostname)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	raftAddr := fs.String("raft-listen", cluster.DefaultBindAddr, "Raft address of this node (the registry's replication)")
@@ -132,6 +136,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	gw.Version = version
 	gw.NoDrift = !*driftOn
+	gw.MaxModelBytes = *maxModel
 	gw.Secrets = map[string][]byte{}
 	for _, kv := range secrets {
 		k, v, ok := strings.Cut(kv, "=")
@@ -141,6 +146,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		gw.Secrets[k] = []byte(v)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	limit, limitSource, err := memlimit.Set(*memLimit)
+	if err != nil {
+		return usageError("--memory-limit: " + err.Error())
+	}
+	reclaimStop := make(chan struct{})
+	defer close(reclaimStop)
+	go (&memlimit.Reclaimer{}).Run(reclaimStop)
 
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
 		return fmt.Errorf("cannot create the data directory: %w", err)
@@ -201,7 +213,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	log.Info("listening", "scoring", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "raft", *raftAddr, "onnxruntime", runtime.Version(), "data_dir", *dataDir)
+	log.Info("listening", "scoring", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "raft", *raftAddr, "onnxruntime", runtime.Version(), "data_dir", *dataDir,
+		"memory_limit", limit, "memory_limit_from", limitSource)
 	if tokenNote != "" {
 		log.Info(tokenNote)
 	}

@@ -40,12 +40,25 @@ func AcquireDecoder() *Decoder { return decoderPool.Get().(*Decoder) }
 
 // ReleaseDecoder returns d to the pool. d must not be used afterwards.
 func ReleaseDecoder(d *Decoder) {
+	d.Trim()
+	decoderPool.Put(d)
+}
+
+// Trim drops the scratch buffers that grew past what a pooled Decoder
+// keeps, as ReleaseDecoder does: a Decoder kept in a pool of the caller's
+// own (the gateway's per-request state) calls it before pooling it.
+func (d *Decoder) Trim() {
 	d.scratch = trim(d.scratch)
 	d.strBuf = trim(d.strBuf)
 	if cap(d.strEnds) > maxRetained/8 {
 		d.strEnds = nil
 	}
-	decoderPool.Put(d)
+}
+
+// Retained is the capacity, in bytes, of the buffers d keeps between
+// requests (its intern table aside, which maxInterned bounds).
+func (d *Decoder) Retained() int {
+	return cap(d.scratch) + cap(d.strBuf) + 8*cap(d.strEnds)
 }
 
 // Decode decodes an inference request into req, which it resets first.
