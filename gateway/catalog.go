@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,11 @@ type versionObs struct {
 	// drift is nil until monitoring is enabled, and may be enabled after
 	// the version is routable (a bootstrapped reference).
 	drift atomic.Pointer[versionDrift]
+	// num is the version's registry number (0 when its name is not one).
+	num int
+	// shadow is the model's shadow state, found on the first mirrored
+	// answer and kept here so later ones need no map lookup.
+	shadow atomic.Pointer[modelShadow]
 }
 
 // The routing package's types as this gateway instantiates them.
@@ -61,7 +67,8 @@ func (c *Catalog) Load(model, version string, onnx []byte, cfg runtime.Config) (
 
 // observe returns the observers of a loaded slot (drift off).
 func (c *Catalog) observe(slot *runtime.Slot) *versionObs {
-	return &versionObs{stats: c.metrics.forVersion(slot.Name, slot.Version)}
+	n, _ := strconv.Atoi(slot.Version)
+	return &versionObs{stats: c.metrics.forVersion(slot.Name, slot.Version), num: n}
 }
 
 // Publish makes slot routable as its model's version; with champion set it

@@ -160,6 +160,8 @@ type Server struct {
 
 	// rec is the routing table's writer when the node has a registry.
 	rec *routing.Reconciler[*versionObs]
+	// shadows holds each model's mirror, comparisons and evaluation.
+	shadows shadowSet
 }
 
 // New returns a server that is not yet listening.
@@ -226,10 +228,14 @@ func (s *Server) Start() error {
 	if s.cfg.AdminURL == "" {
 		s.cfg.AdminURL = "http://" + aln.Addr().String()
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.rotateDrift(s.stop)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.runShadows(s.stop)
 	}()
 	if s.control != nil {
 		s.wg.Add(2)
@@ -287,7 +293,9 @@ func (s *Server) Ready() bool {
 
 // Shutdown stops taking traffic and drains: readiness turns false, the
 // listeners close, in-flight requests finish (until ctx ends), keep-alive
-// connections close, and then every model version is retired and freed.
+// connections close, the shadow mirrors stop (their running shadow runs
+// are waited for until ctx ends), and then every model version is retired
+// and freed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.SetReady(false)
 	var errs []error
@@ -298,6 +306,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	close(s.stop)
 	s.wg.Wait()
+	s.closeShadows(ctx.Done())
 	s.Catalog.Close()
 	return errors.Join(errs...)
 }
