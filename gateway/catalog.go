@@ -93,6 +93,14 @@ func (c *Catalog) SetCanary(model, version string, weightBP uint32) bool {
 	return c.router.SetCanary(model, version, weightBP)
 }
 
+// SetShadows makes the published versions named in versions the model's
+// shadows: every answer of its champion is mirrored to them (see
+// shadow.go). Names not loaded are skipped; it reports false when the
+// model is not loaded.
+func (c *Catalog) SetShadows(model string, versions ...string) bool {
+	return c.router.SetShadows(model, versions)
+}
+
 // SetLogMode sets how a model's predictions are logged: "async",
 // "durable" or "off" (registry.LogAsync …). It reports false when the model
 // is not loaded.
