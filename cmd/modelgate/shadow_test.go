@@ -422,6 +422,54 @@ func TestShadowMirroringAndExactEvaluation(t *testing.T) {
 			})
 		}
 	}
+
+	// The policy's sample rate applies at once to every answer after the
+	// node has seen it: at 0, answers are offered and sampled out, none is
+	// mirrored.
+	if code, b := n.api(t, "PUT", "/api/v1/models/fraud/policy", strings.NewReader(`{"serving":{"shadow_sample_rate":0}}`), "application/json"); code != 200 {
+		t.Fatalf("policy: %d %s", code, b)
+	}
+	scoreOne := func(id string) {
+		t.Helper()
+		resp, err := c.Post("http://"+n.addr+"/v2/models/fraud/infer", "application/json", bytes.NewReader(labelledBody(id, row)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", id, resp.StatusCode)
+		}
+	}
+	probe := 0
+	waitFor(t, "the sample rate 0 is in force", func() (bool, string) {
+		probe++
+		scoreOne(fmt.Sprintf("rate-probe-%d", probe))
+		var r comparisonReport
+		b := getJSON(t, n, "/api/v1/models/fraud/comparison", &r)
+		return r.Mirror.SampledOut > 0, string(b)
+	})
+	var before, after comparisonReport
+	getJSON(t, n, "/api/v1/models/fraud/comparison", &before)
+	for i := 0; i < 20; i++ {
+		scoreOne(fmt.Sprintf("sampled-out-%d", i))
+	}
+	getJSON(t, n, "/api/v1/models/fraud/comparison", &after)
+	if after.Mirror.Served-before.Mirror.Served != 20 || after.Mirror.SampledOut-before.Mirror.SampledOut != 20 || after.Mirror.Enqueued != before.Mirror.Enqueued {
+		t.Fatalf("at rate 0: before %+v, after %+v", before.Mirror, after.Mirror)
+	}
+
+	// A new threshold starts fresh statistics: windows counted at another
+	// threshold do not merge.
+	if code, b := n.api(t, "PUT", "/api/v1/models/fraud/policy", strings.NewReader(`{"evaluation":{"threshold":0.3}}`), "application/json"); code != 200 {
+		t.Fatalf("policy: %d %s", code, b)
+	}
+	waitFor(t, "the new threshold is in force", func() (bool, string) {
+		var e evaluationReport
+		b := getJSON(t, n, "/api/v1/models/fraud/evaluation", &e)
+		var r comparisonReport
+		getJSON(t, n, "/api/v1/models/fraud/comparison", &r)
+		return e.Threshold == 0.3 && r.Threshold == 0.3 && len(e.Versions) == 2 && e.Versions[0].Labelled == 0 && e.Versions[1].Labelled == 0, string(b)
+	})
 }
 
 // regexpLine reports whether a line of out matches expr.
