@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -46,7 +47,8 @@ type labelIn struct {
 // became of them: "stored" labels changed the log, "evaluated" (label,
 // prediction) pairs were counted, "unknown" labels have no logged
 // prediction of the model (not logged yet, dropped, pruned, or another
-// node's: stored all the same, never evaluated later), "duplicates"
+// node's: stored all the same, never evaluated later; also every label of
+// a model neither served here nor in the registry), "duplicates"
 // repeated the stored value, "changed" replaced a stored value (the log
 // keeps the new one; the evaluation keeps the first, because a pair cannot
 // be taken back out of a window's sums), "unscored" predictions had no
@@ -87,7 +89,7 @@ func (s *Server) apiLabels(ctx *fasthttp.RequestCtx, p *apiParams) {
 			labels[i].Time = l.Time.UnixNano()
 		}
 	}
-	ms := s.shadowState(p.model)
+	ms := s.evalStateFor(p.model)
 	if ms == nil {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "the node is shutting down")
 		return
@@ -136,6 +138,31 @@ func (s *Server) apiLabels(ctx *fasthttp.RequestCtx, p *apiParams) {
 	writeValue(ctx, fasthttp.StatusOK, out)
 }
 
+// evalStateFor returns the model's evaluation state for a label post. A
+// model neither served here nor in the registry gets a state of its own
+// only once it exists: until then a detached one counts its labels as
+// unknown, so label posts naming made-up models cannot grow the node's
+// state and metric series.
+func (s *Server) evalStateFor(model string) *modelShadow {
+	if ms := s.lookupShadow(model); ms != nil {
+		return ms
+	}
+	known := s.Catalog.table().Model(model) != nil
+	if !known && s.control != nil {
+		s.control.View(func(st *registry.State) {
+			_, err := st.Policy(model)
+			known = err == nil
+		})
+	}
+	if known {
+		return s.shadowState(model)
+	}
+	if s.shadowsClosed() {
+		return nil
+	}
+	return &modelShadow{name: model, s: s, runs: map[int]*atomic.Uint64{}, detached: true}
+}
+
 // labelsResult is the answer to a label post (see apiLabels).
 type labelsResult struct {
 	Received   int `json:"received"`
@@ -152,6 +179,10 @@ type labelsResult struct {
 // evaluateLabels joins the labels at indices fresh with the model's logged
 // predictions of their ids and counts each pair in the evaluation.
 func (s *Server) evaluateLabels(ms *modelShadow, model string, labels []predlog.Label, fresh []int, out *labelsResult) error {
+	if ms.detached {
+		out.Unknown += len(fresh) // no such model: nothing to join with
+		return nil
+	}
 	ev := ms.eval.Load()
 	if ev == nil {
 		return errors.New("the model's evaluation is not configured (see the node's log)")

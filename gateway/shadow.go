@@ -103,6 +103,10 @@ type modelShadow struct {
 	// posted twice at once still counts once.
 	labelMu sync.Mutex
 
+	// detached marks the throwaway state of a label post for a model the
+	// node does not know (see evalStateFor): it evaluates nothing.
+	detached bool
+
 	// rec is the observer's record, reused under recMu.
 	recMu sync.Mutex
 	rec   predlog.Record

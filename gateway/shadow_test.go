@@ -200,6 +200,16 @@ func TestShadowMirrorsOnlyUnpinnedChampionAnswers(t *testing.T) {
 			t.Fatalf("evaluation version %d: %+v, want v%d %s with %d labelled: %s", i, v, i+1, want, each, b)
 		}
 	}
+
+	// Labels of a model the node does not know are stored and counted
+	// unknown, and leave no statistics behind.
+	code, b = adminDo(t, srv, "POST", "/api/v1/models/nosuch/labels", shadowTestToken, []byte(`[{"id":"champ-1","label":1}]`))
+	if code != 200 || !strings.Contains(string(b), `"stored":1,"evaluated":0,"unknown":1`) {
+		t.Fatalf("labels of an unknown model: %d %s", code, b)
+	}
+	if code, b = adminDo(t, srv, "GET", "/api/v1/models/nosuch/evaluation", shadowTestToken, nil); code != 404 {
+		t.Fatalf("an unknown model's evaluation: %d %s", code, b)
+	}
 }
 
 // TestShadowReportsRefuseBadRequests: the reports answer 400 for a window
