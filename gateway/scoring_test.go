@@ -323,7 +323,7 @@ func warmMirror(t *testing.T, srv *gateway.Server, body []byte) {
 
 // promValue reads one sample from the node's Prometheus text (0 when the
 // series is absent).
-func promValue(t *testing.T, srv *gateway.Server, series string) float64 {
+func promValue(t testing.TB, srv *gateway.Server, series string) float64 {
 	t.Helper()
 	var buf bytes.Buffer
 	srv.Metrics.WritePrometheus(&buf)
