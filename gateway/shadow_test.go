@@ -2,10 +2,12 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -238,4 +240,59 @@ func TestShadowReportsRefuseBadRequests(t *testing.T) {
 	// The evaluation keeps windows for the label delay (24h) and a day more.
 	f("/api/v1/models/fraud/evaluation?window=47h", shadowTestToken, 200, `"window":"47h0m0s"`)
 	f("/api/v1/models/fraud/evaluation?window=49h", shadowTestToken, 400, "window must be")
+}
+
+// TestShutdownStopsMirrors: Shutdown stops the mirrors' workers before it
+// returns, and every copy offered was either run or counted as dropped.
+func TestShutdownStopsMirrors(t *testing.T) {
+	srv := gateway.New(gateway.Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	serveModel(t, srv, "fraud", "1", demoModel(t), runtime.Config{Sessions: 1})
+	slot, err := srv.Catalog.Load("fraud", "2", demoModel(t), runtime.Config{Sessions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Catalog.Publish(slot, false)
+	srv.Catalog.SetShadows("fraud", "2")
+	for i := 0; i < 200; i++ {
+		if code, b := post(t, srv, "/v2/models/fraud/infer", oiptest.GoodRequest(1)); code != 200 {
+			t.Fatalf("%d %s", code, b)
+		}
+	}
+	if n := mirrorWorkers(); n == 0 {
+		t.Fatal("no mirror worker is running while a shadow is configured")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := mirrorWorkers(); n != 0 {
+		t.Fatalf("%d mirror workers still run after Shutdown returned", n)
+	}
+	served := promValue(t, srv, `modelgate_shadow_served_total{model="fraud"}`)
+	mirrored := promValue(t, srv, `modelgate_shadow_mirrored_total{model="fraud"}`)
+	dropped := promValue(t, srv, `modelgate_shadow_dropped_total{model="fraud"}`)
+	queued := promValue(t, srv, `modelgate_shadow_queued{model="fraud"}`)
+	if served != 200 || mirrored+dropped != served || queued != 0 {
+		t.Fatalf("after Shutdown: served %v, mirrored %v, dropped %v, queued %v", served, mirrored, dropped, queued)
+	}
+}
+
+// mirrorWorkers counts the goroutines running a mirror worker's loop.
+func mirrorWorkers() int {
+	var buf bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+	n := 0
+	for _, block := range strings.Split(buf.String(), "\n\n") {
+		if strings.Contains(block, "shadow.(*Mirror).work") {
+			// The header line is "N @ 0x…": N goroutines share the stack.
+			var k int
+			fmt.Sscanf(block, "%d @", &k)
+			n += k
+		}
+	}
+	return n
 }
