@@ -66,6 +66,8 @@ var apiRoutes = []apiRoute{
 	withBody(newRoute("POST", "/api/v1/models/{m}/labels", ScopeLabels, (*Server).apiLabels), 32<<20),
 	newRoute("GET", "/api/v1/models/{m}/export", ScopeRead, (*Server).apiExport),
 	newRoute("GET", "/api/v1/predictions/{id}", ScopeRead, (*Server).apiPrediction),
+	newRoute("GET", "/api/v1/models/{m}/comparison", ScopeRead, (*Server).apiComparison),
+	newRoute("GET", "/api/v1/models/{m}/evaluation", ScopeRead, (*Server).apiEvaluation),
 }
 
 func withBody(r apiRoute, n int) apiRoute { r.maxBody = n; return r }

@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/registry"
+	"github.com/modelgate/modelgate/runtime"
+	"github.com/modelgate/modelgate/shadow"
 )
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
@@ -35,7 +39,22 @@ type labelIn struct {
 
 // apiLabels: POST /api/v1/models/{m}/labels with [{"id","label","time"}].
 // Idempotent: the same label twice changes nothing; a changed label
-// replaces the old one.
+// replaces the old one in the log.
+//
+// Each new label is joined with every logged prediction of its id for the
+// model (champion, canary and shadows) and counted in the model's online
+// evaluation, in the window of the prediction's time. The answer says what
+// became of them: "stored" labels changed the log, "evaluated" (label,
+// prediction) pairs were counted, "unknown" labels have no logged
+// prediction of the model (not logged yet, dropped, pruned, or another
+// node's: stored all the same, never evaluated later; also every label of
+// a model neither served here nor in the registry), "duplicates"
+// repeated the stored value, "changed" replaced a stored value (the log
+// keeps the new one; the evaluation keeps the first, because a pair cannot
+// be taken back out of a window's sums), "unscored" predictions had no
+// readable single-row score, "late" ones were older than the label delay
+// the policy keeps windows for, and "refused" ones had a score or label
+// the task cannot count (a binary label must be 0 or 1).
 func (s *Server) apiLabels(ctx *fasthttp.RequestCtx, p *apiParams) {
 	if !s.needPredLog(ctx) {
 		return
@@ -70,15 +89,149 @@ func (s *Server) apiLabels(ctx *fasthttp.RequestCtx, p *apiParams) {
 			labels[i].Time = l.Time.UnixNano()
 		}
 	}
+	ms := s.evalStateFor(p.model)
+	if ms == nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "the node is shutting down")
+		return
+	}
+	// Serialised per model: whether a label is new and storing it must
+	// be one step, or two posts of the same label would both count.
+	ms.labelMu.Lock()
+	defer ms.labelMu.Unlock()
+	out := labelsResult{Received: len(labels)}
+	// Within one post the last label of an id wins, as in the log.
+	last := make(map[string]int, len(labels))
+	for i := range labels {
+		last[labels[i].ID] = i
+	}
+	var fresh []int
+	for i := range labels {
+		if last[labels[i].ID] != i {
+			out.Duplicates++
+			continue
+		}
+		old, had, err := s.predlog.LabelOf(p.model, labels[i].ID)
+		if err != nil {
+			writeError(ctx, predlogStatus(err), err.Error())
+			return
+		}
+		switch {
+		case !had:
+			fresh = append(fresh, i)
+		case math.Float64bits(old.Value) == math.Float64bits(labels[i].Value):
+			out.Duplicates++
+		default:
+			out.Changed++
+		}
+	}
 	n, err := s.predlog.PutLabels(p.model, labels)
 	if err != nil {
 		writeError(ctx, predlogStatus(err), err.Error())
 		return
 	}
-	writeValue(ctx, fasthttp.StatusOK, struct {
-		Received int `json:"received"`
-		Stored   int `json:"stored"`
-	}{len(labels), n})
+	out.Stored = n
+	if err := s.evaluateLabels(ms, p.model, labels, fresh, &out); err != nil {
+		// The labels are stored; what failed is reading predictions back.
+		writeError(ctx, predlogStatus(err), "the labels are stored, but evaluating them failed: "+err.Error())
+		return
+	}
+	writeValue(ctx, fasthttp.StatusOK, out)
+}
+
+// evalStateFor returns the model's evaluation state for a label post. A
+// model neither served here nor in the registry gets a state of its own
+// only once it exists: until then a detached one counts its labels as
+// unknown, so label posts naming made-up models cannot grow the node's
+// state and metric series.
+func (s *Server) evalStateFor(model string) *modelShadow {
+	if ms := s.lookupShadow(model); ms != nil {
+		return ms
+	}
+	known := s.Catalog.table().Model(model) != nil
+	if !known && s.control != nil {
+		s.control.View(func(st *registry.State) {
+			_, err := st.Policy(model)
+			known = err == nil
+		})
+	}
+	if known {
+		return s.shadowState(model)
+	}
+	if s.shadowsClosed() {
+		return nil
+	}
+	return &modelShadow{name: model, s: s, runs: map[int]*atomic.Uint64{}, detached: true}
+}
+
+// labelsResult is the answer to a label post (see apiLabels).
+type labelsResult struct {
+	Received   int `json:"received"`
+	Stored     int `json:"stored"`
+	Evaluated  int `json:"evaluated"`
+	Unknown    int `json:"unknown"`
+	Duplicates int `json:"duplicates"`
+	Changed    int `json:"changed"`
+	Unscored   int `json:"unscored"`
+	Late       int `json:"late"`
+	Refused    int `json:"refused"`
+}
+
+// evaluateLabels joins the labels at indices fresh with the model's logged
+// predictions of their ids and counts each pair in the evaluation.
+func (s *Server) evaluateLabels(ms *modelShadow, model string, labels []predlog.Label, fresh []int, out *labelsResult) error {
+	if ms.detached {
+		out.Unknown += len(fresh) // no such model: nothing to join with
+		return nil
+	}
+	ev := ms.eval.Load()
+	if ev == nil {
+		return errors.New("the model's evaluation is not configured (see the node's log)")
+	}
+	ms.mu.Lock()
+	spec := ms.settings.score()
+	ms.mu.Unlock()
+	var (
+		views  []runtime.Tensor
+		scores []float64
+	)
+	for _, i := range fresh {
+		lb := &labels[i]
+		found := false
+		err := s.predlog.Lookup(lb.ID, func(rec *predlog.Record) error {
+			if rec.Model != model {
+				return nil
+			}
+			found = true
+			views = outputTensors(views, rec.Outputs)
+			var err error
+			scores, err = spec.AppendScores(scores[:0], views)
+			if err != nil || len(scores) != 1 {
+				// One label judges one row: a batch request's rows have no
+				// label each.
+				out.Unscored++
+				return nil
+			}
+			num, _ := strconv.Atoi(rec.Version)
+			late := ev.Late()
+			err = ev.Add(shadow.Labelled{Time: time.Unix(0, rec.Time), Version: num, Role: shadow.Role(rec.Role.String()), Score: scores[0], Label: lb.Value})
+			switch {
+			case err == nil:
+				out.Evaluated++
+			case ev.Late() != late:
+				out.Late++
+			default:
+				out.Refused++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if !found {
+			out.Unknown++
+		}
+	}
+	return nil
 }
 
 func predlogStatus(err error) int {
@@ -127,7 +280,10 @@ func (s *Server) apiExport(ctx *fasthttp.RequestCtx, p *apiParams) {
 }
 
 // apiPrediction: GET /api/v1/predictions/{id}, the logged record with the
-// lineage of the version that produced it.
+// lineage of the version that produced it. "prediction" is the served
+// record (champion or canary; the latest shadow record when none was
+// logged), as before; "shadows" lists the shadow versions' records of the
+// same request, each naming its version and role, in commit order.
 func (s *Server) apiPrediction(ctx *fasthttp.RequestCtx, p *apiParams) {
 	if !s.needPredLog(ctx) {
 		return
@@ -143,8 +299,21 @@ func (s *Server) apiPrediction(ctx *fasthttp.RequestCtx, p *apiParams) {
 		Prediction json.RawMessage   `json:"prediction"`
 		Version    *registry.Version `json:"version,omitempty"`
 		Note       string            `json:"note,omitempty"`
+		Shadows    []json.RawMessage `json:"shadows,omitempty"`
 	}
 	out.Prediction = bytes.TrimSpace(line)
+	err = s.predlog.Lookup(p.id, func(r *predlog.Record) error {
+		if r.Role != predlog.RoleShadow || r.Model != rec.Model || r.Stamp == rec.Stamp {
+			return nil
+		}
+		row := predlog.Row{Record: *r}
+		out.Shadows = append(out.Shadows, bytes.TrimSpace(predlog.AppendNDJSON(nil, &row)))
+		return nil
+	})
+	if err != nil {
+		writeError(ctx, predlogStatus(err), fmt.Sprintf("prediction %q: cannot read its shadow records: %v", p.id, err))
+		return
+	}
 	if n, err := strconv.Atoi(rec.Version); err == nil && s.control != nil {
 		s.control.View(func(st *registry.State) {
 			if v, err := st.Version(rec.Model, n); err == nil {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,11 @@ type versionObs struct {
 	// drift is nil until monitoring is enabled, and may be enabled after
 	// the version is routable (a bootstrapped reference).
 	drift atomic.Pointer[versionDrift]
+	// num is the version's registry number (0 when its name is not one).
+	num int
+	// shadow is the model's shadow state, found on the first mirrored
+	// answer and kept here so later ones need no map lookup.
+	shadow atomic.Pointer[modelShadow]
 }
 
 // The routing package's types as this gateway instantiates them.
@@ -61,7 +67,8 @@ func (c *Catalog) Load(model, version string, onnx []byte, cfg runtime.Config) (
 
 // observe returns the observers of a loaded slot (drift off).
 func (c *Catalog) observe(slot *runtime.Slot) *versionObs {
-	return &versionObs{stats: c.metrics.forVersion(slot.Name, slot.Version)}
+	n, _ := strconv.Atoi(slot.Version)
+	return &versionObs{stats: c.metrics.forVersion(slot.Name, slot.Version), num: n}
 }
 
 // Publish makes slot routable as its model's version; with champion set it
@@ -84,6 +91,14 @@ func (c *Catalog) SetChampion(model, version string) bool {
 // reports false when the model or the version is not loaded.
 func (c *Catalog) SetCanary(model, version string, weightBP uint32) bool {
 	return c.router.SetCanary(model, version, weightBP)
+}
+
+// SetShadows makes the published versions named in versions the model's
+// shadows: every answer of its champion is mirrored to them (see
+// shadow.go). Names not loaded are skipped; it reports false when the
+// model is not loaded.
+func (c *Catalog) SetShadows(model string, versions ...string) bool {
+	return c.router.SetShadows(model, versions)
 }
 
 // SetLogMode sets how a model's predictions are logged: "async",

@@ -12,6 +12,7 @@ import (
 	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/runtime"
+	"github.com/modelgate/modelgate/shadow"
 )
 
 // Metrics is a node's Prometheus metrics. Per-version handles are created
@@ -23,6 +24,9 @@ type Metrics struct {
 	mu       sync.Mutex
 	versions map[[2]string]*slotMetrics
 	errs     sync.Map // errKey -> *metrics.Counter
+	// shadowSeen holds the shadow and evaluation gauges registered (by
+	// name), so the sync loop registers each once.
+	shadowSeen map[string]bool
 
 	// Panics counts handler panics recovered into a 500.
 	Panics *metrics.Counter
@@ -92,6 +96,17 @@ func (m *Metrics) forVersion(model, version string) *slotMetrics {
 	})
 	m.versions[k] = s
 	return s
+}
+
+// requestsOf returns the requests a version answered on this node (0 when
+// it never was loaded here).
+func (m *Metrics) requestsOf(model, version string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.versions[[2]string{model, version}]; s != nil && s.requests != nil {
+		return s.requests.Get()
+	}
+	return 0
 }
 
 // slot finds the version's current slot, for the gauges: a version
@@ -223,4 +238,99 @@ func (m *Metrics) watchDrift(d *versionDrift) {
 		}
 		return float64(n)
 	})
+}
+
+// shadowTop is the horizon the shadow and evaluation gauges summarise.
+const shadowTop = time.Hour
+
+// watchShadow exports a model's mirror counters and coverage. The
+// counters are the node's since it started (closed mirrors included).
+func (m *Metrics) watchShadow(ms *modelShadow) {
+	labels := `{model="` + escLabel(ms.name) + `"}`
+	for _, g := range []struct {
+		name string
+		f    func(shadow.MirrorStats) uint64
+	}{
+		{"modelgate_shadow_served_total", func(s shadow.MirrorStats) uint64 { return s.Served }},
+		{"modelgate_shadow_sampled_out_total", func(s shadow.MirrorStats) uint64 { return s.SampledOut }},
+		{"modelgate_shadow_mirrored_total", func(s shadow.MirrorStats) uint64 { return s.Mirrored }},
+		{"modelgate_shadow_dropped_total", func(s shadow.MirrorStats) uint64 { return s.Dropped }},
+		{"modelgate_shadow_runs_total", func(s shadow.MirrorStats) uint64 { return s.Runs }},
+		{"modelgate_shadow_errors_total", func(s shadow.MirrorStats) uint64 { return s.Errors }},
+	} {
+		m.set.GetOrCreateGauge(g.name+labels, func() float64 { return float64(g.f(ms.stats())) })
+	}
+	m.set.GetOrCreateGauge("modelgate_shadow_coverage"+labels, func() float64 { return ms.stats().Coverage() })
+	m.set.GetOrCreateGauge("modelgate_shadow_queued"+labels, func() float64 { return float64(ms.stats().Queued) })
+}
+
+// watchShadowPairs registers, once each, the gauges of the model's
+// champion/shadow pairs (agreement rate, mean score difference) and of its
+// evaluated versions (precision, recall, AUC), all over the last hour and
+// computed at scrape time.
+func (m *Metrics) watchShadowPairs(ms *modelShadow) {
+	var pairs []shadow.Pair
+	if c := ms.cmp.Load(); c != nil {
+		pairs = c.Pairs()
+	}
+	var versions []shadow.VersionRole
+	if ev := ms.eval.Load(); ev != nil {
+		versions = ev.Versions()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.shadowSeen == nil {
+		m.shadowSeen = map[string]bool{}
+	}
+	model := escLabel(ms.name)
+	for _, p := range pairs {
+		labels := `{model="` + model + `",champion="` + strconv.Itoa(p.Champion) + `",shadow="` + strconv.Itoa(p.Shadow) + `"}`
+		if m.shadowSeen[labels] {
+			continue
+		}
+		m.shadowSeen[labels] = true
+		snap := func() *shadow.Comparison {
+			if c := ms.cmp.Load(); c != nil {
+				return c.Snapshot(p, shadowTop)
+			}
+			return nil
+		}
+		m.set.NewGauge("modelgate_shadow_agreement_rate"+labels, func() float64 {
+			if c := snap(); c != nil {
+				return c.Agreement.Rate()
+			}
+			return 0
+		})
+		m.set.NewGauge("modelgate_shadow_score_diff_mean"+labels, func() float64 {
+			if c := snap(); c != nil {
+				return finite(c.Diff.Mean())
+			}
+			return 0
+		})
+	}
+	for _, v := range versions {
+		labels := `{model="` + model + `",version="` + strconv.Itoa(v.Version) + `"}`
+		if m.shadowSeen["eval"+labels] {
+			continue
+		}
+		m.shadowSeen["eval"+labels] = true
+		version := v.Version
+		metric := func(f func(shadow.Metrics) float64) func() float64 {
+			return func() float64 {
+				ev := ms.eval.Load()
+				if ev == nil {
+					return 0
+				}
+				mt, err := ev.Snapshot(version, shadowTop).Metrics(0)
+				if err != nil {
+					return 0
+				}
+				return finite(f(mt))
+			}
+		}
+		m.set.NewGauge("modelgate_eval_labelled"+labels, metric(func(x shadow.Metrics) float64 { return float64(x.Labelled) }))
+		m.set.NewGauge("modelgate_eval_precision"+labels, metric(func(x shadow.Metrics) float64 { return x.Precision }))
+		m.set.NewGauge("modelgate_eval_recall"+labels, metric(func(x shadow.Metrics) float64 { return x.Recall }))
+		m.set.NewGauge("modelgate_eval_auc"+labels, metric(func(x shadow.Metrics) float64 { return x.AUC }))
+	}
 }

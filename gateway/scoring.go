@@ -13,6 +13,7 @@ import (
 	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/routing"
 	"github.com/modelgate/modelgate/runtime"
+	"github.com/modelgate/modelgate/shadow"
 )
 
 // inferState is everything one scoring request needs, pooled so that the
@@ -27,6 +28,9 @@ type inferState struct {
 	id     []byte
 	rec    predlog.Record // points into call's tensors; Append copies
 	row    []float32      // drift: a row converted to float32
+	// mreq and targets are the shadow copy's request (see Server.mirror).
+	mreq    shadow.Request
+	targets []shadow.Target
 }
 
 func newInferState() *inferState {
@@ -280,6 +284,11 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	}
 	v.Attach.stats.requests.Inc()
 	v.Attach.stats.latency.Update(elapsed.Seconds())
+	// Only what the champion answered unpinned is mirrored: the shadows
+	// are compared with the champion.
+	if len(r.Shadows) > 0 && v == r.Champion && len(version) == 0 {
+		s.mirror(st, r, v, id, start, elapsed)
+	}
 }
 
 // fillRecord points the pooled prediction record at this call's tensors.

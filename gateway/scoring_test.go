@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/routing"
 	"github.com/modelgate/modelgate/runtime"
+	"github.com/modelgate/modelgate/shadow"
 )
 
 var (
@@ -230,12 +232,25 @@ func TestHandlerAllocations(t *testing.T) {
 		name   string
 		cfg    gateway.Config
 		canary bool
-	}{{"plain", gateway.Config{}, false}, {"async prediction log", gateway.Config{PredLog: plog}, false},
-		{"canary at 50%, logged", gateway.Config{PredLog: plog}, true}} {
+		shadow bool
+	}{{"plain", gateway.Config{}, false, false}, {"async prediction log", gateway.Config{PredLog: plog}, false, false},
+		{"canary at 50%, logged", gateway.Config{PredLog: plog}, true, false},
+		{"shadow v3, logged", gateway.Config{PredLog: plog}, false, true}} {
 		srv := startServer(t, c.cfg)
 		serveModel(t, srv, "fraud", "1", demoModel(t), runtime.Config{Sessions: 1})
 		bodies := [][]byte{oiptest.GoodRequest(1)}
 		want := []string{`"model_version":"1"`}
+		if c.shadow {
+			slot, err := srv.Catalog.Load("fraud", "3", demoModel(t), runtime.Config{Sessions: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.Catalog.Publish(slot, false)
+			if !srv.Catalog.SetShadows("fraud", "3") {
+				t.Fatal("SetShadows refused a loaded model")
+			}
+			warmMirror(t, srv, bodies[0])
+		}
 		if c.canary {
 			slot, err := srv.Catalog.Load("fraud", "2", demoModel(t), runtime.Config{Sessions: 1})
 			if err != nil {
@@ -281,4 +296,45 @@ func keyRoutedTo(t *testing.T, weightBP uint32, canary bool) string {
 			return k
 		}
 	}
+}
+
+// warmMirror scores body until the shadow mirror has run more copies than
+// it pools (shadow.DefaultQueueSize): each pooled copy grows its buffers
+// on its first use, after which mirroring allocates nothing. The deadline
+// is one only a hang reaches.
+func warmMirror(t *testing.T, srv *gateway.Server, body []byte) {
+	t.Helper()
+	var ctx fasthttp.RequestCtx
+	deadline := time.Now().Add(2 * time.Minute)
+	for mirrored := 0.0; mirrored <= shadow.DefaultQueueSize+64; mirrored = promValue(t, srv, `modelgate_shadow_mirrored_total{model="fraud"}`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror ran only %v copies in 2 minutes", mirrored)
+		}
+		for range 256 {
+			ctx.Request.Reset()
+			ctx.Response.Reset()
+			ctx.Request.Header.SetMethod("POST")
+			ctx.Request.SetRequestURI("/v2/models/fraud/infer")
+			ctx.Request.SetBody(body)
+			srv.HandleScoring(&ctx)
+		}
+	}
+}
+
+// promValue reads one sample from the node's Prometheus text (0 when the
+// series is absent).
+func promValue(t testing.TB, srv *gateway.Server, series string) float64 {
+	t.Helper()
+	var buf bytes.Buffer
+	srv.Metrics.WritePrometheus(&buf)
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }

@@ -188,6 +188,8 @@ type Server struct {
 
 	// rec is the routing table's writer when the node has a registry.
 	rec *routing.Reconciler[*versionObs]
+	// shadows holds each model's mirror, comparisons and evaluation.
+	shadows shadowSet
 }
 
 // New returns a server that is not yet listening.
@@ -274,10 +276,14 @@ func (s *Server) Start() error {
 	if s.cfg.AdminURL == "" {
 		s.cfg.AdminURL = "http://" + aln.Addr().String()
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.rotateDrift(s.stop)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.runShadows(s.stop)
 	}()
 	if s.control != nil {
 		s.wg.Add(2)
@@ -335,9 +341,10 @@ func (s *Server) Ready() bool {
 
 // Shutdown stops taking traffic and drains: readiness turns false, the
 // listeners close, in-flight requests finish, keep-alive connections close,
-// background work (webhook deliveries, alerts) is cancelled, and every
-// model version is retired and freed. It returns by ctx's deadline
-// whatever is still running, with an error naming what did not finish.
+// background work (webhook deliveries, alerts) is cancelled, the shadow
+// mirrors stop, and every model version is retired and freed. It returns
+// by ctx's deadline whatever is still running, with an error naming what
+// did not finish.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.SetReady(false)
 	var errs []error
@@ -355,6 +362,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("gateway: background work (reconciler, drift, webhook deliveries) still running at the drain deadline: %w", ctx.Err()))
 		return errors.Join(errs...)
 	}
+	s.closeShadows(ctx.Done())
 	if !waitCtx(ctx, s.Catalog.Close) {
 		errs = append(errs, fmt.Errorf("gateway: model versions still running calls at the drain deadline, their sessions not freed: %w", ctx.Err()))
 	}

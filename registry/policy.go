@@ -34,6 +34,90 @@ type Policy struct {
 	// Serving says how long a former champion stays loaded as the warm
 	// standby; nil keeps it until the next promotion.
 	Serving *ServingPolicy `json:"serving,omitempty"`
+	// Evaluation says how the model's outputs are judged against labels
+	// and compared between champion and shadows; nil is DefaultEvaluation.
+	Evaluation *EvaluationPolicy `json:"evaluation,omitempty"`
+}
+
+// The evaluation tasks.
+const (
+	// TaskBinary: the score is P(positive) in [0, 1], labels are 0 or 1,
+	// and a score at or above the threshold is a positive decision.
+	TaskBinary = "binary"
+	// TaskRegression: the score predicts the label (MAE, RMSE).
+	TaskRegression = "regression"
+)
+
+// Evaluation defaults, used for fields left zero (and for models with no
+// evaluation section): they fit a binary classifier whose first output is
+// the positive class's probability, like the demo fraud model's
+// "probability" [n, 1].
+const (
+	DefaultThreshold  = 0.5
+	DefaultLabelDelay = 24 * time.Hour
+	// MaxLabelDelay bounds how long a node keeps evaluation windows open
+	// for late labels.
+	MaxLabelDelay = 90 * 24 * time.Hour
+)
+
+// EvaluationPolicy says where a model's score is and how it is judged.
+// Zero fields mean the defaults, so {} and nil evaluate alike.
+type EvaluationPolicy struct {
+	// Task is "binary" (the default) or "regression".
+	Task string `json:"task,omitempty"`
+	// Output names the output holding the score (empty: the first one),
+	// and Column the element of each row that is the score (0): a
+	// classifier answering [n, 2] probabilities is scored with column 1.
+	Output string `json:"output,omitempty"`
+	Column int    `json:"column,omitempty"`
+	// Threshold decides a binary row: positive when its score is at or
+	// above it (0: DefaultThreshold). Shadow agreement tables use it too.
+	Threshold float64 `json:"threshold,omitempty"`
+	// LabelDelay is how long after a prediction its label may still
+	// arrive and count (0: DefaultLabelDelay): nodes keep evaluation
+	// windows that long, and a later label is stored but not evaluated.
+	LabelDelay Duration `json:"label_delay,omitempty"`
+}
+
+// Effective returns p with defaults in the zero fields (p may be nil).
+func (p *EvaluationPolicy) Effective() EvaluationPolicy {
+	var e EvaluationPolicy
+	if p != nil {
+		e = *p
+	}
+	if e.Task == "" {
+		e.Task = TaskBinary
+	}
+	if e.Threshold == 0 {
+		e.Threshold = DefaultThreshold
+	}
+	if e.LabelDelay == 0 {
+		e.LabelDelay = Duration(DefaultLabelDelay)
+	}
+	return e
+}
+
+func (p *EvaluationPolicy) validate(path string) error {
+	switch p.Task {
+	case "", TaskBinary, TaskRegression:
+	default:
+		return fieldErr(path+".task", p.Task, `must be "binary" or "regression"`)
+	}
+	if p.Output != "" {
+		if err := checkText(path+".output", p.Output, 256, false); err != nil {
+			return err
+		}
+	}
+	if p.Column < 0 || p.Column > 1<<20 {
+		return fieldErr(path+".column", p.Column, "must be between 0 and 1048576 (the score's index within a row)")
+	}
+	if !(p.Threshold >= 0 && p.Threshold <= 1) {
+		return fieldErr(path+".threshold", p.Threshold, "must be in [0, 1] (a probability; 0 means the default 0.5)")
+	}
+	if p.LabelDelay < 0 || time.Duration(p.LabelDelay) > MaxLabelDelay {
+		return fieldErr(path+".label_delay", time.Duration(p.LabelDelay).String(), "must be between 0 and 2160h (90 days)")
+	}
+	return nil
 }
 
 // ServingPolicy holds what a node does with the versions around the
@@ -44,6 +128,19 @@ type ServingPolicy struct {
 	// flips the routing pointer without loading anything; 0 keeps it until
 	// the next promotion.
 	StandbyTTL Duration `json:"standby_ttl"`
+	// ShadowSampleRate is the share of champion answers copied to the
+	// shadow versions, in [0, 1]; nil mirrors every answer (1.0). The
+	// choice hashes the request id, so every node picks the same requests.
+	ShadowSampleRate *float64 `json:"shadow_sample_rate,omitempty"`
+}
+
+// SampleRate returns the shadow sample rate in force (1 when unset; p
+// may be nil).
+func (p *ServingPolicy) SampleRate() float64 {
+	if p == nil || p.ShadowSampleRate == nil {
+		return 1
+	}
+	return *p.ShadowSampleRate
 }
 
 // The prediction log modes.
@@ -276,6 +373,14 @@ func (p *Policy) Validate() error {
 	if sv := p.Serving; sv != nil && sv.StandbyTTL < 0 {
 		return fieldErr("policy.serving.standby_ttl", time.Duration(sv.StandbyTTL).String(), "must be >= 0")
 	}
+	if sv := p.Serving; sv != nil && sv.ShadowSampleRate != nil && !(*sv.ShadowSampleRate >= 0 && *sv.ShadowSampleRate <= 1) {
+		return fieldErr("policy.serving.shadow_sample_rate", *sv.ShadowSampleRate, "must be in [0, 1] (1 mirrors every champion answer)")
+	}
+	if e := p.Evaluation; e != nil {
+		if err := e.validate("policy.evaluation"); err != nil {
+			return err
+		}
+	}
 	if v := p.Validation; v != nil && !(v.LatencyBudgetMs >= 0 && v.LatencyBudgetMs <= 3.6e6) {
 		return fieldErr("policy.validation.latency_budget_ms", v.LatencyBudgetMs, "must be between 0 and 3600000")
 	}
@@ -449,6 +554,18 @@ func (p Policy) clone() Policy {
 	if d := p.Rollback.MinLabelMetricDelta; d != nil {
 		x := *d
 		p.Rollback.MinLabelMetricDelta = &x
+	}
+	if sv := p.Serving; sv != nil {
+		x := *sv
+		if r := sv.ShadowSampleRate; r != nil {
+			y := *r
+			x.ShadowSampleRate = &y
+		}
+		p.Serving = &x
+	}
+	if e := p.Evaluation; e != nil {
+		x := *e
+		p.Evaluation = &x
 	}
 	return p
 }
