@@ -58,7 +58,7 @@ test-unit:
 	$(GO) test -count=1 -timeout 15m ./...
 
 test-race:
-	$(GO) test -count=1 -race -timeout 15m ./runtime/... ./gateway/... ./routing/... ./cluster/... ./drift/... ./internal/artifact/... ./predlog/...
+	$(GO) test -count=1 -race -timeout 15m ./runtime/... ./gateway/... ./routing/... ./shadow/... ./cluster/... ./drift/... ./internal/artifact/... ./predlog/...
 
 fuzz:
 	$(FUZZ) -fuzz '^FuzzParseInfer$$' ./gateway/oip
@@ -69,6 +69,8 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzDecodeRecord$$' ./predlog
 	$(FUZZ) -fuzz '^FuzzStatic$$' ./internal/validate
 	$(FUZZ) -fuzz '^FuzzDecodeGolden$$' ./internal/validate
+	$(FUZZ) -fuzz '^FuzzImportComparison$$' ./shadow
+	$(FUZZ) -fuzz '^FuzzImportEvaluation$$' ./shadow
 
 ## bench: the Go benchmarks, then the bench suite (gateway against the bare and net/http
 ## baselines, one run), whose table it rewrites in BENCHMARKS.md

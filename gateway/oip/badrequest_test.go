@@ -39,8 +39,7 @@ func TestBadRequests(t *testing.T) {
 		t.Fatalf("only %d bad requests", len(oiptest.BadRequests))
 	}
 	sig := oiptest.DemoSignature()
-	d := AcquireDecoder()
-	defer ReleaseDecoder(d)
+	d := new(Decoder)
 	req := new(InferRequest)
 	seen := map[string]bool{}
 	for _, bc := range oiptest.BadRequests {
@@ -60,8 +59,7 @@ func TestBadRequests(t *testing.T) {
 
 func TestGoodRequests(t *testing.T) {
 	sig := oiptest.DemoSignature()
-	d := AcquireDecoder()
-	defer ReleaseDecoder(d)
+	d := new(Decoder)
 	req := new(InferRequest)
 	check := func(name string, body []byte, jsonLen, rows int) {
 		t.Helper()

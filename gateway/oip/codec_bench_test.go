@@ -40,21 +40,22 @@ func BenchmarkDecodeBinary(b *testing.B) {
 	benchDecode(b, body, jsonLen)
 }
 
-// BenchmarkDecodeParallel decodes the demo request on every core with
-// pooled decoders and requests, as the handler does.
+// BenchmarkDecodeParallel decodes the demo request on every core, a decoder
+// and a request per goroutine.
 func BenchmarkDecodeParallel(b *testing.B) {
 	body := oiptest.GoodRequest(1)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
+		var d Decoder
+		var req InferRequest
 		for pb.Next() {
-			d, req := AcquireDecoder(), AcquireInferRequest()
-			if err := d.Decode(body, -1, req); err != nil {
+			if err := d.Decode(body, -1, &req); err != nil {
 				b.Error(err)
 				return
 			}
-			ReleaseDecoder(d)
-			ReleaseInferRequest(req)
+			d.Trim()
+			req.Reset()
 		}
 	})
 }

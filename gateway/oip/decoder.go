@@ -2,13 +2,12 @@ package oip
 
 import (
 	"strconv"
-	"sync"
 	"unicode/utf8"
 )
 
 // Decoder decodes OIP inference requests. It is not safe for concurrent use;
-// take one per request from the pool (AcquireDecoder) or keep one per
-// goroutine. Its buffers and its table of interned tensor names survive
+// keep one per goroutine or in a pooled per-request state (calling Trim
+// before pooling it). Its buffers and its table of interned tensor names survive
 // between requests, which is what makes steady-state decoding allocation-free.
 type Decoder struct {
 	buf []byte // the JSON being decoded; nil between calls
@@ -32,21 +31,9 @@ type Decoder struct {
 // client sending random names costs allocations, not memory.
 const maxInterned = 256
 
-var decoderPool = sync.Pool{New: func() any { return new(Decoder) }}
-
-// AcquireDecoder returns a Decoder from a pool; give it back with
-// ReleaseDecoder.
-func AcquireDecoder() *Decoder { return decoderPool.Get().(*Decoder) }
-
-// ReleaseDecoder returns d to the pool. d must not be used afterwards.
-func ReleaseDecoder(d *Decoder) {
-	d.Trim()
-	decoderPool.Put(d)
-}
-
 // Trim drops the scratch buffers that grew past what a pooled Decoder
-// keeps, as ReleaseDecoder does: a Decoder kept in a pool of the caller's
-// own (the gateway's per-request state) calls it before pooling it.
+// keeps: a caller that pools its Decoders (the gateway keeps one in its
+// per-request state) calls it before pooling one.
 func (d *Decoder) Trim() {
 	d.scratch = trim(d.scratch)
 	d.strBuf = trim(d.strBuf)

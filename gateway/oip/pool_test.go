@@ -35,12 +35,4 @@ func TestTrimBoundsRetained(t *testing.T) {
 	if kept == 0 || d.Retained() != kept {
 		t.Fatalf("Trim dropped a small request's buffers (%d -> %d bytes)", kept, d.Retained())
 	}
-	// ReleaseDecoder trims the same way.
-	if err := d.Decode([]byte(body), -1, req); err != nil {
-		t.Fatal(err)
-	}
-	ReleaseDecoder(d)
-	if got := d.Retained(); got > maxRetained {
-		t.Fatalf("ReleaseDecoder pooled %d bytes of scratch", got)
-	}
 }

@@ -1,10 +1,6 @@
 package oip
 
-import (
-	"sync"
-
-	"github.com/modelgate/modelgate/runtime"
-)
+import "github.com/modelgate/modelgate/runtime"
 
 // Limits on what one request may carry. They keep a hostile request from
 // turning into a large allocation or a long loop before any model sees it;
@@ -120,17 +116,4 @@ func CheckOutputs(req *InferRequest, sig *runtime.Signature) error {
 		}
 	}
 	return nil
-}
-
-var requestPool = sync.Pool{New: func() any { return new(InferRequest) }}
-
-// AcquireInferRequest returns an empty InferRequest from a pool. Give it back
-// with ReleaseInferRequest once nothing reads it any more.
-func AcquireInferRequest() *InferRequest { return requestPool.Get().(*InferRequest) }
-
-// ReleaseInferRequest resets r and returns it to the pool. r must not be used
-// afterwards.
-func ReleaseInferRequest(r *InferRequest) {
-	r.Reset()
-	requestPool.Put(r)
 }
