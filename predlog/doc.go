@@ -3,8 +3,9 @@
 // their own. It answers three questions: what did we predict for request X
 // (Get), what did version V predict between two times (Scan), and what are
 // the labelled rows a retraining job has not seen yet (Export). It imports
-// nothing of modelgate but two encoding helpers in internal/ (JSON strings,
-// 16-bit floats); the gateway feeds it from the scoring path.
+// nothing of modelgate but small helpers in internal/ (JSON strings, 16-bit
+// floats, Pebble's logger, thread priority); the gateway feeds it from the
+// scoring path.
 //
 // # Records
 //

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/modelgate/modelgate/internal/niceness"
 )
 
 // Log is a prediction and label log in its own Pebble DB. All its methods
@@ -298,10 +300,10 @@ func (l *Log) appendEntry(dst []byte, r *Record, hash uint64, scratch *[]byte) (
 	return e, nil
 }
 
-// setNice is lowerPriority; tests replace it to make it fail, which a
+// setNice is niceness.Lower; tests replace it to make it fail, which a
 // process may always do for real (raising a thread's nice value needs no
 // privilege), so no test could otherwise see the warning.
-var setNice = lowerPriority
+var setNice = niceness.Lower
 
 // lowerPriority runs the calling background goroutine at BackgroundNice
 // (see Config). Failing to is not an error of the log: the work is the same,

@@ -1,11 +1,9 @@
 package predlog
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
+
+	"github.com/modelgate/modelgate/internal/niceness"
 )
 
 // nicedThreads counts this process's threads at the given nice value (any
@@ -15,27 +13,9 @@ import (
 // good instead of ending it, so it keeps the nice value but runs nothing.
 func nicedThreads(t *testing.T, nice int) int {
 	t.Helper()
-	stats, err := filepath.Glob("/proc/self/task/*/stat")
+	n, err := niceness.ThreadsAt(nice)
 	if err != nil {
 		t.Fatal(err)
-	}
-	n := 0
-	main := filepath.Join("/proc/self/task", strconv.Itoa(os.Getpid()), "stat")
-	for _, p := range stats {
-		if p == main {
-			continue
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // the thread ended meanwhile
-		}
-		f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-		if len(f) < 17 {
-			t.Fatalf("%s: cannot parse %q", p, b)
-		}
-		if v, err := strconv.Atoi(string(f[16])); err == nil && (nice != 0 && v == nice || nice == 0 && v != 0) {
-			n++
-		}
 	}
 	return n
 }

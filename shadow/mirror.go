@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelgate/modelgate/internal/niceness"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -330,7 +331,7 @@ func (m *Mirror) Close() error {
 func (m *Mirror) work(n int) {
 	defer m.wg.Done()
 	if m.cfg.Nice > 0 {
-		if err := lowerPriority(m.cfg.Nice); err != nil {
+		if err := niceness.Lower(m.cfg.Nice); err != nil {
 			m.cfg.Logger.Warn("shadow: cannot lower a mirror worker's priority; shadow runs will compete with scoring for the cores",
 				"model", m.cfg.Model, "worker", n, "nice", m.cfg.Nice, "err", err)
 		}

@@ -1,12 +1,10 @@
 package shadow
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/modelgate/modelgate/internal/niceness"
 )
 
 // threadsAtNice counts this process's threads at the given nice value from
@@ -15,27 +13,9 @@ import (
 // that thread for good instead of ending it.
 func threadsAtNice(t *testing.T, nice int) int {
 	t.Helper()
-	stats, err := filepath.Glob("/proc/self/task/*/stat")
+	n, err := niceness.ThreadsAt(nice)
 	if err != nil {
 		t.Fatal(err)
-	}
-	main := filepath.Join("/proc/self/task", strconv.Itoa(os.Getpid()), "stat")
-	n := 0
-	for _, p := range stats {
-		if p == main {
-			continue
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // the thread ended meanwhile
-		}
-		f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-		if len(f) < 17 {
-			t.Fatalf("%s: cannot parse %q", p, b)
-		}
-		if v, err := strconv.Atoi(string(f[16])); err == nil && v == nice {
-			n++
-		}
 	}
 	return n
 }

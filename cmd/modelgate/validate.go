@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/modelgate/modelgate/internal/memlimit"
 	"github.com/modelgate/modelgate/internal/ortlib"
 	"github.com/modelgate/modelgate/internal/validate"
 	"github.com/modelgate/modelgate/runtime"
@@ -168,32 +169,10 @@ type bytesFlag int64
 func (b *bytesFlag) String() string { return strconv.FormatInt(int64(*b), 10) }
 
 func (b *bytesFlag) Set(s string) error {
-	n, err := parseBytes(s)
+	n, err := memlimit.ParseBytes(s)
 	if err != nil {
 		return err
 	}
 	*b = bytesFlag(n)
 	return nil
-}
-
-func parseBytes(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{
-		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
-	}
-	num, mult := strings.TrimSpace(s), int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 || (n > 0 && mult > 1 && n > (1<<63-1)/mult) {
-		return 0, fmt.Errorf("want a byte count such as 4GiB, 512MiB or 1048576, got %q", s)
-	}
-	return n * mult, nil
 }

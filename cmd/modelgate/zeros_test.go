@@ -179,40 +179,9 @@ func scoreLikeORT(t *testing.T, n *node, m onnxexport.OpModel, feeds []onnxexpor
 // the outputs.
 func ortRun(t *testing.T, onnx []byte, feeds []onnxexport.Feed) ([]string, []ort.Value) {
 	t.Helper()
-	_, outs, err := ort.GetInputOutputInfoWithONNXData(onnx)
+	names, outs, err := onnxexport.RunDirect(onnx, feeds)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var inNames, outNames []string
-	var in []ort.Value
-	defer func() {
-		for _, v := range in {
-			v.Destroy()
-		}
-	}()
-	for _, f := range feeds {
-		var v ort.Value
-		if f.Int != nil {
-			v, err = ort.NewTensor(ort.NewShape(f.Shape...), f.Int)
-		} else {
-			v, err = ort.NewTensor(ort.NewShape(f.Shape...), f.Float)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, inNames = append(in, v), append(inNames, f.Name)
-	}
-	for _, o := range outs {
-		outNames = append(outNames, o.Name)
-	}
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnx, inNames, outNames, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Destroy()
-	out := make([]ort.Value, len(outNames))
-	if err := sess.Run(in, out); err != nil {
 		t.Fatalf("direct ORT run: %v", err)
 	}
-	return outNames, out
+	return names, outs
 }

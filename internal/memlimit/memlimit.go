@@ -66,8 +66,8 @@ func Set(spec string) (int64, string, error) {
 		return limit, source, nil
 	}
 	n, err := ParseBytes(spec)
-	if err != nil {
-		return 0, "", err
+	if err != nil || n == 0 {
+		return 0, "", fmt.Errorf("memlimit: want auto, off or a byte count such as 2GiB, got %q", spec)
 	}
 	debug.SetMemoryLimit(n)
 	return n, "--memory-limit", nil
@@ -128,7 +128,8 @@ func physical() (int64, error) {
 }
 
 // ParseBytes reads a byte count: a number with an optional unit (B, KB,
-// MB, GB, KiB, MiB, GiB, TiB).
+// MB, GB, TB, KiB, MiB, GiB, TiB). Zero is a count like any other; the
+// caller refuses it where it means nothing.
 func ParseBytes(s string) (int64, error) {
 	units := []struct {
 		suffix string
@@ -145,8 +146,8 @@ func ParseBytes(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 || n > (1<<63-1)/mult {
-		return 0, fmt.Errorf("memlimit: want auto, off or a byte count such as 2GiB, got %q", s)
+	if err != nil || n < 0 || n > (1<<63-1)/mult {
+		return 0, fmt.Errorf("want a byte count such as 4GiB, 512MiB or 1048576, got %q", s)
 	}
 	return n * mult, nil
 }
