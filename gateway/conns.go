@@ -138,12 +138,83 @@ func (g *connGuard) refuse(c net.Conn, code int, msg string) {
 	}()
 }
 
-// guardedConn gives its slot back on Close, once.
+// guardedConn gives its slot back on Close, once, and hands read deadlines
+// to the socket only when a Read needs them.
+//
+// fasthttp sets three read deadlines per keep-alive request: the idle
+// timeout before the next request's first byte, HeaderTimeout once it
+// arrives, ReadTimeout once the headers are in. The request has usually
+// arrived whole with its first byte, so the last two are set and replaced
+// without a Read in between; each costs a clock read and a runtime timer
+// update (~2-3% of a node's CPU pinned to one core, BENCHMARKS.md "Pinned to
+// one core"). A deadline only acts on Reads, and is an absolute time, so
+// applying the latest one when the next Read starts — one already past makes
+// that Read fail at once — is exactly what setting each at once does. A
+// deadline set while a Read is blocked applies at once, so it still
+// interrupts that Read.
 type guardedConn struct {
 	net.Conn
 	g      *connGuard
 	addr   netip.Addr
 	closed atomic.Bool
+
+	mu      sync.Mutex
+	rd      time.Time // the read deadline set last, when rdSet
+	rdSet   bool      // rd is not yet the socket's
+	reading bool      // a Read is in progress
+}
+
+// Read applies the read deadline set last, then reads.
+func (c *guardedConn) Read(p []byte) (int, error) {
+	if err := c.startRead(); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(p)
+	c.endRead()
+	return n, err
+}
+
+// startRead gives the socket the read deadline set last, if it does not
+// have it yet, and marks a Read in progress.
+func (c *guardedConn) startRead() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rdSet {
+		c.rdSet = false
+		if err := c.Conn.SetReadDeadline(c.rd); err != nil {
+			return err
+		}
+	}
+	c.reading = true
+	return nil
+}
+
+func (c *guardedConn) endRead() {
+	c.mu.Lock()
+	c.reading = false
+	c.mu.Unlock()
+}
+
+// SetReadDeadline records t for the next Read, or applies it at once to a
+// Read in progress.
+func (c *guardedConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reading {
+		c.rdSet = false
+		return c.Conn.SetReadDeadline(t)
+	}
+	c.rd, c.rdSet = t, true
+	return nil
+}
+
+// SetDeadline sets both deadlines at once, replacing a read deadline that
+// waits for its Read.
+func (c *guardedConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rdSet = false
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *guardedConn) Close() error {

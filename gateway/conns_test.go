@@ -155,3 +155,55 @@ func TestHeaderTimeoutSeparateFromBody(t *testing.T) {
 		t.Fatalf("a body slower than the header timeout: %d %s, want 200", resp.StatusCode, b)
 	}
 }
+
+// TestBodyTimeoutAppliesAfterHeaders: a body that stops arriving gets 408
+// after ReadTimeout, not after the far longer HeaderTimeout: the body's
+// deadline reaches the socket when the body is read (guardedConn defers
+// read deadlines to the Read that needs them).
+func TestBodyTimeoutAppliesAfterHeaders(t *testing.T) {
+	srv := startDemo(t, gateway.Config{HeaderTimeout: 10 * time.Minute, ReadTimeout: 300 * time.Millisecond, IdleTimeout: 10 * time.Minute})
+	body := oiptest.GoodRequest(1)
+	d, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	head := "POST /v2/models/fraud/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+	if _, err := io.WriteString(d, head+string(body[:10])); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, msg := readAnswer(t, d); code != http.StatusRequestTimeout {
+		t.Fatalf("a stalled body: %d %q, want 408", code, msg)
+	}
+}
+
+// TestIdleTimeoutClosesKeepAlive: a keep-alive connection left idle after
+// an answer is closed after IdleTimeout, not after the longer header or
+// body timeouts set during the request before.
+func TestIdleTimeoutClosesKeepAlive(t *testing.T) {
+	srv := startDemo(t, gateway.Config{HeaderTimeout: 10 * time.Minute, ReadTimeout: 10 * time.Minute, IdleTimeout: 300 * time.Millisecond})
+	d, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := io.WriteString(d, "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.SetReadDeadline(time.Now().Add(guard))
+	br := bufio.NewReader(d)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("live: %d, want 200", resp.StatusCode)
+	}
+	// Idle now: the server closes its end, and the read sees EOF long
+	// before the guard.
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("idle keep-alive connection: read %d bytes, err %v; want EOF from the server's close", n, err)
+	}
+}

@@ -247,6 +247,9 @@ func (s *Server) newHTTPServer(name string, h fasthttp.RequestHandler, maxBody i
 		// Multipart forms are parsed where an admin route wants one, with
 		// that route's limits, never ahead of routing.
 		DisablePreParseMultipartForm: true,
+		// No handler reads ctx.Time() (scoring takes its own start), so
+		// fasthttp need not read the clock for every request.
+		LazyRequestTime: true,
 	}
 	if s.cfg.ReadTimeout != s.cfg.HeaderTimeout {
 		body := fasthttp.RequestConfig{ReadTimeout: s.cfg.ReadTimeout}
