@@ -102,7 +102,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&gw.WriteTimeout, "write-timeout", def.WriteTimeout, "time to write one response")
 	fs.DurationVar(&gw.IdleTimeout, "idle-timeout", def.IdleTimeout, "keep-alive connections idle this long are closed")
 	fs.IntVar(&gw.Concurrency, "concurrency", def.Concurrency, "connections open at once per listener (503 past it)")
-	fs.IntVar(&gw.MaxConnsPerIP, "max-conns-per-ip", 0, "connections one client address may hold per listener, loopback included (429 past it; 0: an eighth of --concurrency; -1: no limit)")
+	fs.IntVar(&gw.MaxConnsPerIP, "max-conns-per-ip", 0, "connections one client address may hold per listener, loopback included (429 past it; 0: half of --concurrency; -1: no limit)")
 	memLimit := fs.String("memory-limit", "auto", "soft limit of the Go heap: auto (GOMEMLIMIT if set, else 75% of the cgroup limit or 50% of physical memory), off, or a size such as 4GiB")
 	fs.StringVar(&gw.Node, "node", "", "node name (default the hostname)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
