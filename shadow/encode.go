@@ -70,7 +70,9 @@ func (r *reader) uvarint(what string) uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
+	if n <= 0 || n > 1 && r.b[n-1] == 0 {
+		// A last byte of 0 means a longer encoding than the value needs:
+		// accepted, it would import bytes that export differently.
 		r.err = corrupt("truncated or overlong %s", what)
 		return 0
 	}
@@ -94,7 +96,7 @@ func (r *reader) varint(what string) int64 {
 		return 0
 	}
 	v, n := binary.Varint(r.b)
-	if n <= 0 {
+	if n <= 0 || n > 1 && r.b[n-1] == 0 {
 		r.err = corrupt("truncated or overlong %s", what)
 		return 0
 	}
