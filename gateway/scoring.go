@@ -254,8 +254,8 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		// would otherwise stay pinned with the pooled response.
 		ctx.Response.SetBodyRaw(append([]byte(nil), st.out...))
 	}
-	// One clock read serves the record and the latency metric (a read costs
-	// ~60 ns on this VM). The response is only sent once the handler
+	// One clock read serves the record and the latency metric. The
+	// response is only sent once the handler
 	// returns, so a durable record that cannot be logged still replaces it.
 	elapsed := time.Since(start)
 	if s.predlog != nil && r.LogMode != routing.LogOff {

@@ -28,7 +28,7 @@ func TestShownRatioNeverShowsAMissAsTheTarget(t *testing.T) {
 		format    ratioFormat
 		want      string
 	}{
-		{0.8996, 0.90, pct, "89.96%"}, // the 19:06 run of session 4
+		{0.8996, 0.90, pct, "89.96%"}, // a miss by less than rounding
 		{0.9004, 0.90, pct, "90%"},
 		{0.88, 0.90, pct, "88%"},
 		{0.93, 0.90, pct, "93%"},

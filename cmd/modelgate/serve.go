@@ -348,9 +348,8 @@ func shutdown(srv *gateway.Server, timeout time.Duration, log *slog.Logger) erro
 // threads of their own at a lower priority, and a thread the kernel preempts
 // keeps its P: without spare Ps, scoring would wait for them. Spare Ps also
 // let the kernel, rather than Go's run queues, share the cores among the
-// request goroutines: in the closed loop of the bench suite that cut p99
-// from ~4 ms to ~1 ms with the log off, at the same requests/s
-// (BENCHMARKS.md, session 5).
+// request goroutines, which keeps the closed loop's p99 low at the same
+// requests/s.
 func spareProcs(rt *runtime.Config) {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return
