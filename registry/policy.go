@@ -37,6 +37,9 @@ type Policy struct {
 	// Evaluation says how the model's outputs are judged against labels
 	// and compared between champion and shadows; nil is DefaultEvaluation.
 	Evaluation *EvaluationPolicy `json:"evaluation,omitempty"`
+	// Rollout is the ramp, promotion test and rollback triggers the
+	// lifecycle controller applies; nil is EffectiveRollout's default.
+	Rollout *RolloutPolicy `json:"rollout,omitempty"`
 }
 
 // The evaluation tasks.
@@ -193,8 +196,8 @@ const (
 )
 
 // HigherIsBetter reports whether a larger value of m is an improvement
-// (false for logloss).
-func (m Metric) HigherIsBetter() bool { return m != MetricLogLoss }
+// (false for logloss and brier).
+func (m Metric) HigherIsBetter() bool { return m != MetricLogLoss && m != MetricBrier }
 
 func (m Metric) valid() bool {
 	switch m {
@@ -378,6 +381,11 @@ func (p *Policy) Validate() error {
 	}
 	if e := p.Evaluation; e != nil {
 		if err := e.validate("policy.evaluation"); err != nil {
+			return err
+		}
+	}
+	if r := p.Rollout; r != nil {
+		if err := r.validate("policy.rollout"); err != nil {
 			return err
 		}
 	}
@@ -566,6 +574,10 @@ func (p Policy) clone() Policy {
 	if e := p.Evaluation; e != nil {
 		x := *e
 		p.Evaluation = &x
+	}
+	if r := p.Rollout; r != nil {
+		x := r.clone()
+		p.Rollout = &x
 	}
 	return p
 }
