@@ -547,6 +547,11 @@ func (p *PromotionPolicy) gate(to Stage) *Gate {
 	return nil
 }
 
+// NeedsApproval reports whether an automatic move to stage to waits for a
+// person: the lifecycle controller tests non-inferiority for such a move
+// and superiority for one that happens on its own.
+func (p *PromotionPolicy) NeedsApproval(to Stage) bool { return p.needsApproval(to) }
+
 // needsApproval reports whether an automatic move to stage to must wait
 // for a person.
 func (p *PromotionPolicy) needsApproval(to Stage) bool {

@@ -100,7 +100,7 @@ type RolloutTriggers struct {
 // DefaultRollout returns the ramp and triggers a model gets when its
 // policy has no rollout section: shadow for 10 minutes and 1,000 runs,
 // then canary at 1%, 5%, 25% and 50%, each for at least 10 minutes and
-// 1,000, 5,000, 20,000 and 20,000 requests; promotion on AUC at 95%
+// 1,000, 5,000, 30,000 and 20,000 requests; promotion on AUC at 95%
 // confidence with a 0.01 minimum effect, within 200,000 labelled
 // predictions; rollback on 1% errors, 1.5x the champion's p99, a score
 // PSI of 0.25 or a regression of more than 0.01; an hour's watch.
@@ -114,7 +114,7 @@ func DefaultRollout() RolloutPolicy {
 			step(StageShadow, 0, 1000),
 			step(StageCanary, 1, 1000),
 			step(StageCanary, 5, 5000),
-			step(StageCanary, 25, 20000),
+			step(StageCanary, 25, 30000),
 			step(StageCanary, 50, 20000),
 		},
 		Metric:     MetricAUC,
