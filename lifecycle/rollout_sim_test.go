@@ -247,7 +247,9 @@ func TestSimIdenticalModelsRarelyPromoted(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			outs := runSims(c.cfg, simCount(t, 600))
 			promoted := share(outs, func(o simOutcome) bool { return o.action == ActionPromote })
-			budget := share(outs, func(o simOutcome) bool { return o.action == ActionRollBack && len(o.fired) == 1 && o.fired[0] == CheckBudget })
+			budget := share(outs, func(o simOutcome) bool {
+				return o.action == ActionRollBack && len(o.fired) == 1 && o.fired[0] == CheckBudget
+			})
 			undecided := share(outs, func(o simOutcome) bool { return o.action == ActionHold })
 			t.Logf("identical: promoted %.1f%%, ended by the budget %.1f%%, other rollbacks %.1f%%, undecided after %d windows %.1f%% of %d",
 				100*promoted, 100*budget, 100*(1-promoted-budget-undecided), c.cfg.maxWindows, 100*undecided, len(outs))
