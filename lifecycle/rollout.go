@@ -79,6 +79,7 @@ type Decision struct {
 // carry (an infinite ratio, a NaN from a version with no data) are written
 // as 0, so the record is always written.
 func (d Decision) Evidence() json.RawMessage {
+	d.Checks = append([]Check(nil), d.Checks...) // d is a copy; its checks are not
 	for i := range d.Checks {
 		c := &d.Checks[i]
 		c.Value, c.Limit = finite(c.Value), finite(c.Limit)

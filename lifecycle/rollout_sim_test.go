@@ -154,10 +154,18 @@ func simulate(cfg simConfig, seed uint64) simOutcome {
 		out.windows, out.labelled, out.requests = w, ev.Candidate.Labels.N, ev.Candidate.Requests
 		out.weight = step.Weight
 		switch d.Action {
+		case ActionAwaitApproval:
+			if d.Stage == registry.StageChampion {
+				out.action, out.reason = d.Action, d.Reason
+				return out
+			}
+			// A person approves each step at once: the simulations judge
+			// the promotion.
+			fallthrough
 		case ActionAdvance:
 			st = RolloutState{Step: d.Step, StepStarted: now}
 			out.maxWeight = max(out.maxWeight, d.Weight)
-		case ActionPromote, ActionRollBack, ActionAwaitApproval:
+		case ActionPromote, ActionRollBack:
 			out.action, out.reason = d.Action, d.Reason
 			for _, c := range d.Checks {
 				if c.Status == StatusFired {
@@ -260,6 +268,29 @@ func TestSimIdenticalModelsRarelyPromoted(t *testing.T) {
 				t.Fatalf("%.1f%% of rollouts never ended: the budget must end them", 100*undecided)
 			}
 		})
+	}
+}
+
+// TestSimManualNonInferiority: in manual mode the promotion is put to a
+// person once the candidate is shown not worse than the champion by the
+// minimum effect. A candidate exactly that much worse is put forward in
+// at most 5% of rollouts; an identical one in most (the rest spend the
+// budget before the test passes).
+func TestSimManualNonInferiority(t *testing.T) {
+	cfg := baseSim()
+	cfg.policy.Promotion.Mode = registry.PromotionManual
+	margin := cfg.policy.Rollout.MinEffect
+	equal := runSims(cfg, simCount(t, 400))
+	cfg.candidate.recall -= margin
+	worse := runSims(cfg, simCount(t, 400))
+	asked := func(o simOutcome) bool { return o.action == ActionAwaitApproval }
+	t.Logf("manual: promotion asked for %.1f%% of identical candidates, %.1f%% of candidates %g worse (of %d each)",
+		100*share(equal, asked), 100*share(worse, asked), margin, len(equal))
+	if share(worse, asked) > 0.05 {
+		t.Fatalf("a candidate at the margin was put forward in %.1f%% of rollouts; the bound is 5%%", 100*share(worse, asked))
+	}
+	if share(equal, asked) < 0.85 {
+		t.Fatalf("an identical candidate was put forward in %.1f%% of rollouts; expected at least 85%%", 100*share(equal, asked))
 	}
 }
 
