@@ -39,6 +39,16 @@ type Arm struct {
 	Labels LabelStats `json:"labels"`
 }
 
+// SetShadowRuns fills the request numbers of a shadow step from the
+// champion/shadow pair's comparison: the candidate's runs, failures and
+// latencies, and the champion's latencies on the same requests. (Labels
+// and score histograms come from the evaluation and the drift sketches.)
+func (ev *Evidence) SetShadowRuns(c *shadow.Comparison) {
+	ev.Candidate.Requests, ev.Candidate.Errors = c.Runs, c.Errors
+	ev.Candidate.Latency, ev.Champion.Latency = c.ShadowLatency, c.ChampionLatency
+	ev.Champion.Requests = max(ev.Champion.Requests, c.Runs)
+}
+
 // LabelStats are the sufficient statistics of a version's label metrics:
 // the confusion counts at the threshold, from which precision, recall and
 // F1 and their variances follow exactly, and the means and standard

@@ -120,10 +120,8 @@ func finite(v float64) float64 {
 // sample budget without passing is pulled back.
 func Decide(p *registry.Policy, st RolloutState, ev Evidence, now time.Time) Decision {
 	rp := p.EffectiveRollout()
+	st.Step = max(st.Step, 0)
 	d := Decision{Step: st.Step, Metric: rp.Metric, Confidence: rp.Confidence, Candidate: ev.Candidate, Champion: ev.Champion}
-	if st.Step < 0 {
-		st.Step = 0
-	}
 	if st.Step >= len(rp.Steps) {
 		return decideWatch(&rp, st, &ev, now, d)
 	}
@@ -199,7 +197,6 @@ func Decide(p *registry.Policy, st RolloutState, ev Evidence, now time.Time) Dec
 		}
 	}
 	d.Checks = append(d.Checks, test, budget)
-	champion := "champion"
 	switch {
 	case st.Pending:
 		d.Action, d.Reason = ActionHold, "waiting for a person to approve the promotion"
@@ -217,7 +214,7 @@ func Decide(p *registry.Policy, st RolloutState, ev Evidence, now time.Time) Dec
 			d.Action = ActionAwaitApproval
 			d.Reason = "v" + strconv.Itoa(ev.Candidate.Version) + " is not worse than the champion on " + string(rp.Metric) +
 				" by " + strconv.FormatFloat(rp.MinEffect, 'g', -1, 64) + " or more (always-valid p = " + strconv.FormatFloat(r.PValue, 'g', 3, 64) +
-				"): the promotion to " + champion + " waits for approval"
+				"): the promotion to champion waits for approval"
 		} else {
 			d.Action = ActionPromote
 			d.Reason = "v" + strconv.Itoa(ev.Candidate.Version) + " is better than the champion on " + string(rp.Metric) +

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/modelgate/modelgate/registry"
+	"github.com/modelgate/modelgate/shadow"
 )
 
 var t0 = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
@@ -200,5 +201,30 @@ func TestDecideEvidence(t *testing.T) {
 		if !strings.Contains(ev, want) {
 			t.Fatalf("evidence lacks %s:\n%s", want, ev)
 		}
+	}
+}
+
+// In shadow, the pair's real comparison is the request evidence: a shadow
+// failing 3% of its runs is pulled back by the error trigger, while its
+// latency, twice the champion's, is not judged (background threads).
+func TestDecideShadowFromComparison(t *testing.T) {
+	c := shadow.NewComparison(0.5)
+	for i := range 2000 {
+		if err := c.RecordRun(time.Duration(1000+i%100)*time.Microsecond, time.Duration(2000+2*(i%100))*time.Microsecond, i%100 < 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := rolloutPolicy(false)
+	ev := evidence(0.8, 2000, 0)
+	ev.SetShadowRuns(c)
+	if ev.Candidate.Requests != 2000 || ev.Candidate.Errors != 60 || ev.Candidate.Latency != c.ShadowLatency {
+		t.Fatalf("%+v", ev.Candidate)
+	}
+	d := Decide(&p, RolloutState{StepStarted: t0, StepRequests: 2000}, ev, t0.Add(time.Hour))
+	if d.Action != ActionRollBack || checkStatus(d, CheckErrorRate) != StatusFired || checkStatus(d, CheckP99Ratio) != StatusDisabled {
+		t.Fatalf("%s: %s %+v", d.Action, d.Reason, d.Checks)
+	}
+	if !strings.Contains(d.Reason, "v2 pulled back on step shadow: error_rate 0.03 over the limit 0.01") {
+		t.Fatal(d.Reason)
 	}
 }
