@@ -29,8 +29,8 @@ func rolloutMetric(m Metric) bool {
 // happen on its own and non-inferiority when a person approves it.
 //
 // A policy without this section (every policy written before it existed)
-// rolls out by DefaultRollout, with the champion gate's metric and
-// confidence: see Policy.EffectiveRollout.
+// rolls out by DefaultRollout with what its older sections said: see
+// Policy.EffectiveRollout.
 type RolloutPolicy struct {
 	// Steps is the ramp, in order: shadow steps (no weight) then canary
 	// steps with rising weights. After the last step comes promotion.
@@ -133,8 +133,14 @@ func DefaultRollout() RolloutPolicy {
 }
 
 // EffectiveRollout returns the rollout policy in force: the policy's own
-// section, or DefaultRollout with the metric and confidence of the
-// champion gate, which said the same thing before rollouts had a section.
+// section, or DefaultRollout carrying over what the older sections said
+// about the same things — the champion gate's metric and confidence, and
+// the rollback section's error rate, score PSI, label-metric delta (as a
+// tolerated regression: -0.02 tolerates 0.02; a positive delta, which
+// demanded a gain, tolerates none) and minimum requests. Its absolute p99
+// limit has no counterpart: rollouts compare p99s with the champion's.
+// A policy with the section is judged by it alone; the gates' mode and
+// require_approval still say who approves each move.
 func (p *Policy) EffectiveRollout() RolloutPolicy {
 	if p.Rollout != nil {
 		return p.Rollout.clone()
@@ -145,6 +151,22 @@ func (p *Policy) EffectiveRollout() RolloutPolicy {
 	}
 	if c := p.Promotion.Champion.Confidence; c >= 0.5 && c < 1 {
 		r.Confidence = c
+	}
+	rb := &p.Rollback
+	if rb.MaxErrorRate >= 0 && rb.MaxErrorRate < 1 {
+		r.Triggers.MaxErrorRate = rb.MaxErrorRate
+	}
+	if rb.MaxScoreDrift >= 0 && !math.IsInf(rb.MaxScoreDrift, 0) {
+		r.Triggers.MaxScoreShift = rb.MaxScoreDrift
+	}
+	if rb.MinSamples >= 0 {
+		r.Triggers.MinRequests = rb.MinSamples
+	}
+	if d := rb.MinLabelMetricDelta; d == nil {
+		r.Triggers.MaxLabelRegression = nil
+	} else if *d >= -1 && *d <= 1 {
+		tol := max(0, -*d)
+		r.Triggers.MaxLabelRegression = &tol
 	}
 	return r
 }

@@ -93,8 +93,21 @@ func TestRolloutPolicyKeepsOldPolicies(t *testing.T) {
 		t.Fatalf("re-encodes differently:\n%s\n%s", b, old)
 	}
 	eff := back.EffectiveRollout()
-	if eff.Metric != MetricLogLoss || eff.Confidence != 0.99 || len(eff.Steps) != 5 || *eff.Triggers.MaxLabelRegression != 0.01 {
-		t.Fatalf("effective rollout of an old policy: %+v", eff)
+	// DefaultPolicy's rollback section: 1% errors, PSI 0.25, a 0.02 drop,
+	// 500 requests.
+	if eff.Metric != MetricLogLoss || eff.Confidence != 0.99 || len(eff.Steps) != 5 || *eff.Triggers.MaxLabelRegression != 0.02 ||
+		eff.Triggers.MaxErrorRate != 0.01 || eff.Triggers.MaxScoreShift != 0.25 || eff.Triggers.MinRequests != 500 || eff.Triggers.MaxP99Ratio != 1.5 {
+		t.Fatalf("effective rollout of an old policy: %+v %v", eff, *eff.Triggers.MaxLabelRegression)
+	}
+	old2 := back
+	gain := 0.01
+	old2.Rollback = RollbackPolicy{MaxErrorRate: 0.05, MinLabelMetricDelta: &gain}
+	if e := old2.EffectiveRollout(); e.Triggers.MaxErrorRate != 0.05 || e.Triggers.MaxScoreShift != 0 || *e.Triggers.MaxLabelRegression != 0 {
+		t.Fatalf("a positive delta, no PSI: %+v", e.Triggers)
+	}
+	old2.Rollback.MinLabelMetricDelta = nil
+	if e := old2.EffectiveRollout(); e.Triggers.MaxLabelRegression != nil {
+		t.Fatal("a disabled label trigger came back")
 	}
 	back.Rollout = &eff
 	if err := back.Validate(); err != nil {
@@ -107,7 +120,7 @@ func TestRolloutPolicyKeepsOldPolicies(t *testing.T) {
 	got := back.EffectiveRollout()
 	got.Steps[0].MinSamples = 7
 	*got.Triggers.MaxLabelRegression = 0.5
-	if got.Metric != MetricRecall || own.Steps[0].MinSamples == 7 || *own.Triggers.MaxLabelRegression != 0.01 {
+	if got.Metric != MetricRecall || own.Steps[0].MinSamples == 7 || *own.Triggers.MaxLabelRegression != 0.01 || got.Triggers.MinRequests != 1000 {
 		t.Fatal("EffectiveRollout shares the policy's section")
 	}
 }
