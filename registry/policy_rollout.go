@@ -176,7 +176,7 @@ const MaxRolloutSteps = 20
 
 func (r *RolloutPolicy) validate(path string) error {
 	if len(r.Steps) == 0 || len(r.Steps) > MaxRolloutSteps {
-		return fieldErr(path+".steps", len(r.Steps), "must hold 1 to "+strconv.Itoa(MaxRolloutSteps)+" steps (shadow and canary steps; promotion follows the last)")
+		return fieldErr(path+".steps", len(r.Steps), "must hold 1 to "+strconv.Itoa(MaxRolloutSteps)+" steps (shadow and canary steps; promotion follows the last); a model's first rollout section must list them")
 	}
 	prev := -1.0 // the previous canary weight; -1 while in shadow steps
 	for i := range r.Steps {

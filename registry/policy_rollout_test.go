@@ -34,8 +34,8 @@ func TestRolloutPolicyValidate(t *testing.T) {
 	canary := func(w float64) RolloutStep { return RolloutStep{Stage: StageCanary, Weight: w} }
 	f(func(r *RolloutPolicy) {}, "")
 	f(func(r *RolloutPolicy) { r.Steps = []RolloutStep{canary(0.1)} }, "")
-	f(func(r *RolloutPolicy) { r.Steps = nil }, "registry: policy.rollout.steps (0) must hold 1 to 20 steps (shadow and canary steps; promotion follows the last)")
-	f(func(r *RolloutPolicy) { r.Steps = make([]RolloutStep, 21) }, "registry: policy.rollout.steps (21) must hold 1 to 20 steps (shadow and canary steps; promotion follows the last)")
+	f(func(r *RolloutPolicy) { r.Steps = nil }, "registry: policy.rollout.steps (0) must hold 1 to 20 steps (shadow and canary steps; promotion follows the last); a model's first rollout section must list them")
+	f(func(r *RolloutPolicy) { r.Steps = make([]RolloutStep, 21) }, "registry: policy.rollout.steps (21) must hold 1 to 20 steps (shadow and canary steps; promotion follows the last); a model's first rollout section must list them")
 	f(func(r *RolloutPolicy) { r.Steps[0].Stage = StageChampion }, `registry: policy.rollout.steps[0].stage ("champion") must be "shadow" or "canary"`)
 	f(func(r *RolloutPolicy) { r.Steps[0].Weight = 5 }, "registry: policy.rollout.steps[0].weight (5) must be 0 for a shadow step (a shadow answers no traffic)")
 	f(func(r *RolloutPolicy) { r.Steps = append(r.Steps, RolloutStep{Stage: StageShadow}) }, `registry: policy.rollout.steps[5].stage ("shadow") must not follow a canary step: shadow steps come first`)
