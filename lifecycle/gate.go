@@ -32,6 +32,8 @@ type Arm struct {
 	// Latency is its latencies in microseconds (shadow's histograms:
 	// Comparison.ChampionLatency, ShadowLatency); nil when not measured.
 	Latency *hdrhistogram.Histogram `json:"-"`
+	// P99Micros is Latency's p99, which Decide fills in for the record.
+	P99Micros int64 `json:"p99_us,omitempty"`
 	// Scores counts its scores in equal-width bins over [0, 1]; the two
 	// arms' must have the same number of bins. Empty when not measured.
 	Scores []uint64 `json:"-"`

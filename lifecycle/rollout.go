@@ -122,6 +122,11 @@ func Decide(p *registry.Policy, st RolloutState, ev Evidence, now time.Time) Dec
 	rp := p.EffectiveRollout()
 	st.Step = max(st.Step, 0)
 	d := Decision{Step: st.Step, Metric: rp.Metric, Confidence: rp.Confidence, Candidate: ev.Candidate, Champion: ev.Champion}
+	for _, a := range []*Arm{&d.Candidate, &d.Champion} {
+		if a.Latency != nil && a.Latency.TotalCount() > 0 {
+			a.P99Micros = a.Latency.ValueAtQuantile(99)
+		}
+	}
 	if st.Step >= len(rp.Steps) {
 		return decideWatch(&rp, st, &ev, now, d)
 	}

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,13 @@ func TestDecideShadowFromComparison(t *testing.T) {
 	}
 	if !strings.Contains(d.Reason, "v2 pulled back on step shadow: error_rate 0.03 over the limit 0.01") {
 		t.Fatal(d.Reason)
+	}
+	// Runs take 1,000–1,099 µs and 2,000–2,198 µs: p99s near the tops,
+	// within the histograms' two significant digits.
+	if c, h := d.Candidate.P99Micros, d.Champion.P99Micros; c < 2150 || c > 2250 || h < 1050 || h > 1150 {
+		t.Fatalf("p99s for the record: candidate %dµs, champion %dµs", c, h)
+	}
+	if ev := string(d.Evidence()); !strings.Contains(ev, `"p99_us":`+strconv.FormatInt(d.Candidate.P99Micros, 10)) {
+		t.Fatalf("the record lacks the p99s: %s", ev)
 	}
 }
