@@ -175,7 +175,9 @@ func Decide(p *registry.Policy, st RolloutState, ev Evidence, now time.Time) Dec
 	gain, v, ok := Gain(rp.Metric, ev.Candidate.Labels, ev.Champion.Labels)
 	test := Check{Name: CheckPromotionTest, Value: gain, Status: StatusNotJudged}
 	var r TestResult
+	hyp := HypothesisSuperiority
 	if approval {
+		hyp = HypothesisNonInferiority
 		test.Limit = -rp.MinEffect
 		test.Detail = "non-inferiority: a person approves the promotion"
 	} else {
@@ -207,7 +209,7 @@ func Decide(p *registry.Policy, st RolloutState, ev Evidence, now time.Time) Dec
 		d.Action, d.Reason = ActionHold, "waiting for a person to approve the promotion"
 	case budget.Status == StatusFired:
 		d.Action = ActionRollBack
-		d.Reason = "v" + strconv.Itoa(ev.Candidate.Version) + " pulled back: the " + r.Hypothesis + " test on " + string(rp.Metric) +
+		d.Reason = "v" + strconv.Itoa(ev.Candidate.Version) + " pulled back: the " + hyp + " test on " + string(rp.Metric) +
 			" did not pass within the budget of " + strconv.FormatInt(rp.MaxSamples, 10) + " labelled predictions"
 	case test.Status != StatusPass:
 		d.Action, d.Reason = ActionHold, "on step "+stepName(step)+": the promotion test on "+string(rp.Metric)+" has not passed"

@@ -98,6 +98,11 @@ func TestDecideRamp(t *testing.T) {
 	if checkStatus(d, CheckBudget) != StatusFired {
 		t.Fatalf("checks: %+v", d.Checks)
 	}
+	// Also when too few positives were labelled for the test to judge.
+	few := evidence(0.8, 50000, 0)
+	few.Candidate.Labels = LabelStats{N: 50000, TP: 20, FN: 5, FP: 100, TN: 49875}
+	f(RolloutState{Step: 2, StepStarted: t0, StepRequests: 9000}, few, time.Hour, ActionRollBack, 2,
+		"v2 pulled back: the superiority test on recall did not pass within the budget of 50000 labelled predictions")
 }
 
 // A trigger that fires wins over everything else, on any step, and says
