@@ -136,9 +136,12 @@
 // The variance of a difference is the sum of the two versions': exact for
 // a canary, whose requests are disjoint from the champion's, and an upper
 // bound (a conservative test) for a shadow, whose rows are the champion's.
-// Each of the four triggers errs at most 1 - confidence of the time, so
-// a good candidate is pulled back wrongly at most four times that: a
-// rollback is the cheap mistake. The simulations (rollout_sim_test.go:
+// The error, latency and label triggers each err at most 1 - confidence
+// of the time, so a good candidate is pulled back wrongly at most three
+// times that: a rollback is the cheap mistake. The score-shift trigger is
+// a plain PSI threshold: once min_requests scores are in, the PSI two
+// samples of one distribution show by chance (about the number of bins
+// over the count) is far below any limit worth setting. The simulations (rollout_sim_test.go:
 // hundreds of rollouts each, seeded, on an injected clock) show the
 // rates the issue asks for.
 package lifecycle
