@@ -9,6 +9,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/modelgate/modelgate/registry"
+	"github.com/modelgate/modelgate/shadow"
 )
 
 // The simulations run hundreds of rollouts through Decide, one decision
@@ -25,6 +26,9 @@ type simModel struct {
 	errRate float64 // P(request fails)
 	// p99 scales the latency distribution (1: the champion's).
 	latencyScale float64
+	// sep is how far apart the classes' score logits are, for the runs
+	// that score rows (simConfig.rows): AUC = Φ(sep/√2).
+	sep float64
 }
 
 type simConfig struct {
@@ -36,6 +40,12 @@ type simConfig struct {
 	candidate  simModel
 	maxWindows int
 	latency    bool // record latency histograms (slower; only the latency runs need them)
+	// rows scores every labelled row into a real shadow.Evaluation per
+	// version and reads the evidence back with LabelsFromMetrics (for
+	// AUC, log-loss and Brier), the champion's from a sample of
+	// championRows rows a window, as when labels come for a sample.
+	rows         bool
+	championRows uint64
 }
 
 // simOutcome is how one rollout ended.
@@ -103,6 +113,20 @@ func (m simModel) draw(r *rand.Rand, n uint64, posRate float64, s *LabelStats) {
 	s.TN += n - pos - fp
 }
 
+// score adds n labelled rows of m to e: a score is the logistic of
+// −2.5 + sep·label + N(0, 1).
+func (m simModel) score(r *rand.Rand, n uint64, posRate float64, e *shadow.Evaluation) {
+	for range n {
+		label := 0.0
+		if r.Float64() < posRate {
+			label = 1
+		}
+		if err := e.Add(1/(1+math.Exp(2.5-m.sep*label-r.NormFloat64())), label); err != nil {
+			panic(err)
+		}
+	}
+}
+
 // record adds n latencies of m (lognormal, median 2 ms, σ 0.5: p99 ≈ 6.4 ms).
 func (m simModel) record(r *rand.Rand, n uint64, h *hdrhistogram.Histogram) {
 	for range n {
@@ -121,6 +145,11 @@ func simulate(cfg simConfig, seed uint64) simOutcome {
 		ev.Candidate.Latency = hdrhistogram.New(1, 60_000_000, 2)
 		ev.Champion.Latency = hdrhistogram.New(1, 60_000_000, 2)
 	}
+	var evalC, evalH *shadow.Evaluation
+	if cfg.rows {
+		evalC, _ = shadow.NewEvaluation(shadow.EvalConfig{})
+		evalH, _ = shadow.NewEvaluation(shadow.EvalConfig{})
+	}
 	out := simOutcome{action: ActionHold}
 	z := math.Sqrt2 * math.Erfinv(2*rp.Confidence-1)
 	for w := 1; w <= cfg.maxWindows; w++ {
@@ -132,8 +161,16 @@ func simulate(cfg simConfig, seed uint64) simOutcome {
 			nc = uint64(math.Round(float64(cfg.traffic) * step.Weight / 100))
 			nh = cfg.traffic - nc
 		}
-		cfg.candidate.draw(r, nc, cfg.posRate, &ev.Candidate.Labels)
-		cfg.champion.draw(r, nh, cfg.posRate, &ev.Champion.Labels)
+		if cfg.rows {
+			cfg.candidate.score(r, nc, cfg.posRate, evalC)
+			cfg.champion.score(r, min(nh, cfg.championRows), cfg.posRate, evalH)
+			mc, _ := evalC.Metrics(0)
+			mh, _ := evalH.Metrics(0)
+			ev.Candidate.Labels, ev.Champion.Labels = LabelsFromMetrics(mc), LabelsFromMetrics(mh)
+		} else {
+			cfg.candidate.draw(r, nc, cfg.posRate, &ev.Candidate.Labels)
+			cfg.champion.draw(r, nh, cfg.posRate, &ev.Champion.Labels)
+		}
 		ev.Candidate.Requests += nc
 		ev.Champion.Requests += nh
 		ev.Candidate.Errors += binomial(r, nc, cfg.candidate.errRate)
@@ -291,6 +328,42 @@ func TestSimManualNonInferiority(t *testing.T) {
 	}
 	if share(equal, asked) < 0.85 {
 		t.Fatalf("an identical candidate was put forward in %.1f%% of rollouts; expected at least 85%%", 100*share(equal, asked))
+	}
+}
+
+// TestSimScoredMetrics runs rollouts on metrics that are not counts,
+// through real shadow evaluations of scored rows: identical models are
+// promoted in at most 5% of rollouts on AUC (the default metric) and on
+// log-loss, and a candidate 4 points of AUC better in at least 90%.
+func TestSimScoredMetrics(t *testing.T) {
+	base := func(m registry.Metric) simConfig {
+		cfg := baseSim()
+		cfg.rows, cfg.championRows = true, 2000
+		cfg.champion.sep, cfg.candidate.sep = 2, 2 // AUC 0.92
+		cfg.policy.Rollout.Metric, cfg.policy.Rollout.MinEffect, cfg.policy.Rollout.MaxSamples = m, 0.01, 60000
+		return cfg
+	}
+	for _, c := range []struct {
+		name    string
+		metric  registry.Metric
+		sep     float64
+		promote func(share float64) bool
+		want    string
+	}{
+		{"identical on auc", registry.MetricAUC, 2, func(s float64) bool { return s <= 0.05 }, "at most 5%"},
+		{"identical on logloss", registry.MetricLogLoss, 2, func(s float64) bool { return s <= 0.05 }, "at most 5%"},
+		{"4 points of auc better", registry.MetricAUC, 2.5, func(s float64) bool { return s >= 0.90 }, "at least 90%"}, // AUC 0.96
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := base(c.metric)
+			cfg.candidate.sep = c.sep
+			outs := runSims(cfg, simCount(t, 120)) // every row scored: fewer rollouts
+			promoted := share(outs, func(o simOutcome) bool { return o.action == ActionPromote })
+			t.Logf("%s: promoted in %.1f%% of %d rollouts", c.name, 100*promoted, len(outs))
+			if !c.promote(promoted) {
+				t.Fatalf("promoted in %.1f%% of rollouts; the bound is %s", 100*promoted, c.want)
+			}
+		})
 	}
 }
 
