@@ -181,3 +181,36 @@ func TestRolloutPolicySurvivesTheLog(t *testing.T) {
 	bad.Rollout.Steps[2].Weight = 0.05
 	h.refused(&SetPolicyArgs{Model: "fraud", Policy: bad}, ErrInvalid, "registry: policy.rollout.steps[2].weight (0.05) must be above the previous step's 0.1: the ramp only rises")
 }
+
+// A v1 set_policy written before rollouts existed replays to the same
+// stored policy, without a rollout section, and re-encodes as the same v1
+// command.
+func TestOldSetPolicyReplaysUnchanged(t *testing.T) {
+	h := newHarness(t)
+	h.must(&CreateModelArgs{Model: "fraud", Reason: "new"})
+	old, _ := json.Marshal(DefaultPolicy())
+	raw := `{"v":1,"op":"set_policy","time":"2025-06-01T12:00:00Z","actor":"ops","idempotency_key":"k-old-policy","args":{"model":"fraud","policy":` + string(old) + `,"reason":"before rollouts"}}`
+	c, err := DecodeCommand([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.s.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := h.s.Policy("fraud")
+	if b, _ := json.Marshal(got); string(b) != string(old) || got.Rollout != nil {
+		t.Fatalf("stored policy changed:\n%s\n%s", b, old)
+	}
+	again, err := EncodeCommand(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	_ = json.Unmarshal([]byte(raw), &a)
+	_ = json.Unmarshal(again, &b)
+	ja, _ := json.Marshal(a) // maps: keys in one order, so equal JSON is equal bytes
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		t.Fatalf("re-encoded differently:\n%s\n%s", again, raw)
+	}
+}
