@@ -43,7 +43,9 @@ type TestResult struct {
 	// of 1/alpha it must reach.
 	LogLR float64 `json:"log_lr"`
 	Bound float64 `json:"bound"`
-	// PValue is the always-valid p-value of this look, min(1, 1/LR).
+	// PValue is min(1, 1/LR) at this look; the always-valid p-value is
+	// the least of these over the looks so far, and at the look that
+	// first rejects, the two agree.
 	PValue   float64 `json:"p_value"`
 	Rejected bool    `json:"rejected"`
 }
