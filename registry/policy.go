@@ -37,6 +37,9 @@ type Policy struct {
 	// Evaluation says how the model's outputs are judged against labels
 	// and compared between champion and shadows; nil is DefaultEvaluation.
 	Evaluation *EvaluationPolicy `json:"evaluation,omitempty"`
+	// Rollout is the ramp, promotion test and rollback triggers the
+	// lifecycle controller applies; nil is EffectiveRollout's default.
+	Rollout *RolloutPolicy `json:"rollout,omitempty"`
 }
 
 // The evaluation tasks.
@@ -193,8 +196,8 @@ const (
 )
 
 // HigherIsBetter reports whether a larger value of m is an improvement
-// (false for logloss).
-func (m Metric) HigherIsBetter() bool { return m != MetricLogLoss }
+// (false for logloss and brier).
+func (m Metric) HigherIsBetter() bool { return m != MetricLogLoss && m != MetricBrier }
 
 func (m Metric) valid() bool {
 	switch m {
@@ -381,6 +384,11 @@ func (p *Policy) Validate() error {
 			return err
 		}
 	}
+	if r := p.Rollout; r != nil {
+		if err := r.validate("policy.rollout"); err != nil {
+			return err
+		}
+	}
 	if v := p.Validation; v != nil && !(v.LatencyBudgetMs >= 0 && v.LatencyBudgetMs <= 3.6e6) {
 		return fieldErr("policy.validation.latency_budget_ms", v.LatencyBudgetMs, "must be between 0 and 3600000")
 	}
@@ -539,6 +547,11 @@ func (p *PromotionPolicy) gate(to Stage) *Gate {
 	return nil
 }
 
+// NeedsApproval reports whether an automatic move to stage to waits for a
+// person: the lifecycle controller tests non-inferiority for such a move
+// and superiority for one that happens on its own.
+func (p *PromotionPolicy) NeedsApproval(to Stage) bool { return p.needsApproval(to) }
+
 // needsApproval reports whether an automatic move to stage to must wait
 // for a person.
 func (p *PromotionPolicy) needsApproval(to Stage) bool {
@@ -566,6 +579,10 @@ func (p Policy) clone() Policy {
 	if e := p.Evaluation; e != nil {
 		x := *e
 		p.Evaluation = &x
+	}
+	if r := p.Rollout; r != nil {
+		x := r.clone()
+		p.Rollout = &x
 	}
 	return p
 }
