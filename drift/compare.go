@@ -2,7 +2,6 @@ package drift
 
 import (
 	"fmt"
-	"math"
 )
 
 // Statistic names, as they appear in reports, thresholds and alerts.
@@ -87,16 +86,62 @@ type Report struct {
 	// Rows is the number of rows in the sketch; ReferenceRows in the profile.
 	Rows          int64 `json:"count"`
 	ReferenceRows int64 `json:"reference_count"`
+	// Status is StatusNoData, StatusNotEnoughData, StatusNoDrift or
+	// StatusDrift: "no data" and "not enough data" are never "no drift".
+	Status string `json:"status"`
+	// MinCount is the rows the policy needs before it judges.
+	MinCount int64 `json:"min_count"`
 	// Breach is set when any feature breaches.
-	Breach   bool            `json:"breach"`
+	Breach bool `json:"breach"`
+	// Alpha is the family-wise false-alarm rate the tests were corrected to
+	// (Holm) and Tests the size of that family (features × statistics).
+	Alpha float64 `json:"alpha"`
+	Tests int     `json:"tests"`
+	// JudgedFeatures are the input features with at least one test,
+	// DriftedFeatures those of them that breach, DriftShare their ratio and
+	// DatasetDrift whether it reaches the policy's DriftShare. The output
+	// score is not counted: it moves with its inputs.
+	JudgedFeatures  int     `json:"judged_features"`
+	DriftedFeatures int     `json:"drifted_features"`
+	DriftShare      float64 `json:"drift_share"`
+	DatasetDrift    bool    `json:"dataset_drift"`
+	// Quality sums up the data quality of the rows (see FeatureReport's).
+	Quality  RowQuality      `json:"quality"`
 	Features []FeatureReport `json:"features"`
+}
+
+// RowQuality is how many rows had any data-quality problem in any input
+// feature: a missing value (NaN, ±Inf), a numeric value outside the
+// profile's range, or a category the profile does not declare.
+type RowQuality struct {
+	RowsAffected int64   `json:"rows_affected"`
+	Share        float64 `json:"share"`
+}
+
+// Quality is one feature's data quality in a stretch of traffic.
+type Quality struct {
+	// Missing counts NaN and ±Inf values.
+	Missing int64 `json:"missing"`
+	// OutOfRange counts numeric values outside the profile's range: below
+	// its grid's low end or at or above its high end, which is the
+	// reference's [p0.1, p99.9] widened by a quarter of that span on each
+	// side (see doc.go for why not the reference's min and max).
+	OutOfRange int64 `json:"out_of_range"`
+	// Unseen counts categorical values the profile does not declare.
+	Unseen int64 `json:"unseen"`
+	// Share is the share of rows with any of these problems in this
+	// feature; ReferenceShare the same share in the reference, the rate to
+	// expect when nothing is wrong.
+	Share          float64 `json:"share"`
+	ReferenceShare float64 `json:"reference_share"`
 }
 
 // FeatureReport is one feature's (or the output's) statistics. Only the
 // statistics that apply are set: numeric features have psi, js, ks and
 // wasserstein; categorical ones psi, js and chi2_p. A statistic is absent
 // when there is nothing to compare (no rows), and wasserstein when the
-// reference has no spread to scale it by.
+// reference has no spread to scale it by. Each test's p-value is beside
+// its statistic, uncorrected; breaches are judged Holm-corrected.
 type FeatureReport struct {
 	Input  string `json:"input"`
 	Index  int    `json:"index"`
@@ -108,23 +153,31 @@ type FeatureReport struct {
 	Count   int64 `json:"count"`
 	Missing int64 `json:"missing"`
 	// PSI is the population stability index over the coarse bins (plus a
-	// missing bin when either side has missing values).
-	PSI *float64 `json:"psi,omitempty"`
+	// missing bin when either side has missing values), PSIP its p-value.
+	PSI  *float64 `json:"psi,omitempty"`
+	PSIP *float64 `json:"psi_p,omitempty"`
 	// JS is the Jensen–Shannon distance (base 2, in [0, 1]) over the same
-	// bins.
-	JS *float64 `json:"js,omitempty"`
-	// KS is the Kolmogorov–Smirnov statistic, sup |F_ref − F_cur|.
-	KS *float64 `json:"ks,omitempty"`
+	// bins, JSP its p-value.
+	JS  *float64 `json:"js,omitempty"`
+	JSP *float64 `json:"js_p,omitempty"`
+	// KS is the Kolmogorov–Smirnov statistic, sup |F_ref − F_cur|, KSP its
+	// asymptotic p-value (KSPValue).
+	KS  *float64 `json:"ks,omitempty"`
+	KSP *float64 `json:"ks_p,omitempty"`
 	// Wasserstein is the Wasserstein-1 distance ∫|F_ref − F_cur| in
 	// reference standard deviations.
 	Wasserstein *float64 `json:"wasserstein,omitempty"`
-	// Chi2P is the p-value of the χ² test of homogeneity (uncorrected;
-	// breaches are judged Bonferroni-corrected).
+	// Chi2P is the p-value of the χ² test of homogeneity.
 	Chi2P *float64 `json:"chi2_p,omitempty"`
+	// Exact is set when the bins' expected counts were too small for the χ²
+	// approximation even after merging rare bins, so psi_p, js_p and chi2_p
+	// are Fisher's exact test of the remaining 2×2 table.
+	Exact bool `json:"exact,omitempty"`
 	// PositiveRate is, for the output, the share of scores at or above the
 	// threshold, now and in the reference.
 	PositiveRate          *float64  `json:"positive_rate,omitempty"`
 	ReferencePositiveRate *float64  `json:"reference_positive_rate,omitempty"`
+	Quality               Quality   `json:"quality"`
 	Reference             Histogram `json:"reference"`
 	Current               Histogram `json:"current"`
 	// Breach is set when any statistic breaches; Breaches names them.
@@ -174,10 +227,20 @@ type Histogram struct {
 	Missing int64     `json:"missing"`
 }
 
-// Compare computes every statistic of s against p and judges them with th.
-// s must come from p's fingerprint (ErrLayoutMismatch otherwise).
+// Compare computes every statistic of s against p and judges them by the
+// Policy of th (PolicyFromThresholds). s must come from p's fingerprint
+// (ErrLayoutMismatch otherwise).
 func Compare(p *Profile, s *Sketch, th Thresholds) (*Report, error) {
 	if err := th.Validate(); err != nil {
+		return nil, err
+	}
+	return ComparePolicy(p, s, PolicyFromThresholds(th))
+}
+
+// ComparePolicy computes every statistic of s against p and judges them by
+// pol. s must come from p's fingerprint (ErrLayoutMismatch otherwise).
+func ComparePolicy(p *Profile, s *Sketch, pol Policy) (*Report, error) {
+	if err := pol.Validate(); err != nil {
 		return nil, err
 	}
 	if err := p.Validate(); err != nil {
@@ -187,10 +250,10 @@ func Compare(p *Profile, s *Sketch, th Thresholds) (*Report, error) {
 		return nil, fmt.Errorf("%w: cannot compare a sketch of profile %016x with profile %016x", ErrLayoutMismatch, s.lay.fp, fp)
 	}
 	st := s.read()
-	return compareState(p, s.lay, &st, th), nil
+	return compareState(p, s.lay, &st, pol.withDefaults()), nil
 }
 
-func compareState(p *Profile, l *layout, st *state, th Thresholds) *Report {
+func compareState(p *Profile, l *layout, st *state, pol Policy) *Report {
 	r := &Report{Rows: int64(st.counts[0]), ReferenceRows: p.Rows}
 	for i := range p.Features {
 		f := &p.Features[i]
@@ -201,11 +264,13 @@ func compareState(p *Profile, l *layout, st *state, th Thresholds) *Report {
 		} else {
 			fr = compareNumeric(f, &l.num[ref.i], st)
 		}
+		fr.Quality.ReferenceShare = referenceQuality(f, p.Rows)
 		r.Features = append(r.Features, fr)
 	}
 	if o := p.Output; o != nil {
 		fr := compareNumeric(&o.Feature, l.out, st)
 		fr.Output = true
+		fr.Quality.ReferenceShare = referenceQuality(&o.Feature, p.Rows)
 		if valid := fr.Count - fr.Missing; valid > 0 {
 			fr.PositiveRate = ptr(float64(st.counts[l.outPos]) / float64(valid))
 		}
@@ -214,8 +279,28 @@ func compareState(p *Profile, l *layout, st *state, th Thresholds) *Report {
 		}
 		r.Features = append(r.Features, fr)
 	}
-	judge(r, th)
+	r.Quality.RowsAffected = int64(st.counts[l.affected])
+	if r.Rows > 0 {
+		r.Quality.Share = float64(r.Quality.RowsAffected) / float64(r.Rows)
+	}
+	judge(r, pol)
 	return r
+}
+
+// referenceQuality is the share of the reference's rows that would count
+// as a quality problem of the feature: missing, in a tail of the grid, or
+// "other".
+func referenceQuality(f *Feature, rows int64) float64 {
+	if rows <= 0 {
+		return 0
+	}
+	bad := f.Missing
+	if n := f.Numeric; n != nil {
+		bad += n.Cells[0] + n.Cells[len(n.Cells)-1]
+	} else if c := f.Categorical; c != nil {
+		bad += c.Counts[len(c.Counts)-1]
+	}
+	return float64(bad) / float64(rows)
 }
 
 func ptr(v float64) *float64 { return &v }
@@ -234,10 +319,13 @@ func compareCategorical(f *Feature, c *catCol, st *state) FeatureReport {
 	if fr.Count == 0 {
 		return fr
 	}
+	fr.Quality = Quality{Missing: fr.Missing, Unseen: int64(block[c.k])}
+	fr.Quality.Share = float64(fr.Quality.Missing+fr.Quality.Unseen) / float64(fr.Count)
 	ref, cur := withMissing(fr.Reference, fr.Current)
 	fr.PSI = ptr(psi(ref, cur))
 	fr.JS = ptr(jsDistance(ref, cur))
-	fr.Chi2P = ptr(chi2Homogeneity(ref, cur))
+	psiP, jsP, chi2P, exact := binPValues(ref, cur, false)
+	fr.PSIP, fr.JSP, fr.Chi2P, fr.Exact = ptr(psiP), ptr(jsP), ptr(chi2P), exact
 	return fr
 }
 
@@ -263,9 +351,13 @@ func compareNumeric(f *Feature, c *numCol, st *state) FeatureReport {
 	if fr.Count == 0 {
 		return fr
 	}
+	fr.Quality = Quality{Missing: fr.Missing, OutOfRange: int64(block[0] + block[c.cells+1])}
+	fr.Quality.Share = float64(fr.Quality.Missing+fr.Quality.OutOfRange) / float64(fr.Count)
 	rh, ch := withMissing(fr.Reference, fr.Current)
 	fr.PSI = ptr(psi(rh, ch))
 	fr.JS = ptr(jsDistance(rh, ch))
+	psiP, jsP, _, exact := binPValues(rh, ch, true)
+	fr.PSIP, fr.JSP, fr.Exact = ptr(psiP), ptr(jsP), exact
 	valid := fr.Count - fr.Missing
 	if valid == 0 {
 		return fr
@@ -282,6 +374,7 @@ func compareNumeric(f *Feature, c *numCol, st *state) FeatureReport {
 		return fr // cannot happen with validated inputs; never emit NaN
 	}
 	fr.KS = ptr(min(1, ks))
+	fr.KSP = ptr(KSPValue(*fr.KS, p64(nr.Cells), valid))
 	if nr.Std > 0 && finite(w/nr.Std) {
 		fr.Wasserstein = ptr(w / nr.Std)
 	}
@@ -367,31 +460,118 @@ func cellCDF(g Grid, cells []float64, sumLo, sumHi float64) *cdf {
 	return c
 }
 
-// judge sets the breaches of every feature and of the report.
-func judge(r *Report, th Thresholds) {
-	chi2Tests := 0
+// p64 is the sum of counts.
+func p64(counts []int64) int64 {
+	var n int64
+	for _, c := range counts {
+		n += c
+	}
+	return n
+}
+
+// hypothesis is the test a statistic's breach rests on: Wasserstein rests
+// on KS (the same two CDFs), every other statistic on its own p-value.
+func hypothesis(stat string) string {
+	if stat == StatWasserstein {
+		return StatKS
+	}
+	return stat
+}
+
+// pValue returns the p-value of the named test of f, if it has one.
+func (f *FeatureReport) pValue(test string) (float64, bool) {
+	var p *float64
+	switch test {
+	case StatPSI:
+		p = f.PSIP
+	case StatJS:
+		p = f.JSP
+	case StatKS:
+		p = f.KSP
+	case StatChi2P:
+		p = f.Chi2P
+	}
+	if p == nil {
+		return 0, false
+	}
+	return *p, true
+}
+
+// judge sets the breaches of every feature and the report's verdict: every
+// enabled statistic of every feature with at least its MinCount rows puts
+// its test's p-value into one family, Holm's procedure at pol.Alpha decides
+// which tests reject, and a statistic breaches when its test rejects and
+// its value reaches the statistic's Threshold (its minimum effect; not for
+// chi2_p, a p-value itself).
+func judge(r *Report, pol Policy) {
+	pol = pol.withDefaults()
+	r.Alpha, r.MinCount = pol.Alpha, pol.minCount()
+	type key struct {
+		feature int
+		test    string
+	}
+	var keys []key
+	var ps []float64
+	seen := map[key]bool{}
+	judged := make([]bool, len(r.Features))
 	for i := range r.Features {
-		if r.Features[i].Chi2P != nil && r.Features[i].Count >= th.Chi2P.MinCount {
-			chi2Tests++
+		f := &r.Features[i]
+		pol.Thresholds.each(func(name string, t *Threshold) bool {
+			if !t.Enabled || f.Count < t.MinCount {
+				return true
+			}
+			k := key{i, hypothesis(name)}
+			p, ok := f.pValue(k.test)
+			if !ok || seen[k] {
+				return true
+			}
+			seen[k] = true
+			judged[i] = true
+			keys = append(keys, k)
+			ps = append(ps, p)
+			return true
+		})
+	}
+	r.Tests = len(ps)
+	rejected := map[key]bool{}
+	for j, rej := range holm(ps, pol.Alpha) {
+		if rej {
+			rejected[keys[j]] = true
 		}
 	}
 	for i := range r.Features {
 		f := &r.Features[i]
-		th.each(func(name string, t *Threshold) bool {
-			v, ok := f.Stat(name)
-			if !ok || !t.Enabled || f.Count < t.MinCount {
+		f.Breach, f.Breaches = false, nil
+		pol.Thresholds.each(func(name string, t *Threshold) bool {
+			if !t.Enabled || f.Count < t.MinCount || !rejected[key{i, hypothesis(name)}] {
 				return true
 			}
-			over := v > t.Threshold
-			if name == StatChi2P {
-				over = v < t.Threshold/float64(max(1, chi2Tests))
-			}
-			if over && !math.IsNaN(v) {
+			if v, ok := f.Stat(name); ok && (name == StatChi2P || v >= t.Threshold) {
 				f.Breaches = append(f.Breaches, name)
 				f.Breach = true
 			}
 			return true
 		})
 		r.Breach = r.Breach || f.Breach
+		if !f.Output && judged[i] {
+			r.JudgedFeatures++
+			if f.Breach {
+				r.DriftedFeatures++
+			}
+		}
+	}
+	if r.JudgedFeatures > 0 {
+		r.DriftShare = float64(r.DriftedFeatures) / float64(r.JudgedFeatures)
+		r.DatasetDrift = r.DriftShare >= pol.DriftShare
+	}
+	switch {
+	case r.Rows == 0:
+		r.Status = StatusNoData
+	case r.Rows < r.MinCount:
+		r.Status = StatusNotEnoughData
+	case r.Breach:
+		r.Status = StatusDrift
+	default:
+		r.Status = StatusNoDrift
 	}
 }
