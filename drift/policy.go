@@ -111,7 +111,9 @@ func (p Policy) Validate() error {
 	if err := p.Thresholds.Validate(); err != nil {
 		return err
 	}
-	bad := func(field string, v any, reason string) error { return fieldErr(ErrInvalidThresholds, field, v, reason) }
+	bad := func(field string, v any, reason string) error {
+		return fieldErr(ErrInvalidThresholds, field, v, reason)
+	}
 	switch {
 	case !(p.Alpha > 0 && p.Alpha < 1):
 		return bad("alpha", p.Alpha, "must be in (0, 1): it is a false-alarm probability")
