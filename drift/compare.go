@@ -2,6 +2,8 @@ package drift
 
 import (
 	"fmt"
+	"slices"
+	"sync"
 )
 
 // Statistic names, as they appear in reports, thresholds and alerts.
@@ -334,18 +336,13 @@ func compareNumeric(f *Feature, c *numCol, st *state) FeatureReport {
 	block := st.counts[c.off : c.off+c.cells+3]
 	fr := FeatureReport{Input: f.Input, Index: f.Index, Name: f.Name, Kind: Numeric,
 		Count: int64(st.counts[0]), Missing: int64(block[c.cells+2])}
-	edges := make([]float64, len(nr.Bins))
-	for i, b := range nr.Bins {
-		edges[i] = nr.Grid.Edge(b)
-	}
-	refBins := make([]int64, len(nr.Bins)+1)
-	for cell, n := range nr.Cells {
-		refBins[binOf(nr.Bins, cell)] += n
-	}
+	ref := c.reference(nr)
+	edges := slices.Clone(ref.edges)
+	refBins := slices.Clone(ref.bins)
 	fr.Reference = Histogram{Edges: edges, Counts: refBins, Shares: shares(refBins), Missing: f.Missing}
 	cur := make([]int64, len(nr.Bins)+1)
 	for cell, n := range block[:c.cells+2] {
-		cur[binOf(nr.Bins, cell)] += int64(n)
+		cur[ref.binOf[cell]] += int64(n)
 	}
 	fr.Current = Histogram{Edges: edges, Counts: cur, Shares: shares(cur), Missing: fr.Missing}
 	if fr.Count == 0 {
@@ -362,19 +359,18 @@ func compareNumeric(f *Feature, c *numCol, st *state) FeatureReport {
 	if valid == 0 {
 		return fr
 	}
-	refCells := make([]float64, c.cells+2)
 	curCells := make([]float64, c.cells+2)
-	for i := range refCells {
-		refCells[i], curCells[i] = float64(nr.Cells[i]), float64(block[i])
+	for i := range curCells {
+		curCells[i] = float64(block[i])
 	}
-	refCDF := cellCDF(nr.Grid, refCells, nr.TailSums[0], nr.TailSums[1])
+	refCDF := ref.cdf
 	curCDF := cellCDF(nr.Grid, curCells, st.sums[c.sum], st.sums[c.sum+1])
 	ks, w := ksWasserstein(refCDF, curCDF)
 	if !finite(ks) {
 		return fr // cannot happen with validated inputs; never emit NaN
 	}
 	fr.KS = ptr(min(1, ks))
-	fr.KSP = ptr(KSPValue(*fr.KS, p64(nr.Cells), valid))
+	fr.KSP = ptr(KSPValue(*fr.KS, ref.rows, valid))
 	if nr.Std > 0 && finite(w/nr.Std) {
 		fr.Wasserstein = ptr(w / nr.Std)
 	}
@@ -439,7 +435,7 @@ func cellCDF(g Grid, cells []float64, sumLo, sumHi float64) *cdf {
 	for _, v := range cells {
 		n += v
 	}
-	c := &cdf{}
+	c := &cdf{x: make([]float64, 0, len(cells)+1), left: make([]float64, 0, len(cells)+1), right: make([]float64, 0, len(cells)+1)}
 	if n == 0 {
 		return c
 	}
@@ -460,13 +456,37 @@ func cellCDF(g Grid, cells []float64, sumLo, sumHi float64) *cdf {
 	return c
 }
 
-// p64 is the sum of counts.
-func p64(counts []int64) int64 {
-	var n int64
-	for _, c := range counts {
-		n += c
-	}
-	return n
+// numRef is what every comparison with a numeric feature's reference
+// reads and nothing changes: computed once per compiled layout.
+type numRef struct {
+	once  sync.Once
+	edges []float64 // the coarse bins' edges
+	bins  []int64   // the reference's coarse bin counts
+	binOf []int     // each cell's coarse bin
+	cdf   *cdf      // the reference's CDF on the grid
+	rows  int64     // the reference's non-missing values
+}
+
+// reference returns the column's reference data, computing it on first use.
+func (c *numCol) reference(nr *NumericRef) *numRef {
+	r := c.ref
+	r.once.Do(func() {
+		r.edges = make([]float64, len(nr.Bins))
+		for i, b := range nr.Bins {
+			r.edges[i] = nr.Grid.Edge(b)
+		}
+		r.binOf = make([]int, len(nr.Cells))
+		r.bins = make([]int64, len(nr.Bins)+1)
+		cells := make([]float64, len(nr.Cells))
+		for cell, n := range nr.Cells {
+			r.binOf[cell] = binOf(nr.Bins, cell)
+			r.bins[r.binOf[cell]] += n
+			cells[cell] = float64(n)
+			r.rows += n
+		}
+		r.cdf = cellCDF(nr.Grid, cells, nr.TailSums[0], nr.TailSums[1])
+	})
+	return r
 }
 
 // hypothesis is the test a statistic's breach rests on: Wasserstein rests

@@ -1,6 +1,7 @@
 package drift
 
 import (
+	"sync"
 	"time"
 )
 
@@ -33,7 +34,8 @@ type Evaluation struct {
 	// Runs are the judged runs, oldest first and disjoint, the newest ending
 	// with the last closed window: as many as the policy's longest
 	// ConsecutiveWindows, fewer when the windows within reach run out. With
-	// not enough data it is the one partial run, judged as such.
+	// not enough data it is the one partial run, judged as such. Reports
+	// of complete runs are shared with later evaluations: read only.
 	Runs []Run `json:"runs"`
 	// Alerts are the statistics that breached in as many runs in a row as
 	// their ConsecutiveWindows, and a StatDriftShare alert when the drift
@@ -75,7 +77,11 @@ func Evaluate(w *Windows, pol Policy) (*Evaluation, error) {
 	runs := w.runs(need, k, pol.MaxWindows)
 	ev := &Evaluation{MinCount: need, Status: StatusNoData}
 	for _, r := range runs {
-		rep := compareState(w.prof, w.lay, &r.st, pol)
+		rep := w.judged.get(pol, r.first, r.last)
+		if rep == nil {
+			rep = compareState(w.prof, w.lay, &r.st, pol)
+			w.judged.put(pol, r.first, r.last, rep, r.first-int64(len(w.windows)))
+		}
 		ev.Runs = append(ev.Runs, Run{From: r.from, To: r.to, Windows: r.windows, Report: rep})
 	}
 	if len(ev.Runs) == 0 {
@@ -103,9 +109,49 @@ func Evaluate(w *Windows, pol Policy) (*Evaluation, error) {
 
 // pooled is a run of closed windows merged into one state.
 type pooled struct {
-	from, to time.Time
-	windows  int
-	st       state
+	first, last int64 // window numbers
+	from, to    time.Time
+	windows     int
+	st          state
+}
+
+// judgedRuns remembers the reports of complete runs. A closed window never
+// changes, so the run of windows first…last judged by one policy always
+// gives the same report: each window close then costs one comparison (the
+// new run) instead of one per run the alert needs. Entries of another
+// policy, or older than the oldest run just asked for, are dropped.
+type judgedRuns struct {
+	mu   sync.Mutex
+	pol  Policy
+	runs map[[2]int64]*Report
+}
+
+func (j *judgedRuns) get(pol Policy, first, last int64) *Report {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.pol != pol {
+		return nil
+	}
+	return j.runs[[2]int64{first, last}]
+}
+
+// put remembers a complete run's report and forgets the runs that start
+// before floor (out of the ring: never asked for again).
+func (j *judgedRuns) put(pol Policy, first, last int64, r *Report, floor int64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.pol != pol || j.runs == nil {
+		j.pol, j.runs = pol, map[[2]int64]*Report{}
+	}
+	if r.Rows < r.MinCount {
+		return // a partial run grows as windows close
+	}
+	for k := range j.runs {
+		if k[0] < floor {
+			delete(j.runs, k)
+		}
+	}
+	j.runs[[2]int64{first, last}] = r
 }
 
 // runs cuts the closed windows, newest backwards, into up to k disjoint runs
@@ -127,7 +173,7 @@ func (w *Windows) runs(need int64, k, reach int) []pooled {
 	var rows int64
 	for id := cur - 1; id >= cur-int64(reach) && len(out) < k; id-- {
 		if run == nil {
-			run = &pooled{to: time.Unix(0, (id+1)*w.win), st: newState(w.lay)}
+			run = &pooled{last: id, to: time.Unix(0, (id+1)*w.win), st: newState(w.lay)}
 			rows = 0
 		}
 		if f := &w.windows[mod(id, ring)]; f.id == id {
@@ -135,7 +181,7 @@ func (w *Windows) runs(need int64, k, reach int) []pooled {
 			rows += int64(f.counts[0])
 		}
 		run.windows++
-		run.from = time.Unix(0, id*w.win)
+		run.first, run.from = id, time.Unix(0, id*w.win)
 		if rows >= need {
 			out = append(out, *run)
 			run = nil

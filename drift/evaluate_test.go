@@ -112,3 +112,35 @@ func TestEvaluateRecentKeepsItsContract(t *testing.T) {
 		t.Errorf("EvaluateRecent: %d reports, %d alerts; Evaluate: %d runs, %d alerts; want the same 3 runs and their alerts", len(reports), len(alerts), len(ev.Runs), len(ev.Alerts))
 	}
 }
+
+// TestEvaluateRemembersRunsPerPolicy: a complete run's report is computed
+// once and reused while its windows stay the same; another policy judges
+// afresh.
+func TestEvaluateRemembersRunsPerPolicy(t *testing.T) {
+	p := synthReference(t)
+	s := newStream(t, p, DefaultPolicy())
+	g := newSynth(15)
+	g.shift[2] = 0.3
+	var ev *Evaluation
+	for range 4 {
+		ev = s.window(1000, g.next)
+	}
+	again, err := Evaluate(s.w, DefaultPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ev.Runs {
+		if again.Runs[i].Report != ev.Runs[i].Report {
+			t.Errorf("run %d judged again under the same policy", i)
+		}
+	}
+	strict := DefaultPolicy()
+	strict.Alpha = 1e-12
+	other, err := Evaluate(s.w, strict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Latest() == ev.Latest() || other.Latest().Alpha != 1e-12 {
+		t.Errorf("another policy reused the report judged at α %g", ev.Latest().Alpha)
+	}
+}

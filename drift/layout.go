@@ -49,6 +49,7 @@ type numCol struct {
 	scale float32 // cells per unit of d
 	gf    float32 // float32(cells)
 	sqrt  bool
+	ref   *numRef // the reference, read by comparisons (nil in a builder's scratch column)
 }
 
 func newNumCol(col, off, sum int, g Grid) numCol {
@@ -111,6 +112,7 @@ func compile(p *Profile) *layout {
 
 func (l *layout) newNum(col int, g Grid) numCol {
 	c := newNumCol(col, l.nCounts, l.nSums, g)
+	c.ref = new(numRef)
 	l.nCounts += g.Cells + 3
 	l.nSums += 2
 	return c
