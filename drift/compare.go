@@ -15,18 +15,21 @@ const (
 	StatChi2P       = "chi2_p"
 )
 
-// Threshold is when one statistic counts as a breach. The JSON field names
-// match the registry's drift policy, so a policy threshold converts field
-// for field.
+// Threshold is how one statistic is judged. The JSON field names match the
+// registry's drift policy, so a policy threshold converts field for field
+// (PolicyFromThresholds says what each field then means).
 type Threshold struct {
 	Enabled bool `json:"enabled"`
-	// Threshold: a breach is a value above it (below it for chi2_p).
+	// Threshold: in a Policy, the least value of the statistic that may
+	// breach once its test rejects (a minimum effect; unused for chi2_p).
+	// In the registry's fixed thresholds it was the breach level itself.
 	Threshold float64 `json:"threshold"`
-	// MinCount is the number of rows a sketch needs before the statistic is
-	// judged (its value is reported regardless).
+	// MinCount is the number of rows a judgement needs before the
+	// statistic is judged (its value is reported regardless); Evaluate
+	// pools windows until they hold it.
 	MinCount int64 `json:"min_count"`
-	// ConsecutiveWindows is how many windows in a row must breach before
-	// Sustained raises an alert.
+	// ConsecutiveWindows is how many judgements in a row (windows, or runs
+	// of pooled windows) must breach before an alert.
 	ConsecutiveWindows int `json:"consecutive_windows"`
 }
 
@@ -40,10 +43,10 @@ type Thresholds struct {
 }
 
 // DefaultThresholds returns the thresholds of the registry's default drift
-// policy (see doc.go for why each level): PSI 0.2, JS distance 0.1, KS 0.1,
-// χ² p-value 0.01 (Bonferroni-corrected across a report's features), each
-// judged from 1,000 rows and alerting after 3 windows in a row; Wasserstein
-// (0.5 reference standard deviations) reported but disabled.
+// policy: PSI 0.2, JS distance 0.1, KS 0.1, χ² p-value 0.01, each judged
+// from 1,000 rows and alerting after 3 windows in a row; Wasserstein (0.5
+// reference standard deviations) reported but disabled. Judged through
+// PolicyFromThresholds they are DefaultPolicy (see doc.go).
 func DefaultThresholds() Thresholds {
 	t := func(v float64, on bool) Threshold {
 		return Threshold{Enabled: on, Threshold: v, MinCount: 1000, ConsecutiveWindows: 3}

@@ -2,6 +2,7 @@ package drift
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -142,5 +143,48 @@ func TestEvaluateRemembersRunsPerPolicy(t *testing.T) {
 	}
 	if other.Latest() == ev.Latest() || other.Latest().Alpha != 1e-12 {
 		t.Errorf("another policy reused the report judged at α %g", ev.Latest().Alpha)
+	}
+}
+
+// TestEvaluateDriftShareAlert: when most input features drift the model
+// drifts as a whole: each judgement's drift share reaches the policy's
+// DriftShare, and after 3 runs in a row a drift_share alert carries the
+// shares; one drifted feature of six never raises it.
+func TestEvaluateDriftShareAlert(t *testing.T) {
+	p := synthReference(t)
+	for _, c := range []struct {
+		shifted   []int
+		wantAlert bool
+	}{{[]int{0, 1, 2, 3}, true}, {[]int{0}, false}} {
+		s := newStream(t, p, DefaultPolicy())
+		g := newSynth(16)
+		for _, f := range c.shifted {
+			g.shift[f] = 1
+		}
+		var ev *Evaluation
+		for range 3 {
+			ev = s.window(1000, g.next)
+		}
+		i := slices.IndexFunc(ev.Alerts, func(a Alert) bool { return a.Statistic == StatDriftShare })
+		if (i >= 0) != c.wantAlert {
+			t.Errorf("features %v shifted: drift share %.2f, drift_share alert %v, want %v", c.shifted, ev.Latest().DriftShare, i >= 0, c.wantAlert)
+			continue
+		}
+		if c.wantAlert && (len(ev.Alerts[i].Values) != 3 || ev.Alerts[i].Values[2] < 0.5 || ev.Alerts[i].Threshold != DefaultDriftShare) {
+			t.Errorf("drift_share alert %+v, want 3 shares of at least 0.5 over threshold 0.5", ev.Alerts[i])
+		}
+	}
+}
+
+// TestPolicyFromDefaultThresholdsIsDefaultPolicy: the registry's default
+// drift policy, mapped as the gateway maps it, is the size-aware default.
+func TestPolicyFromDefaultThresholdsIsDefaultPolicy(t *testing.T) {
+	if got, want := PolicyFromThresholds(DefaultThresholds()), DefaultPolicy(); got != want {
+		t.Errorf("PolicyFromThresholds(DefaultThresholds()) = %+v, want DefaultPolicy %+v", got, want)
+	}
+	bad := DefaultPolicy()
+	bad.Alpha = 1.5
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "alpha (1.5) must be in (0, 1)") {
+		t.Errorf("alpha 1.5: %v, want an error naming alpha", err)
 	}
 }
