@@ -91,13 +91,17 @@ type Report struct {
 	// Rows is the number of rows in the sketch; ReferenceRows in the profile.
 	Rows          int64 `json:"count"`
 	ReferenceRows int64 `json:"reference_count"`
+	// Breach is set when any feature breaches.
+	Breach   bool            `json:"breach"`
+	Features []FeatureReport `json:"features"`
+	// The verdict's details follow the features, so the encoding of the
+	// fields above (which webhook receivers parse) keeps its order.
+
 	// Status is StatusNoData, StatusNotEnoughData, StatusNoDrift or
 	// StatusDrift: "no data" and "not enough data" are never "no drift".
 	Status string `json:"status"`
 	// MinCount is the rows the policy needs before it judges.
 	MinCount int64 `json:"min_count"`
-	// Breach is set when any feature breaches.
-	Breach bool `json:"breach"`
 	// Alpha is the family-wise false-alarm rate the tests were corrected to
 	// (Holm) and Tests the size of that family (features × statistics).
 	Alpha float64 `json:"alpha"`
@@ -111,8 +115,7 @@ type Report struct {
 	DriftShare      float64 `json:"drift_share"`
 	DatasetDrift    bool    `json:"dataset_drift"`
 	// Quality sums up the data quality of the rows (see FeatureReport's).
-	Quality  RowQuality      `json:"quality"`
-	Features []FeatureReport `json:"features"`
+	Quality RowQuality `json:"quality"`
 }
 
 // RowQuality is how many rows had any data-quality problem in any input
