@@ -2,6 +2,7 @@ package drift
 
 import (
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -103,4 +104,49 @@ func TestJudgeStatusAndShare(t *testing.T) {
 	f(1000, []float64{1e-20, 0.5, 0.5}, false, StatusDrift, 1.0/3, false)
 	// The output breaching alone is drift, but no input feature drifted.
 	f(1000, []float64{0.5, 0.5, 1e-20}, true, StatusDrift, 0, false)
+}
+
+// TestMergeRare: columns whose smaller expected count is below 5 merge,
+// rarest first — categories into the next rarest, ordered bins into their
+// smaller neighbour — until every cell expects 5 or two columns are left,
+// where a rare cell means Fisher's exact test.
+func TestMergeRare(t *testing.T) {
+	f := func(ref, cur []float64, ordered bool, wantRef, wantCur []float64, wantExact bool) {
+		t.Helper()
+		b := mergeRare(ref, cur, ordered)
+		if fmt.Sprint(b.ref, b.cur) != fmt.Sprint(wantRef, wantCur) || !math.IsNaN(b.exact) != wantExact {
+			t.Errorf("mergeRare(%v, %v, ordered %v) = %v %v (exact p %v), want %v %v (exact %v)", ref, cur, ordered, b.ref, b.cur, b.exact, wantRef, wantCur, wantExact)
+		}
+	}
+	// Categories: "10+1" (expects 1.0 current rows) joins "90+9", the next
+	// rarest; the empty category is dropped.
+	f([]float64{9000, 900, 90, 10, 0}, []float64{900, 90, 9, 1, 0}, false,
+		[]float64{9000, 900, 100}, []float64{900, 90, 10}, false)
+	// Ordered bins: the near-empty tails fold into their neighbours.
+	f([]float64{5, 1000, 1000, 3}, []float64{1, 100, 100, 0}, true,
+		[]float64{1005, 1003}, []float64{101, 100}, false)
+	// Nothing rare: unchanged.
+	f([]float64{500, 500}, []float64{60, 40}, true, []float64{500, 500}, []float64{60, 40}, false)
+	// Two columns, one rare cell: Fisher's exact test.
+	f([]float64{10000, 0}, []float64{1198, 2}, false, []float64{10000, 0}, []float64{1198, 2}, true)
+	if b := mergeRare([]float64{10000, 0}, []float64{1198, 2}, false); math.Abs(b.exact-0.0115) > 5e-5 {
+		t.Errorf("exact p of 2 new of 1,200 = %v, want 0.0115", b.exact)
+	}
+	// One column: nothing to test.
+	psiP, jsP, chi2P, _ := binPValues([]float64{100, 0}, []float64{50, 0}, false)
+	if psiP != 1 || jsP != 1 || chi2P != 1 {
+		t.Errorf("one bin: p-values %v %v %v, want 1", psiP, jsP, chi2P)
+	}
+}
+
+// TestBinPValuesAgreeUnderTheNull: for a moderate shift with every cell
+// well filled, the p-values of N·PSI and 8·ln2·N·js² against χ²(k−1)
+// are close to Pearson's (they are the same test to second order).
+func TestBinPValuesAgreeUnderTheNull(t *testing.T) {
+	ref := []float64{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000}
+	cur := []float64{95, 105, 110, 90, 100, 100, 108, 92, 97, 103}
+	psiP, jsP, chi2P, exact := binPValues(ref, cur, true)
+	if exact || math.Abs(psiP-chi2P) > 0.02 || math.Abs(jsP-chi2P) > 0.02 || chi2P < 0.5 {
+		t.Errorf("p-values psi %.4f js %.4f chi2 %.4f (exact %v), want three close values, chi2 > 0.5", psiP, jsP, chi2P, exact)
+	}
 }
