@@ -91,10 +91,14 @@ func TestSimHalfSigmaShiftAlertsWithin5000Rows(t *testing.T) {
 	synthP := synthReference(t)
 	fraudP, _, _ := reference(t)
 	amountStd := fraudP.Features[fraud.FeatureAmount].Numeric.Std
+	seeds := uint64(20)
+	if raceEnabled {
+		seeds = 4
+	}
 	for _, perWindow := range []int{1000, 300} {
 		t.Run(fmt.Sprintf("%d rows a minute", perWindow), func(t *testing.T) {
 			worst := [2]int{}
-			for seed := range uint64(20) {
+			for seed := range seeds {
 				for m, model := range []string{"synthetic", "fraud"} {
 					var (
 						p       *Profile
@@ -148,7 +152,7 @@ func TestSimHalfSigmaShiftAlertsWithin5000Rows(t *testing.T) {
 					worst[m] = max(worst[m], rows)
 				}
 			}
-			t.Logf("at %d rows a minute, the slowest of 20 seeds alerted after %d rows (synthetic) and %d (fraud)", perWindow, worst[0], worst[1])
+			t.Logf("at %d rows a minute, the slowest of %d seeds alerted after %d rows (synthetic) and %d (fraud)", perWindow, seeds, worst[0], worst[1])
 		})
 	}
 }
