@@ -279,7 +279,8 @@
 // Memory of one version is (Rollup/Window + Retention/Rollup + 1 + shards)
 // copies of 4 bytes per counter, with counters = 1 + Σ (cells + 3) over
 // numeric features and the output + Σ (values + 2) over categorical ones +
-// 1. The fraud demo profile has 4,832 counters (19 KB a copy): 1.7 MB per
+// 2 (the positive decisions, the rows with a data-quality problem). The
+// fraud demo profile has 4,833 counters (19 KB a copy): 1.7 MB per
 // version with 2 shards. A model of 30 continuous features has about
 // 13,500 counters: 4.8 MB. MaxCellMass and the window config trade that
 // against resolution and history.

@@ -210,7 +210,7 @@ func (l *layout) observe(cnt []uint32, sums []float64, row []float32, score floa
 	for i := range l.cat {
 		c := &l.cat[i]
 		x := row[c.col]
-		k := c.k
+		var k int
 		if j := int32(x) - c.min; c.table != nil && uint32(j) < uint32(len(c.table)) && float32(int32(x)) == x {
 			k = int(c.table[j])
 		} else {
