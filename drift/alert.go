@@ -13,8 +13,9 @@ type Alert struct {
 	Values []float64 `json:"values"`
 }
 
-// Sustained returns the alerts of a run of consecutive windows' reports
-// (oldest first, all compared against the same profile): for every feature
+// Sustained returns the alerts of consecutive judgements' reports (oldest
+// first, all compared against the same profile; one per window, or per run
+// of pooled windows as Evaluate makes them): for every feature
 // and every enabled statistic, an alert when the statistic breached in each
 // of the last th.<statistic>.ConsecutiveWindows reports (0 counts as 1).
 // Fewer reports than that raise nothing. Calling it after every window
@@ -60,28 +61,16 @@ func breached(f *FeatureReport, stat string) bool {
 	return false
 }
 
-// EvaluateRecent compares each of w's last closed windows (as many as the
-// largest ConsecutiveWindows of th) with the windows' profile and returns
-// Sustained's alerts and the reports, oldest first.
+// EvaluateRecent is Evaluate under PolicyFromThresholds(th), returning its
+// alerts and its runs' reports, oldest first: the judgement of the last
+// closed windows, pooled until each run holds MinCount rows.
 func EvaluateRecent(w *Windows, th Thresholds) ([]Alert, []*Report, error) {
 	if err := th.Validate(); err != nil {
 		return nil, nil, err
 	}
-	k := 1
-	th.each(func(_ string, t *Threshold) bool {
-		if t.Enabled {
-			k = max(k, t.ConsecutiveWindows)
-		}
-		return true
-	})
-	sketches := w.Recent(k)
-	reports := make([]*Report, len(sketches))
-	for i, s := range sketches {
-		r, err := Compare(w.prof, s, th)
-		if err != nil {
-			return nil, nil, err
-		}
-		reports[i] = r
+	ev, err := Evaluate(w, PolicyFromThresholds(th))
+	if err != nil {
+		return nil, nil, err
 	}
-	return Sustained(reports, th), reports, nil
+	return ev.Alerts, ev.Reports(), nil
 }

@@ -2,7 +2,8 @@ package drift
 
 import (
 	"fmt"
-	"math"
+	"slices"
+	"sync"
 )
 
 // Statistic names, as they appear in reports, thresholds and alerts.
@@ -14,18 +15,21 @@ const (
 	StatChi2P       = "chi2_p"
 )
 
-// Threshold is when one statistic counts as a breach. The JSON field names
-// match the registry's drift policy, so a policy threshold converts field
-// for field.
+// Threshold is how one statistic is judged. The JSON field names match the
+// registry's drift policy, so a policy threshold converts field for field
+// (PolicyFromThresholds says what each field then means).
 type Threshold struct {
 	Enabled bool `json:"enabled"`
-	// Threshold: a breach is a value above it (below it for chi2_p).
+	// Threshold: in a Policy, the least value of the statistic that may
+	// breach once its test rejects (a minimum effect; unused for chi2_p).
+	// In the registry's fixed thresholds it was the breach level itself.
 	Threshold float64 `json:"threshold"`
-	// MinCount is the number of rows a sketch needs before the statistic is
-	// judged (its value is reported regardless).
+	// MinCount is the number of rows a judgement needs before the
+	// statistic is judged (its value is reported regardless); Evaluate
+	// pools windows until they hold it.
 	MinCount int64 `json:"min_count"`
-	// ConsecutiveWindows is how many windows in a row must breach before
-	// Sustained raises an alert.
+	// ConsecutiveWindows is how many judgements in a row (windows, or runs
+	// of pooled windows) must breach before an alert.
 	ConsecutiveWindows int `json:"consecutive_windows"`
 }
 
@@ -39,10 +43,10 @@ type Thresholds struct {
 }
 
 // DefaultThresholds returns the thresholds of the registry's default drift
-// policy (see doc.go for why each level): PSI 0.2, JS distance 0.1, KS 0.1,
-// χ² p-value 0.01 (Bonferroni-corrected across a report's features), each
-// judged from 1,000 rows and alerting after 3 windows in a row; Wasserstein
-// (0.5 reference standard deviations) reported but disabled.
+// policy: PSI 0.2, JS distance 0.1, KS 0.1, χ² p-value 0.01, each judged
+// from 1,000 rows and alerting after 3 windows in a row; Wasserstein (0.5
+// reference standard deviations) reported but disabled. Judged through
+// PolicyFromThresholds they are DefaultPolicy (see doc.go).
 func DefaultThresholds() Thresholds {
 	t := func(v float64, on bool) Threshold {
 		return Threshold{Enabled: on, Threshold: v, MinCount: 1000, ConsecutiveWindows: 3}
@@ -90,13 +94,62 @@ type Report struct {
 	// Breach is set when any feature breaches.
 	Breach   bool            `json:"breach"`
 	Features []FeatureReport `json:"features"`
+	// The verdict's details follow the features, so the encoding of the
+	// fields above (which webhook receivers parse) keeps its order.
+
+	// Status is StatusNoData, StatusNotEnoughData, StatusNoDrift or
+	// StatusDrift: "no data" and "not enough data" are never "no drift".
+	Status string `json:"status"`
+	// MinCount is the rows the policy needs before it judges.
+	MinCount int64 `json:"min_count"`
+	// Alpha is the family-wise false-alarm rate the tests were corrected to
+	// (Holm) and Tests the size of that family (features × statistics).
+	Alpha float64 `json:"alpha"`
+	Tests int     `json:"tests"`
+	// JudgedFeatures are the input features with at least one test,
+	// DriftedFeatures those of them that breach, DriftShare their ratio and
+	// DatasetDrift whether it reaches the policy's DriftShare. The output
+	// score is not counted: it moves with its inputs.
+	JudgedFeatures  int     `json:"judged_features"`
+	DriftedFeatures int     `json:"drifted_features"`
+	DriftShare      float64 `json:"drift_share"`
+	DatasetDrift    bool    `json:"dataset_drift"`
+	// Quality sums up the data quality of the rows (see FeatureReport's).
+	Quality RowQuality `json:"quality"`
+}
+
+// RowQuality is how many rows had any data-quality problem in any input
+// feature: a missing value (NaN, ±Inf), a numeric value outside the
+// profile's range, or a category the profile does not declare.
+type RowQuality struct {
+	RowsAffected int64   `json:"rows_affected"`
+	Share        float64 `json:"share"`
+}
+
+// Quality is one feature's data quality in a stretch of traffic.
+type Quality struct {
+	// Missing counts NaN and ±Inf values.
+	Missing int64 `json:"missing"`
+	// OutOfRange counts numeric values outside the profile's range: below
+	// its grid's low end or at or above its high end, which is the
+	// reference's [p0.1, p99.9] widened by a quarter of that span on each
+	// side (see doc.go for why not the reference's min and max).
+	OutOfRange int64 `json:"out_of_range"`
+	// Unseen counts categorical values the profile does not declare.
+	Unseen int64 `json:"unseen"`
+	// Share is the share of rows with any of these problems in this
+	// feature; ReferenceShare the same share in the reference, the rate to
+	// expect when nothing is wrong.
+	Share          float64 `json:"share"`
+	ReferenceShare float64 `json:"reference_share"`
 }
 
 // FeatureReport is one feature's (or the output's) statistics. Only the
 // statistics that apply are set: numeric features have psi, js, ks and
 // wasserstein; categorical ones psi, js and chi2_p. A statistic is absent
 // when there is nothing to compare (no rows), and wasserstein when the
-// reference has no spread to scale it by.
+// reference has no spread to scale it by. Each test's p-value is beside
+// its statistic, uncorrected; breaches are judged Holm-corrected.
 type FeatureReport struct {
 	Input  string `json:"input"`
 	Index  int    `json:"index"`
@@ -108,23 +161,31 @@ type FeatureReport struct {
 	Count   int64 `json:"count"`
 	Missing int64 `json:"missing"`
 	// PSI is the population stability index over the coarse bins (plus a
-	// missing bin when either side has missing values).
-	PSI *float64 `json:"psi,omitempty"`
+	// missing bin when either side has missing values), PSIP its p-value.
+	PSI  *float64 `json:"psi,omitempty"`
+	PSIP *float64 `json:"psi_p,omitempty"`
 	// JS is the Jensen–Shannon distance (base 2, in [0, 1]) over the same
-	// bins.
-	JS *float64 `json:"js,omitempty"`
-	// KS is the Kolmogorov–Smirnov statistic, sup |F_ref − F_cur|.
-	KS *float64 `json:"ks,omitempty"`
+	// bins, JSP its p-value.
+	JS  *float64 `json:"js,omitempty"`
+	JSP *float64 `json:"js_p,omitempty"`
+	// KS is the Kolmogorov–Smirnov statistic, sup |F_ref − F_cur|, KSP its
+	// asymptotic p-value (KSPValue).
+	KS  *float64 `json:"ks,omitempty"`
+	KSP *float64 `json:"ks_p,omitempty"`
 	// Wasserstein is the Wasserstein-1 distance ∫|F_ref − F_cur| in
 	// reference standard deviations.
 	Wasserstein *float64 `json:"wasserstein,omitempty"`
-	// Chi2P is the p-value of the χ² test of homogeneity (uncorrected;
-	// breaches are judged Bonferroni-corrected).
+	// Chi2P is the p-value of the χ² test of homogeneity.
 	Chi2P *float64 `json:"chi2_p,omitempty"`
+	// Exact is set when the bins' expected counts were too small for the χ²
+	// approximation even after merging rare bins, so psi_p, js_p and chi2_p
+	// are Fisher's exact test of the remaining 2×2 table.
+	Exact bool `json:"exact,omitempty"`
 	// PositiveRate is, for the output, the share of scores at or above the
 	// threshold, now and in the reference.
 	PositiveRate          *float64  `json:"positive_rate,omitempty"`
 	ReferencePositiveRate *float64  `json:"reference_positive_rate,omitempty"`
+	Quality               Quality   `json:"quality"`
 	Reference             Histogram `json:"reference"`
 	Current               Histogram `json:"current"`
 	// Breach is set when any statistic breaches; Breaches names them.
@@ -174,10 +235,20 @@ type Histogram struct {
 	Missing int64     `json:"missing"`
 }
 
-// Compare computes every statistic of s against p and judges them with th.
-// s must come from p's fingerprint (ErrLayoutMismatch otherwise).
+// Compare computes every statistic of s against p and judges them by the
+// Policy of th (PolicyFromThresholds). s must come from p's fingerprint
+// (ErrLayoutMismatch otherwise).
 func Compare(p *Profile, s *Sketch, th Thresholds) (*Report, error) {
 	if err := th.Validate(); err != nil {
+		return nil, err
+	}
+	return ComparePolicy(p, s, PolicyFromThresholds(th))
+}
+
+// ComparePolicy computes every statistic of s against p and judges them by
+// pol. s must come from p's fingerprint (ErrLayoutMismatch otherwise).
+func ComparePolicy(p *Profile, s *Sketch, pol Policy) (*Report, error) {
+	if err := pol.Validate(); err != nil {
 		return nil, err
 	}
 	if err := p.Validate(); err != nil {
@@ -187,10 +258,10 @@ func Compare(p *Profile, s *Sketch, th Thresholds) (*Report, error) {
 		return nil, fmt.Errorf("%w: cannot compare a sketch of profile %016x with profile %016x", ErrLayoutMismatch, s.lay.fp, fp)
 	}
 	st := s.read()
-	return compareState(p, s.lay, &st, th), nil
+	return compareState(p, s.lay, &st, pol.withDefaults()), nil
 }
 
-func compareState(p *Profile, l *layout, st *state, th Thresholds) *Report {
+func compareState(p *Profile, l *layout, st *state, pol Policy) *Report {
 	r := &Report{Rows: int64(st.counts[0]), ReferenceRows: p.Rows}
 	for i := range p.Features {
 		f := &p.Features[i]
@@ -201,11 +272,13 @@ func compareState(p *Profile, l *layout, st *state, th Thresholds) *Report {
 		} else {
 			fr = compareNumeric(f, &l.num[ref.i], st)
 		}
+		fr.Quality.ReferenceShare = referenceQuality(f, p.Rows)
 		r.Features = append(r.Features, fr)
 	}
 	if o := p.Output; o != nil {
 		fr := compareNumeric(&o.Feature, l.out, st)
 		fr.Output = true
+		fr.Quality.ReferenceShare = referenceQuality(&o.Feature, p.Rows)
 		if valid := fr.Count - fr.Missing; valid > 0 {
 			fr.PositiveRate = ptr(float64(st.counts[l.outPos]) / float64(valid))
 		}
@@ -214,8 +287,28 @@ func compareState(p *Profile, l *layout, st *state, th Thresholds) *Report {
 		}
 		r.Features = append(r.Features, fr)
 	}
-	judge(r, th)
+	r.Quality.RowsAffected = int64(st.counts[l.affected])
+	if r.Rows > 0 {
+		r.Quality.Share = float64(r.Quality.RowsAffected) / float64(r.Rows)
+	}
+	judge(r, pol)
 	return r
+}
+
+// referenceQuality is the share of the reference's rows that would count
+// as a quality problem of the feature: missing, in a tail of the grid, or
+// "other".
+func referenceQuality(f *Feature, rows int64) float64 {
+	if rows <= 0 {
+		return 0
+	}
+	bad := f.Missing
+	if n := f.Numeric; n != nil {
+		bad += n.Cells[0] + n.Cells[len(n.Cells)-1]
+	} else if c := f.Categorical; c != nil {
+		bad += c.Counts[len(c.Counts)-1]
+	}
+	return float64(bad) / float64(rows)
 }
 
 func ptr(v float64) *float64 { return &v }
@@ -234,10 +327,13 @@ func compareCategorical(f *Feature, c *catCol, st *state) FeatureReport {
 	if fr.Count == 0 {
 		return fr
 	}
+	fr.Quality = Quality{Missing: fr.Missing, Unseen: int64(block[c.k])}
+	fr.Quality.Share = float64(fr.Quality.Missing+fr.Quality.Unseen) / float64(fr.Count)
 	ref, cur := withMissing(fr.Reference, fr.Current)
 	fr.PSI = ptr(psi(ref, cur))
 	fr.JS = ptr(jsDistance(ref, cur))
-	fr.Chi2P = ptr(chi2Homogeneity(ref, cur))
+	psiP, jsP, chi2P, exact := binPValues(ref, cur, false)
+	fr.PSIP, fr.JSP, fr.Chi2P, fr.Exact = ptr(psiP), ptr(jsP), ptr(chi2P), exact
 	return fr
 }
 
@@ -246,42 +342,41 @@ func compareNumeric(f *Feature, c *numCol, st *state) FeatureReport {
 	block := st.counts[c.off : c.off+c.cells+3]
 	fr := FeatureReport{Input: f.Input, Index: f.Index, Name: f.Name, Kind: Numeric,
 		Count: int64(st.counts[0]), Missing: int64(block[c.cells+2])}
-	edges := make([]float64, len(nr.Bins))
-	for i, b := range nr.Bins {
-		edges[i] = nr.Grid.Edge(b)
-	}
-	refBins := make([]int64, len(nr.Bins)+1)
-	for cell, n := range nr.Cells {
-		refBins[binOf(nr.Bins, cell)] += n
-	}
+	ref := c.reference(nr)
+	edges := slices.Clone(ref.edges)
+	refBins := slices.Clone(ref.bins)
 	fr.Reference = Histogram{Edges: edges, Counts: refBins, Shares: shares(refBins), Missing: f.Missing}
 	cur := make([]int64, len(nr.Bins)+1)
 	for cell, n := range block[:c.cells+2] {
-		cur[binOf(nr.Bins, cell)] += int64(n)
+		cur[ref.binOf[cell]] += int64(n)
 	}
 	fr.Current = Histogram{Edges: edges, Counts: cur, Shares: shares(cur), Missing: fr.Missing}
 	if fr.Count == 0 {
 		return fr
 	}
+	fr.Quality = Quality{Missing: fr.Missing, OutOfRange: int64(block[0] + block[c.cells+1])}
+	fr.Quality.Share = float64(fr.Quality.Missing+fr.Quality.OutOfRange) / float64(fr.Count)
 	rh, ch := withMissing(fr.Reference, fr.Current)
 	fr.PSI = ptr(psi(rh, ch))
 	fr.JS = ptr(jsDistance(rh, ch))
+	psiP, jsP, _, exact := binPValues(rh, ch, true)
+	fr.PSIP, fr.JSP, fr.Exact = ptr(psiP), ptr(jsP), exact
 	valid := fr.Count - fr.Missing
 	if valid == 0 {
 		return fr
 	}
-	refCells := make([]float64, c.cells+2)
 	curCells := make([]float64, c.cells+2)
-	for i := range refCells {
-		refCells[i], curCells[i] = float64(nr.Cells[i]), float64(block[i])
+	for i := range curCells {
+		curCells[i] = float64(block[i])
 	}
-	refCDF := cellCDF(nr.Grid, refCells, nr.TailSums[0], nr.TailSums[1])
+	refCDF := ref.cdf
 	curCDF := cellCDF(nr.Grid, curCells, st.sums[c.sum], st.sums[c.sum+1])
 	ks, w := ksWasserstein(refCDF, curCDF)
 	if !finite(ks) {
 		return fr // cannot happen with validated inputs; never emit NaN
 	}
 	fr.KS = ptr(min(1, ks))
+	fr.KSP = ptr(KSPValue(*fr.KS, ref.rows, valid))
 	if nr.Std > 0 && finite(w/nr.Std) {
 		fr.Wasserstein = ptr(w / nr.Std)
 	}
@@ -346,7 +441,7 @@ func cellCDF(g Grid, cells []float64, sumLo, sumHi float64) *cdf {
 	for _, v := range cells {
 		n += v
 	}
-	c := &cdf{}
+	c := &cdf{x: make([]float64, 0, len(cells)+1), left: make([]float64, 0, len(cells)+1), right: make([]float64, 0, len(cells)+1)}
 	if n == 0 {
 		return c
 	}
@@ -367,31 +462,142 @@ func cellCDF(g Grid, cells []float64, sumLo, sumHi float64) *cdf {
 	return c
 }
 
-// judge sets the breaches of every feature and of the report.
-func judge(r *Report, th Thresholds) {
-	chi2Tests := 0
+// numRef is what every comparison with a numeric feature's reference
+// reads and nothing changes: computed once per compiled layout.
+type numRef struct {
+	once  sync.Once
+	edges []float64 // the coarse bins' edges
+	bins  []int64   // the reference's coarse bin counts
+	binOf []int     // each cell's coarse bin
+	cdf   *cdf      // the reference's CDF on the grid
+	rows  int64     // the reference's non-missing values
+}
+
+// reference returns the column's reference data, computing it on first use.
+func (c *numCol) reference(nr *NumericRef) *numRef {
+	r := c.ref
+	r.once.Do(func() {
+		r.edges = make([]float64, len(nr.Bins))
+		for i, b := range nr.Bins {
+			r.edges[i] = nr.Grid.Edge(b)
+		}
+		r.binOf = make([]int, len(nr.Cells))
+		r.bins = make([]int64, len(nr.Bins)+1)
+		cells := make([]float64, len(nr.Cells))
+		for cell, n := range nr.Cells {
+			r.binOf[cell] = binOf(nr.Bins, cell)
+			r.bins[r.binOf[cell]] += n
+			cells[cell] = float64(n)
+			r.rows += n
+		}
+		r.cdf = cellCDF(nr.Grid, cells, nr.TailSums[0], nr.TailSums[1])
+	})
+	return r
+}
+
+// hypothesis is the test a statistic's breach rests on: Wasserstein rests
+// on KS (the same two CDFs), every other statistic on its own p-value.
+func hypothesis(stat string) string {
+	if stat == StatWasserstein {
+		return StatKS
+	}
+	return stat
+}
+
+// pValue returns the p-value of the named test of f, if it has one.
+func (f *FeatureReport) pValue(test string) (float64, bool) {
+	var p *float64
+	switch test {
+	case StatPSI:
+		p = f.PSIP
+	case StatJS:
+		p = f.JSP
+	case StatKS:
+		p = f.KSP
+	case StatChi2P:
+		p = f.Chi2P
+	}
+	if p == nil {
+		return 0, false
+	}
+	return *p, true
+}
+
+// judge sets the breaches of every feature and the report's verdict: every
+// enabled statistic of every feature with at least its MinCount rows puts
+// its test's p-value into one family, Holm's procedure at pol.Alpha decides
+// which tests reject, and a statistic breaches when its test rejects and
+// its value reaches the statistic's Threshold (its minimum effect; not for
+// chi2_p, a p-value itself).
+func judge(r *Report, pol Policy) {
+	pol = pol.withDefaults()
+	r.Alpha, r.MinCount = pol.Alpha, pol.minCount()
+	type key struct {
+		feature int
+		test    string
+	}
+	var keys []key
+	var ps []float64
+	seen := map[key]bool{}
+	judged := make([]bool, len(r.Features))
 	for i := range r.Features {
-		if r.Features[i].Chi2P != nil && r.Features[i].Count >= th.Chi2P.MinCount {
-			chi2Tests++
+		f := &r.Features[i]
+		pol.Thresholds.each(func(name string, t *Threshold) bool {
+			if !t.Enabled || f.Count < t.MinCount {
+				return true
+			}
+			k := key{i, hypothesis(name)}
+			p, ok := f.pValue(k.test)
+			if !ok || seen[k] {
+				return true
+			}
+			seen[k] = true
+			judged[i] = true
+			keys = append(keys, k)
+			ps = append(ps, p)
+			return true
+		})
+	}
+	r.Tests = len(ps)
+	rejected := map[key]bool{}
+	for j, rej := range holm(ps, pol.Alpha) {
+		if rej {
+			rejected[keys[j]] = true
 		}
 	}
 	for i := range r.Features {
 		f := &r.Features[i]
-		th.each(func(name string, t *Threshold) bool {
-			v, ok := f.Stat(name)
-			if !ok || !t.Enabled || f.Count < t.MinCount {
+		f.Breach, f.Breaches = false, nil
+		pol.Thresholds.each(func(name string, t *Threshold) bool {
+			if !t.Enabled || f.Count < t.MinCount || !rejected[key{i, hypothesis(name)}] {
 				return true
 			}
-			over := v > t.Threshold
-			if name == StatChi2P {
-				over = v < t.Threshold/float64(max(1, chi2Tests))
-			}
-			if over && !math.IsNaN(v) {
+			if v, ok := f.Stat(name); ok && (name == StatChi2P || v >= t.Threshold) {
 				f.Breaches = append(f.Breaches, name)
 				f.Breach = true
 			}
 			return true
 		})
 		r.Breach = r.Breach || f.Breach
+		if !f.Output && judged[i] {
+			r.JudgedFeatures++
+			if f.Breach {
+				r.DriftedFeatures++
+			}
+		}
+	}
+	if r.JudgedFeatures > 0 {
+		r.DriftShare = float64(r.DriftedFeatures) / float64(r.JudgedFeatures)
+		r.DatasetDrift = r.DriftShare >= pol.DriftShare
+	}
+	switch {
+	case r.Rows == 0:
+		r.Status = StatusNoData
+	case r.Rows < r.MinCount:
+		r.Status = StatusNotEnoughData
+	case r.Breach:
+		r.Status = StatusDrift
+	default:
+		r.Status = StatusNoDrift
 	}
 }

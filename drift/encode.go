@@ -259,6 +259,9 @@ func (l *layout) check(st *state) error {
 	} else if len(l.feats) == 0 && rows != 0 {
 		return corrupt("rows without features")
 	}
+	if st.counts[l.affected] > rows {
+		return corrupt("%d rows with data-quality problems of %d rows", st.counts[l.affected], rows)
+	}
 	return nil
 }
 

@@ -89,7 +89,7 @@ func FuzzSketchImport(f *testing.F) {
 		if !bytes.Equal(s2.Export(), out) {
 			t.Fatal("export is not stable")
 		}
-		rep := compareState(p, l, &st, DefaultThresholds())
+		rep := compareState(p, l, &st, DefaultPolicy())
 		if _, err := json.Marshal(rep); err != nil {
 			t.Fatalf("report of an accepted import does not encode: %v", err)
 		}

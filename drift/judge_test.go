@@ -16,14 +16,15 @@ func onlyPSIAndChi2(minCount int64, k int) Thresholds {
 	}
 }
 
-// TestJudgeMinCount: a statistic far over its threshold is not a breach
+// TestJudgeMinCount: a statistic far over its threshold, with a tiny
+// p-value, is not a breach
 // while the window holds fewer rows than min_count, and is one from
 // exactly min_count rows.
 func TestJudgeMinCount(t *testing.T) {
 	f := func(count int64, wantBreaches []string) {
 		t.Helper()
-		r := &Report{Rows: count, Features: []FeatureReport{{Input: "x", Count: count, PSI: ptr(5), Chi2P: ptr(1e-9)}}}
-		judge(r, onlyPSIAndChi2(100, 1))
+		r := &Report{Rows: count, Features: []FeatureReport{{Input: "x", Count: count, PSI: ptr(5), PSIP: ptr(1e-9), Chi2P: ptr(1e-9)}}}
+		judge(r, PolicyFromThresholds(onlyPSIAndChi2(100, 1)))
 		got := r.Features[0].Breaches
 		if fmt.Sprint(got) != fmt.Sprint(wantBreaches) || r.Breach != (len(wantBreaches) > 0) || r.Features[0].Breach != r.Breach {
 			t.Errorf("%d rows, min_count 100: breaches %v (feature %v, report %v), want %v", count, got, r.Features[0].Breach, r.Breach, wantBreaches)
@@ -74,12 +75,12 @@ func TestCompareBelowMinCountNeverBreaches(t *testing.T) {
 // breachingReport is a one-feature report whose PSI (2.0) breaches, or
 // (ok) stays under the threshold.
 func breachingReport(breach bool) *Report {
-	v := 0.01
+	v, p := 0.01, 0.5
 	if breach {
-		v = 2
+		v, p = 2, 1e-12
 	}
-	r := &Report{Rows: 5000, Features: []FeatureReport{{Input: "x", Name: "amount", Count: 5000, PSI: ptr(v)}}}
-	judge(r, onlyPSIAndChi2(1, 3))
+	r := &Report{Rows: 5000, Features: []FeatureReport{{Input: "x", Name: "amount", Count: 5000, PSI: ptr(v), PSIP: ptr(p)}}}
+	judge(r, PolicyFromThresholds(onlyPSIAndChi2(1, 3)))
 	return r
 }
 

@@ -25,6 +25,9 @@ type layout struct {
 	out     *numCol // nil without an output
 	outPos  int     // the positives counter
 	thresh  float32
+	// affected counts rows with a missing, out-of-range or unseen value in
+	// any input feature.
+	affected int
 }
 
 // featRef locates profile feature i's compiled column.
@@ -46,6 +49,7 @@ type numCol struct {
 	scale float32 // cells per unit of d
 	gf    float32 // float32(cells)
 	sqrt  bool
+	ref   *numRef // the reference, read by comparisons (nil in a builder's scratch column)
 }
 
 func newNumCol(col, off, sum int, g Grid) numCol {
@@ -101,11 +105,14 @@ func compile(p *Profile) *layout {
 		l.nCounts++
 		l.thresh = float32(o.Threshold)
 	}
+	l.affected = l.nCounts
+	l.nCounts++
 	return l
 }
 
 func (l *layout) newNum(col int, g Grid) numCol {
 	c := newNumCol(col, l.nCounts, l.nSums, g)
+	c.ref = new(numRef)
 	l.nCounts += g.Cells + 3
 	l.nSums += 2
 	return c
@@ -177,8 +184,14 @@ func (c *catCol) index(x float32) int {
 
 // observe counts one row into a shard's counters and tail sums. The caller
 // has checked len(row) == l.width and holds the shard.
+//
+// Data quality costs nothing on the common path: a numeric value off the
+// grid (a tail or missing) and a categorical one that is not declared
+// (other or missing) are exactly the quality problems, and they already
+// leave the fast path; they only mark the row, counted once at the end.
 func (l *layout) observe(cnt []uint32, sums []float64, row []float32, score float32) {
 	cnt[0]++
+	bad := false
 	for i := range l.num {
 		c := &l.num[i]
 		x := row[c.col]
@@ -192,18 +205,21 @@ func (l *layout) observe(cnt []uint32, sums []float64, row []float32, score floa
 			continue
 		}
 		l.tail(c, cnt, sums, x, t)
+		bad = true
 	}
 	for i := range l.cat {
 		c := &l.cat[i]
 		x := row[c.col]
-		if c.table != nil {
-			j := int32(x) - c.min
-			if uint32(j) < uint32(len(c.table)) && float32(int32(x)) == x {
-				cnt[c.off+int(c.table[j])]++
-				continue
-			}
+		var k int
+		if j := int32(x) - c.min; c.table != nil && uint32(j) < uint32(len(c.table)) && float32(int32(x)) == x {
+			k = int(c.table[j])
+		} else {
+			k = c.index(x)
 		}
-		cnt[c.off+c.index(x)]++
+		cnt[c.off+k]++
+		if k >= c.k {
+			bad = true
+		}
 	}
 	if c := l.out; c != nil {
 		t := c.pos(score)
@@ -215,6 +231,9 @@ func (l *layout) observe(cnt []uint32, sums []float64, row []float32, score floa
 		if score >= l.thresh {
 			cnt[l.outPos]++
 		}
+	}
+	if bad {
+		cnt[l.affected]++
 	}
 }
 

@@ -116,3 +116,37 @@ func TestKSWasserstein(t *testing.T) {
 		t.Errorf("crossing: ks %v w %v, want 0.5 0.5", ks, w)
 	}
 }
+
+// chi2Homogeneity is the p-value of Pearson's χ² test, without merging
+// rare bins (the classical test, which binPValues refines), that the reference
+// and current counts come from the same distribution (a 2×k contingency
+// table; categories empty on both sides are dropped). A two-sample test,
+// rather than goodness of fit against fixed proportions, because the
+// reference is itself a sample: a category unseen in the reference gives a
+// small p-value, not a division by zero, and a small reference is not
+// over-trusted.
+func chi2Homogeneity(ref, cur []float64) float64 {
+	var nr, nc float64
+	k := 0
+	for i := range ref {
+		if ref[i] > 0 || cur[i] > 0 {
+			nr += ref[i]
+			nc += cur[i]
+			k++
+		}
+	}
+	if k < 2 || nr == 0 || nc == 0 {
+		return 1
+	}
+	n := nr + nc
+	var x2 float64
+	for i := range ref {
+		t := ref[i] + cur[i]
+		if t == 0 {
+			continue
+		}
+		er, ec := t*nr/n, t*nc/n
+		x2 += (ref[i]-er)*(ref[i]-er)/er + (cur[i]-ec)*(cur[i]-ec)/ec
+	}
+	return Chi2Survival(x2, float64(k-1))
+}

@@ -94,6 +94,8 @@ type Windows struct {
 	mu      sync.Mutex // guards rotation and the rings
 	windows []frozen   // closed windows, by number mod len
 	buckets []frozen   // rollup buckets, by number mod len
+
+	judged judgedRuns // Evaluate's reports of complete runs
 }
 
 // NewWindows returns the windows of a version with profile p, starting
