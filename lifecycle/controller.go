@@ -157,9 +157,7 @@ func (c *Controller) Run(stop <-chan struct{}) {
 	for {
 		select {
 		case <-t.C:
-			if c.cfg.IsLeader() {
-				c.Step()
-			}
+			c.Step()
 		case <-stop:
 			return
 		}
@@ -176,10 +174,14 @@ func (c *Controller) Close() {
 	c.wg.Wait()
 }
 
-// Step takes the decisions due now (by the configured clock): it judges
-// every champion's drift and resumes retraining requests recorded but not
-// delivered. Run calls it on the leader; tests call it directly.
+// Step takes the decisions due now (by the configured clock), if this node
+// leads: it judges every champion's drift and resumes retraining requests
+// recorded but not delivered. Run calls it once an interval; tests call it
+// directly.
 func (c *Controller) Step() {
+	if !c.cfg.IsLeader() {
+		return
+	}
 	c.stepMu.Lock()
 	defer c.stepMu.Unlock()
 	now := c.cfg.Now()

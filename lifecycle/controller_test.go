@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,7 +154,11 @@ type hookReceiver struct {
 	byID map[string]int
 	seen chan string
 	hold chan struct{}
+	held atomic.Int32 // requests waiting on hold now
 }
+
+// pending is the number of requests waiting on hold.
+func (r *hookReceiver) pending() int { return int(r.held.Load()) }
 
 const hookSecret = "webhook-signing-secret-0123456789"
 
@@ -175,9 +180,12 @@ func newHookReceiver(t *testing.T, hold chan struct{}) *hookReceiver {
 			return
 		}
 		if r.hold != nil {
+			r.held.Add(1)
 			select {
 			case <-r.hold:
+				r.held.Add(-1)
 			case <-req.Context().Done():
+				r.held.Add(-1)
 				return // the sender gave up: not delivered
 			}
 		}
