@@ -27,6 +27,12 @@ type Registry interface {
 	View(fn func(*registry.State))
 }
 
+// barrier is what a Registry may also do (cluster.Node does): wait until
+// it has applied every command committed before.
+type barrier interface {
+	Barrier(ctx context.Context) error
+}
+
 // ChampionDrift is one served champion's drift windows.
 type ChampionDrift struct {
 	Model   string
@@ -126,8 +132,9 @@ type Controller struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	stepMu sync.Mutex // one Step at a time
-	led    ledger     // guarded by stepMu
+	stepMu   sync.Mutex // one Step at a time
+	led      ledger     // guarded by stepMu
+	caughtUp bool       // the registry applied all the term's predecessors committed (stepMu)
 
 	mu       sync.Mutex          // guards sending and sent
 	sending  map[string]struct{} // event ids this controller is delivering
@@ -179,11 +186,27 @@ func (c *Controller) Close() {
 // recorded but not delivered. Run calls it once an interval; tests call it
 // directly.
 func (c *Controller) Step() {
-	if !c.cfg.IsLeader() {
-		return
-	}
 	c.stepMu.Lock()
 	defer c.stepMu.Unlock()
+	if !c.cfg.IsLeader() {
+		c.caughtUp = false
+		return
+	}
+	if !c.caughtUp {
+		// A new leader's registry may not have applied everything its
+		// predecessor committed: a delivery recorded there but not yet
+		// here would be sent twice.
+		if b, ok := c.cfg.Registry.(barrier); ok {
+			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ApplyTimeout)
+			err := b.Barrier(ctx)
+			cancel()
+			if err != nil {
+				c.log.Warn("the registry cannot catch up; no decision this step", "err", err)
+				return
+			}
+		}
+		c.caughtUp = true
+	}
 	now := c.cfg.Now()
 	c.cfg.Registry.View(c.led.update)
 	if c.cfg.Drift != nil {

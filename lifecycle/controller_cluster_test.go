@@ -108,12 +108,8 @@ func TestNewLeaderDeliversAnUndeliveredRequest(t *testing.T) {
 	clock.Add(time.Minute)
 	controllers := make([]*Controller, 3)
 	for i, n := range nodes {
-		var src DriftSource
-		if n == old {
-			src = staticDrift{{Model: testModel, Version: 1, Windows: w}}
-		}
-		c, err := NewController(ControllerConfig{Registry: n, IsLeader: n.IsLeader, Drift: src, Now: clock.Now,
-			Secrets: map[string][]byte{"hook": []byte(hookSecret)}})
+		c, err := NewController(ControllerConfig{Registry: n, IsLeader: n.IsLeader, Now: clock.Now,
+			Drift: staticDrift{{Model: testModel, Version: 1, Windows: w}}, Secrets: map[string][]byte{"hook": []byte(hookSecret)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,31 +117,40 @@ func TestNewLeaderDeliversAnUndeliveredRequest(t *testing.T) {
 		t.Cleanup(c.Close)
 	}
 
-	// The old leader records the request and starts sending it; the
-	// receiver holds it unanswered.
-	for i, n := range nodes {
-		if n == old {
-			controllers[i].Step()
-		}
-	}
+	// The leader's controller records the request and starts sending it;
+	// the receiver holds it unanswered. (Every controller steps, as Run
+	// would: only the leader's acts, whichever node leads on this busy
+	// machine.)
 	var requested Event
-	old.View(func(st *registry.State) {
-		for _, r := range st.Audit(registry.AuditFilter{Model: testModel}) {
-			if r.Kind == KindRetrainingRequested {
-				_ = json.Unmarshal(r.Evidence, &requested)
-			}
-		}
-	})
-	if requested.ID == "" {
-		t.Fatal("the leader's controller recorded no retraining request")
-	}
 	deadline := time.Now().Add(30 * time.Second)
-	for recv.pending() == 0 {
+	for requested.ID == "" || recv.pending() == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the old leader's delivery never reached the receiver")
+			t.Fatalf("no retraining request recorded and sent within 30 s (request %q, at the receiver %d)", requested.ID, recv.pending())
 		}
-		time.Sleep(10 * time.Millisecond)
+		for _, c := range controllers {
+			c.Step()
+		}
+		time.Sleep(20 * time.Millisecond)
+		old.View(func(st *registry.State) {
+			for _, r := range st.Audit(registry.AuditFilter{Model: testModel}) {
+				if r.Kind == KindRetrainingRequested {
+					_ = json.Unmarshal(r.Evidence, &requested)
+				}
+			}
+		})
 	}
+	sender := -1
+	for i, c := range controllers {
+		c.mu.Lock()
+		if _, ok := c.sending[requested.ID]; ok {
+			sender = i
+		}
+		c.mu.Unlock()
+	}
+	if sender < 0 {
+		t.Fatal("the receiver holds a request but no controller is sending it")
+	}
+	old = nodes[sender]
 
 	// The old leader stops before the receiver answers.
 	for i, n := range nodes {
@@ -157,31 +162,36 @@ func TestNewLeaderDeliversAnUndeliveredRequest(t *testing.T) {
 			nodes[i], controllers[i] = nil, nil
 		}
 	}
+	recv.waitHungUp(t)
 	if got := recv.counts(); len(got) != 0 {
 		t.Fatalf("the receiver accepted %v from the stopped leader", got)
 	}
 	close(hold)
 
+	// Every remaining controller steps, as Run would once a window, until
+	// the request is delivered: only the leader's acts, and it sends the
+	// request once however often it steps.
 	next := leaderOf(t, nodes)
-	// Every remaining controller steps, several times: only the leader's
-	// acts, and it sends the request once.
-	for round := 0; round < 3; round++ {
-		for _, c := range controllers {
+	deadline = time.Now().Add(30 * time.Second)
+	var delivered []registry.AuditRecord
+	var kinds []string
+	for len(delivered) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new leader did not deliver the request within 30 s (receiver: %v; audit: %v)", recv.counts(), kinds)
+		}
+		for i, c := range controllers {
 			if c != nil {
+				if nodes[i].IsLeader() && nodes[i] != next {
+					t.Logf("leader changed to %s", nodes[i].ID())
+				}
 				c.Step()
 			}
 		}
-	}
-	deadline = time.Now().Add(30 * time.Second)
-	var delivered []registry.AuditRecord
-	for len(delivered) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the new leader did not deliver the request within 30 s (receiver: %v)", recv.counts())
-		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 		next.View(func(st *registry.State) {
-			delivered = delivered[:0]
+			delivered, kinds = delivered[:0], kinds[:0]
 			for _, r := range st.Audit(registry.AuditFilter{Model: testModel}) {
+				kinds = append(kinds, r.Kind)
 				if r.Kind == KindRetrainingDelivered {
 					delivered = append(delivered, r)
 				}

@@ -160,6 +160,21 @@ type hookReceiver struct {
 // pending is the number of requests waiting on hold.
 func (r *hookReceiver) pending() int { return int(r.held.Load()) }
 
+// waitHungUp waits until no request waits on hold: the receiver has seen
+// every stopped sender hang up. A request it answered after its sender
+// gave up would count as delivered (the receiver's duplicate to drop by
+// event id), which is not what the tests are about.
+func (r *hookReceiver) waitHungUp(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for r.pending() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a stopped sender's request still open at the receiver after 30 s: Close did not cancel it")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 const hookSecret = "webhook-signing-secret-0123456789"
 
 func newHookReceiver(t *testing.T, hold chan struct{}) *hookReceiver {
@@ -322,7 +337,7 @@ func TestResumesAnUndeliveredRequest(t *testing.T) {
 	traffic(t, w, clock, 1, 2000, [3]float64{2, 0, 0})
 	clock.Add(time.Minute)
 
-	// The first leader requests, and stops while the hookReceiver holds the
+	// The first leader requests, and stops while the receiver holds the
 	// request.
 	old := newTestController(t, reg, clock, staticDrift{{Model: testModel, Version: 1, Windows: w}}, nil)
 	old.Step()
@@ -331,8 +346,9 @@ func TestResumesAnUndeliveredRequest(t *testing.T) {
 	if n := len(reg.alerts(testModel, KindRetrainingFailed)); n != 0 {
 		t.Fatalf("a delivery cancelled by Close was recorded failed (%d records): the next leader would not send it", n)
 	}
+	recv.waitHungUp(t)
 	if got := recv.counts(); len(got) != 0 {
-		t.Fatalf("the hookReceiver accepted %v before it was released", got)
+		t.Fatalf("the receiver accepted %v before it was released", got)
 	}
 	close(hold)
 
