@@ -58,26 +58,3 @@ func (s *Server) apiDrift(ctx *fasthttp.RequestCtx, p *apiParams) {
 		*drift.Report
 	}{p.model, p.version, horizon.String(), s.cfg.Node, rep})
 }
-
-// rotateDrift closes drift windows on time even when a version gets no
-// traffic, so reports and alerts see empty windows as empty.
-func (s *Server) rotateDrift(stop <-chan struct{}) {
-	t := time.NewTicker(min(time.Second, s.cfg.DriftWindow/4))
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			for _, r := range s.Catalog.table().Models() {
-				for _, v := range r.Versions() {
-					if d := v.Attach.drift.Load(); d != nil {
-						if w := d.windows.Load(); w != nil {
-							w.Rotate()
-						}
-					}
-				}
-			}
-		case <-stop:
-			return
-		}
-	}
-}

@@ -11,9 +11,11 @@ import (
 	"github.com/modelgate/modelgate/runtime"
 )
 
-// versionObs is what the gateway attaches to every routed version: the
-// observers the scoring path hands each answer to after responding.
-type versionObs struct {
+// VersionObservers is what the gateway attaches to every routed version:
+// the observers the scoring path hands each answer to after responding.
+// Outside the gateway it is opaque: the node's loader gets one from
+// Catalog.Observe and hands it to the reconciler with its slot.
+type VersionObservers struct {
 	stats *slotMetrics
 	// drift is nil until monitoring is enabled, and may be enabled after
 	// the version is routable (a bootstrapped reference).
@@ -27,9 +29,9 @@ type versionObs struct {
 
 // The routing package's types as this gateway instantiates them.
 type (
-	table  = routing.Table[*versionObs]
-	route  = routing.Model[*versionObs]
-	routed = routing.Version[*versionObs]
+	table  = routing.Table[*VersionObservers]
+	route  = routing.Model[*VersionObservers]
+	routed = routing.Version[*VersionObservers]
 )
 
 // Catalog is a node's set of loaded versions: it loads them with the node's
@@ -37,7 +39,7 @@ type (
 // writer it is (driven by the reconciler when the node has a registry, or
 // directly by an embedding program or test).
 type Catalog struct {
-	router  *routing.Router[*versionObs]
+	router  *routing.Router[*VersionObservers]
 	metrics *Metrics
 	// DriftWindow is the drift window length of versions enabled from now
 	// on (the server sets it from its Config).
@@ -46,12 +48,16 @@ type Catalog struct {
 
 // NewCatalog returns an empty catalog reporting to m.
 func NewCatalog(m *Metrics) *Catalog {
-	c := &Catalog{router: routing.NewRouter[*versionObs](), metrics: m}
+	c := &Catalog{router: routing.NewRouter[*VersionObservers](), metrics: m}
 	m.catalog = c
 	return c
 }
 
 func (c *Catalog) table() *table { return c.router.Table() }
+
+// Router is the routing table the catalog publishes into: the node gives
+// it to the reconciler, which then is its only writer.
+func (c *Catalog) Router() *routing.Router[*VersionObservers] { return c.router }
 
 // Load loads onnx as version of model with cfg and warms it, wiring the
 // batch-size metric; the result is not routable until Publish.
@@ -65,10 +71,11 @@ func (c *Catalog) Load(model, version string, onnx []byte, cfg runtime.Config) (
 	return runtime.NewSlot(model, version, m), nil
 }
 
-// observe returns the observers of a loaded slot (drift off).
-func (c *Catalog) observe(slot *runtime.Slot) *versionObs {
+// Observe returns the observers of a loaded slot (drift off until
+// MonitorDrift), wired to the node's metrics.
+func (c *Catalog) Observe(slot *runtime.Slot) *VersionObservers {
 	n, _ := strconv.Atoi(slot.Version)
-	return &versionObs{stats: c.metrics.forVersion(slot.Name, slot.Version), num: n}
+	return &VersionObservers{stats: c.metrics.forVersion(slot.Name, slot.Version), num: n}
 }
 
 // Publish makes slot routable as its model's version; with champion set it
@@ -76,7 +83,7 @@ func (c *Catalog) observe(slot *runtime.Slot) *versionObs {
 // model and version) is retired: it finishes its in-flight calls, then frees
 // its sessions.
 func (c *Catalog) Publish(slot *runtime.Slot, champion bool) {
-	c.router.Publish(slot, c.observe(slot), champion)
+	c.router.Publish(slot, c.Observe(slot), champion)
 }
 
 // SetChampion makes an already published version answer the model's
@@ -120,12 +127,13 @@ func (c *Catalog) EnableDrift(model, version string, profile *drift.Profile, boo
 	if v == nil {
 		return fmt.Errorf("gateway: %s v%s is not loaded", model, version)
 	}
-	return c.enableDrift(v.Slot, v.Attach, profile, bootstrapRows, onBooted)
+	return c.MonitorDrift(v.Slot, v.Attach, profile, bootstrapRows, onBooted)
 }
 
-// enableDrift starts drift monitoring of slot into its observers obs,
-// whether or not the slot is routable yet.
-func (c *Catalog) enableDrift(slot *runtime.Slot, obs *versionObs, profile *drift.Profile, bootstrapRows int, onBooted func(model, version string, p *drift.Profile)) error {
+// MonitorDrift starts drift monitoring of slot into its observers obs,
+// whether or not the slot is routable yet (a loader enables it before the
+// reconciler publishes the version), as EnableDrift does.
+func (c *Catalog) MonitorDrift(slot *runtime.Slot, obs *VersionObservers, profile *drift.Profile, bootstrapRows int, onBooted func(model, version string, p *drift.Profile)) error {
 	var cb func(*versionDrift, *drift.Profile)
 	if onBooted != nil {
 		cb = func(d *versionDrift, p *drift.Profile) { onBooted(d.model, d.version, p) }
@@ -146,6 +154,37 @@ func windowConfig(w time.Duration) drift.WindowConfig {
 		return drift.WindowConfig{}
 	}
 	return drift.WindowConfig{Window: w, Rollup: 60 * w, Retention: 24 * 60 * w}
+}
+
+// RotateDrift closes the drift windows whose time has passed, even for
+// versions without traffic, so reports and alerts see empty windows as
+// empty. The node calls it a few times a window.
+func (c *Catalog) RotateDrift() {
+	for _, r := range c.table().Models() {
+		for _, v := range r.Versions() {
+			if d := v.Attach.drift.Load(); d != nil {
+				if w := d.windows.Load(); w != nil {
+					w.Rotate()
+				}
+			}
+		}
+	}
+}
+
+// EachChampionDrift calls fn for every champion monitored for drift (its
+// reference profile known), with its windows: what the lifecycle
+// controller judges. fn may keep w; it is safe to read concurrently.
+func (c *Catalog) EachChampionDrift(fn func(model string, version int, w *drift.Windows)) {
+	for _, r := range c.table().Models() {
+		if r.Champion == nil {
+			continue
+		}
+		if d := r.Champion.Attach.drift.Load(); d != nil {
+			if w := d.windows.Load(); w != nil {
+				fn(r.Name, r.Champion.Attach.num, w)
+			}
+		}
+	}
 }
 
 // driftOf returns a version's drift state, or nil.

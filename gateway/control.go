@@ -20,6 +20,18 @@ type Control interface {
 	Changed() <-chan struct{}
 }
 
+// Routing is the writer of the routing table as the gateway uses it (a
+// routing.Reconciler): admin writes that change what the node should serve
+// reconcile at once, so the change is served when the request returns.
+type Routing interface {
+	// Reconcile brings the routing table in line with the registry now and
+	// returns what could not be loaded.
+	Reconcile() error
+	// Err returns what the last reconciliation could not load, or nil: a
+	// node that cannot serve what the registry says is not ready.
+	Err() error
+}
+
 // Artifacts stores model bytes content-addressed by sha256 (hex).
 type Artifacts interface {
 	// Put stores what r yields and returns its digest and size.

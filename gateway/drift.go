@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -233,13 +232,4 @@ func (d *versionDrift) report(horizon time.Duration, th drift.Thresholds) (*drif
 		return nil, errors.New(d.status())
 	}
 	return drift.Compare(w.Profile(), w.Snapshot(horizon), th)
-}
-
-// profileJSON is the reference, for the audit record of a bootstrap.
-func profileJSON(p *drift.Profile) json.RawMessage {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil
-	}
-	return b
 }

@@ -32,9 +32,10 @@ type Metrics struct {
 	Panics *metrics.Counter
 }
 
-// driftAlert counts a drift alert of a model version.
-func (m *Metrics) driftAlert(model, version string) {
-	m.set.GetOrCreateCounter(`modelgate_drift_alerts_total{model="` + escLabel(model) + `",version="` + escLabel(version) + `"}`).Inc()
+// DriftAlert counts a drift alert of a model version
+// (modelgate_drift_alerts_total): the lifecycle controller records one.
+func (m *Metrics) DriftAlert(model string, version int) {
+	m.set.GetOrCreateCounter(`modelgate_drift_alerts_total{model="` + escLabel(model) + `",version="` + strconv.Itoa(version) + `"}`).Inc()
 }
 
 type slotMetrics struct {

@@ -17,8 +17,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/predlog"
-	"github.com/modelgate/modelgate/routing"
-	"github.com/modelgate/modelgate/runtime"
 )
 
 // Config sets a node's listeners and limits. Zero values mean defaults.
@@ -66,21 +64,8 @@ type Config struct {
 	Version string
 	// ApplyTimeout bounds one registry write through Raft. Default 10s.
 	ApplyTimeout time.Duration
-	// Runtime configures every model version the node loads.
-	Runtime runtime.Config
 	// ScoreAuth makes scoring require a token with the score scope.
 	ScoreAuth bool
-	// NoDrift turns off drift monitoring of the versions the registry
-	// serves (on by default).
-	NoDrift bool
-	// DriftWindow is the length of a drift window. Default 1 minute.
-	DriftWindow time.Duration
-	// Secrets holds the values that policies name by reference (the
-	// retraining webhook's signing secret); never replicated or logged.
-	Secrets map[string][]byte
-	// AdminURL is the admin API's address as receivers of webhooks reach
-	// it (export links). Default http:// and the admin listener's address.
-	AdminURL string
 
 	// Auth checks admin (and, with ScoreAuth, scoring) bearer tokens. Nil
 	// refuses every route that needs a scope.
@@ -92,6 +77,15 @@ type Config struct {
 	Artifacts Artifacts
 	// Validator runs the validation gate on registrations.
 	Validator Validator
+	// Catalog is the node's set of loaded versions when the node builds it
+	// first (package internal/node: its reconciler writes the catalog's
+	// routing table); the server reports with the catalog's metrics. Nil:
+	// New makes one, and the caller publishes into it directly.
+	Catalog *Catalog
+	// Routing is the routing table's writer when the node has a registry:
+	// admin writes bring the table in line through it, and readiness waits
+	// for it. Nil: the caller publishes into the Catalog itself.
+	Routing Routing
 	// PredLog, when set, logs every prediction (async or durable per the
 	// model's policy) and serves labels, exports and lookups.
 	PredLog *predlog.Log
@@ -143,9 +137,6 @@ func (c *Config) fill() {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
-	if c.DriftWindow <= 0 {
-		c.DriftWindow = time.Minute
-	}
 	if c.ApplyTimeout <= 0 {
 		c.ApplyTimeout = 10 * time.Second
 	}
@@ -157,8 +148,11 @@ func (c *Config) fill() {
 	}
 }
 
-// Server is one scoring node: the OIP listener, the admin listener, the
-// catalog of loaded versions and the metrics.
+// Server is a node's HTTP face: the OIP scoring listener, the admin
+// listener (admin API, metrics, health), and the observers the scoring path
+// feeds (drift sketches, the prediction log, shadow mirrors). It runs no
+// background loop of its own: the node (package internal/node) wires the
+// registry, the reconciler and the lifecycle controller around it.
 type Server struct {
 	cfg     Config
 	Catalog *Catalog
@@ -179,17 +173,15 @@ type Server struct {
 	validator Validator
 	predlog   *predlog.Log
 	log       *slog.Logger
-	stop      chan struct{}
-	// ctx is what background work (webhook deliveries, alerts) runs
-	// under; Shutdown cancels it, so none of it outlives the drain.
+	routing   Routing
+	// ctx is what work a request starts and outlives it runs under (a
+	// registration's validation); Drain cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
 	// connHook, when set before Start, wraps every accepted connection
 	// (tests count what the server reads).
 	connHook func(net.Conn) net.Conn
 
-	// rec is the routing table's writer when the node has a registry.
-	rec *routing.Reconciler[*versionObs]
 	// shadows holds each model's mirror, comparisons and evaluation.
 	shadows shadowSet
 }
@@ -197,16 +189,15 @@ type Server struct {
 // New returns a server that is not yet listening.
 func New(cfg Config) *Server {
 	cfg.fill()
-	s := &Server{cfg: cfg, Metrics: NewMetrics(), auth: cfg.Auth, control: cfg.Control,
-		artifacts: cfg.Artifacts, validator: cfg.Validator, predlog: cfg.PredLog, log: cfg.Logger, stop: make(chan struct{})}
+	s := &Server{cfg: cfg, auth: cfg.Auth, control: cfg.Control, artifacts: cfg.Artifacts, validator: cfg.Validator,
+		predlog: cfg.PredLog, log: cfg.Logger, routing: cfg.Routing, Catalog: cfg.Catalog}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if s.Catalog == nil {
+		s.Catalog = NewCatalog(NewMetrics())
+	}
+	s.Metrics = s.Catalog.metrics
 	if s.predlog != nil {
 		s.Metrics.watchPredLog(s.predlog)
-	}
-	s.Catalog = NewCatalog(s.Metrics)
-	s.Catalog.DriftWindow = cfg.DriftWindow
-	if s.control != nil {
-		s.rec = routing.NewReconciler(s.Catalog.router, controlSource{s.control}, loader{s}, s.log)
 	}
 	var r [8]byte
 	_, _ = rand.Read(r[:])
@@ -278,29 +269,6 @@ func (s *Server) Start() error {
 	s.ln = newConnGuard(ln, s.cfg.Concurrency, s.cfg.MaxConnsPerIP, s.Metrics)
 	s.aln = newConnGuard(aln, s.cfg.Concurrency, s.cfg.MaxConnsPerIP, s.Metrics)
 	s.ln.hook, s.aln.hook = s.connHook, s.connHook
-	if s.cfg.AdminURL == "" {
-		s.cfg.AdminURL = "http://" + aln.Addr().String()
-	}
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		s.rotateDrift(s.stop)
-	}()
-	go func() {
-		defer s.wg.Done()
-		s.runShadows(s.stop)
-	}()
-	if s.control != nil {
-		s.wg.Add(2)
-		go func() {
-			defer s.wg.Done()
-			s.rec.Run(s.stop)
-		}()
-		go func() {
-			defer s.wg.Done()
-			s.runDriftAlerts(s.stop)
-		}()
-	}
 	for _, p := range []struct {
 		srv *fasthttp.Server
 		ln  net.Listener
@@ -333,7 +301,7 @@ func (s *Server) Ready() bool {
 	if s.predlog != nil && s.predlog.Healthy() != nil {
 		return false // a failed commit: stop taking traffic rather than acknowledge it
 	}
-	if s.rec != nil && s.rec.Err() != nil {
+	if s.routing != nil && s.routing.Err() != nil {
 		return false
 	}
 	for _, r := range s.Catalog.table().Models() {
@@ -344,13 +312,18 @@ func (s *Server) Ready() bool {
 	return true
 }
 
-// Shutdown stops taking traffic and drains: readiness turns false, the
-// listeners close, in-flight requests finish, keep-alive connections close,
-// background work (webhook deliveries, alerts) is cancelled, the shadow
-// mirrors stop, and every model version is retired and freed. It returns
-// by ctx's deadline whatever is still running, with an error naming what
-// did not finish.
+// Shutdown stops a server that runs on its own (no node around it):
+// Drain, then Close.
 func (s *Server) Shutdown(ctx context.Context) error {
+	return errors.Join(s.Drain(ctx), s.Close(ctx))
+}
+
+// Drain stops taking traffic: readiness turns false, the listeners close,
+// in-flight requests finish, keep-alive connections close, and work that
+// requests started (validations) is cancelled. It returns by ctx's
+// deadline, with an error naming what did not finish. The versions stay
+// loaded until Close: a node stops its loops between the two.
+func (s *Server) Drain(ctx context.Context) error {
 	s.SetReady(false)
 	var errs []error
 	for _, p := range []struct {
@@ -362,16 +335,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.cancel()
-	close(s.stop)
 	if !waitCtx(ctx, s.wg.Wait) {
-		errs = append(errs, fmt.Errorf("gateway: background work (reconciler, drift, webhook deliveries) still running at the drain deadline: %w", ctx.Err()))
-		return errors.Join(errs...)
-	}
-	s.closeShadows(ctx.Done())
-	if !waitCtx(ctx, s.Catalog.Close) {
-		errs = append(errs, fmt.Errorf("gateway: model versions still running calls at the drain deadline, their sessions not freed: %w", ctx.Err()))
+		errs = append(errs, fmt.Errorf("gateway: listeners still serving at the drain deadline: %w", ctx.Err()))
 	}
 	return errors.Join(errs...)
+}
+
+// Close releases what the scoring path used, once nothing feeds it any
+// more (after Drain, and after the node's loops stopped): the shadow
+// mirrors stop and every model version is retired and freed, by ctx's
+// deadline.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeShadows(ctx.Done())
+	if !waitCtx(ctx, s.Catalog.Close) {
+		return fmt.Errorf("gateway: model versions still running calls at the drain deadline, their sessions not freed: %w", ctx.Err())
+	}
+	return nil
 }
 
 // waitCtx runs wait and reports whether it returned before ctx ended; when
@@ -463,3 +442,12 @@ func drainBody(ctx *fasthttp.RequestCtx, timeout time.Duration) {
 
 // readBufferSize is fasthttp's default per-connection read buffer.
 const readBufferSize = 4096
+
+// Reconcile brings the routing table in line with the registry now and
+// returns what could not be loaded (nil without a registry).
+func (s *Server) Reconcile() error {
+	if s.routing == nil {
+		return nil
+	}
+	return s.routing.Reconcile()
+}

@@ -20,9 +20,10 @@ import (
 // a shadow.Mirror (only while the routing table gives the model shadows),
 // the champion/shadow Comparisons and the label Evaluator, all configured
 // from the model's policy. The scoring path reaches it through the
-// versionObs of the version that answered (one atomic load, no map
-// lookup), so steady-state mirroring allocates nothing. A background loop
-// (runShadows) follows the routing table and the policies: it closes the
+// VersionObservers of the version that answered (one atomic load, no map
+// lookup), so steady-state mirroring allocates nothing. SyncShadows, which
+// the node calls at every registry change and once a second, follows the
+// routing table and the policies: it closes the
 // mirror of a model whose shadows left, applies a new sample rate, and
 // replaces the statistics when the threshold, task or score output change
 // (windows counted at another threshold do not merge).
@@ -342,33 +343,10 @@ func (s *Server) shadowsClosed() bool {
 	return s.shadows.closed
 }
 
-// shadowSyncEvery is how often runShadows looks at the routing table and
-// the policies even without a registry change.
-const shadowSyncEvery = time.Second
-
-// runShadows keeps the mirrors in line with the routing table and the
-// policies until stop closes.
-func (s *Server) runShadows(stop <-chan struct{}) {
-	t := time.NewTicker(shadowSyncEvery)
-	defer t.Stop()
-	for {
-		var changed <-chan struct{}
-		if s.control != nil {
-			changed = s.control.Changed()
-		}
-		s.syncShadows()
-		select {
-		case <-t.C:
-		case <-changed:
-		case <-stop:
-			return
-		}
-	}
-}
-
-// syncShadows closes the mirrors of models that no longer have shadows,
+// SyncShadows closes the mirrors of models that no longer have shadows,
 // applies policy changes, and registers gauges for new pairs and versions.
-func (s *Server) syncShadows() {
+// The node calls it at every registry change and once a second.
+func (s *Server) SyncShadows() {
 	tab := s.Catalog.table()
 	for _, m := range tab.Models() {
 		if len(m.Shadows) > 0 {

@@ -60,7 +60,7 @@ func startRegistryNode(t *testing.T, maxModel int64) (*gateway.Server, *artifact
 		}
 		return v, nil
 	}
-	srv := startServer(t, gateway.Config{Control: node, Artifacts: store, Validator: val, MaxModelBytes: maxModel, NoDrift: true,
+	srv := startServer(t, gateway.Config{Control: node, Artifacts: store, Validator: val, MaxModelBytes: maxModel,
 		Auth: gateway.NewAuth(gateway.NewToken("ci", testSecret, gateway.ScopeAdmin))})
 	return srv, store
 }

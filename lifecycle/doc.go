@@ -1,16 +1,32 @@
 // Package lifecycle decides what happens to a model's versions from what
-// the nodes measure: it requests retraining when drift is sustained (and,
-// in later parts, promotes candidates and rolls back regressions). It runs
+// the nodes measure: it requests retraining when drift is sustained, and
+// (Decide) promotes candidates and rolls back regressions. It runs
 // on the Raft leader only and acts by proposing registry commands; it never
 // touches runtime slots or routing.
+//
+// # The controller
+//
+// A Controller (one per node; internal/node runs it) steps once a drift
+// window and acts only while its node leads. It reads statistics through
+// small interfaces it declares (DriftSource: each served champion's drift
+// windows; shadow comparisons and online evaluation will come as
+// interfaces of their own) and acts through one, Registry: Apply a
+// registry.Command, read state through View. Everything it must remember
+// across a leader change is in the registry's audit log, which it reads
+// incrementally (the ledger): the last drift alert of each model and the
+// retraining requests without an outcome. Its own state is only what it is
+// sending now, so a new leader carries on where the old one stopped.
+// Time comes from an injected clock (ControllerConfig.Now), which stamps
+// every command it proposes.
 //
 // # The retraining trigger
 //
 // After each drift window closes, the leader runs drift.EvaluateRecent on
 // the champion's windows. When it returns alerts and ShouldFire agrees (no
-// firing within the policy's cooldown of the last, which the registry keeps
-// so it survives a leader change), the leader builds an Event (NewDriftEvent)
-// and hands it to a Webhook, which POSTs it to the model's retraining URL:
+// retraining request within the policy's cooldown of the last, which the
+// registry keeps so it survives a leader change), the leader builds an
+// Event (NewDriftEvent) and hands it to a Webhook, which POSTs it to the
+// model's retraining URL:
 //
 //	POST /retrain HTTP/1.1
 //	Content-Type: application/json
@@ -66,12 +82,25 @@
 //
 // # Idempotency across leaders
 //
-// The controller should record the decision before sending: propose
+// The controller records the decision before sending: it proposes
 // record_alert{kind: KindRetrainingRequested, evidence: the Event}, then
-// Send, then record KindRetrainingDelivered (or KindRetrainingFailed). A
-// new leader that finds a request without a later delivery resends the
-// Event from the evidence, with its ID unchanged. ShouldFire reads
+// sends, then records KindRetrainingDelivered (or KindRetrainingFailed),
+// keyed by the event id. A leader that stops while sending records
+// nothing more (Close cancels the delivery without recording it failed);
+// the next leader finds the request without an outcome and sends the Event
+// from the evidence, its ID unchanged, once (a controller never starts a
+// second delivery of an event it is sending or has settled). A request
+// older than the cooldown is recorded failed instead of sent: the drift
+// has been judged again since. ShouldFire reads
 // LastAlerts[KindRetrainingRequested] as lastFired.
+//
+// # The cooldown holds back requests, not alerts
+//
+// Within the cooldown a drift alert is still recorded (and counted) when it
+// is news: another version, a statistic or feature not breached in the
+// model's last recorded alert, or one at least twice as far past its
+// threshold. The same drift judged again every window is not recorded
+// again until the cooldown since the last record passes.
 //
 // # Rollouts
 //

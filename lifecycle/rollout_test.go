@@ -12,8 +12,6 @@ import (
 	"github.com/modelgate/modelgate/shadow"
 )
 
-var t0 = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
-
 // rolloutPolicy: shadow, canary 1% and 10%, each 10 minutes and 1,000
 // requests; recall; automatic unless manual.
 func rolloutPolicy(manual bool) registry.Policy {

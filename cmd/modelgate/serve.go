@@ -17,6 +17,7 @@ import (
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/artifact"
 	"github.com/modelgate/modelgate/internal/memlimit"
+	modelnode "github.com/modelgate/modelgate/internal/node"
 	"github.com/modelgate/modelgate/internal/ortlib"
 	"github.com/modelgate/modelgate/internal/validate"
 	"github.com/modelgate/modelgate/predlog"
@@ -78,8 +79,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	started := time.Now().UTC()
 	fs := newFlags("serve", stderr)
 	var (
-		gw     gateway.Config
-		rt     runtime.Config
+		nc     modelnode.Config
+		gw     = &nc.Gateway
+		rt     = &nc.Runtime
 		models modelFlag
 	)
 	def := gateway.DefaultConfig()
@@ -114,10 +116,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	tokensFile := fs.String("tokens", "", "file of tokens, one `NAME SCOPE[,SCOPE…] SECRET` a line (mode 0600)")
 	fs.BoolVar(&gw.ScoreAuth, "score-auth", false, "scoring requires a token with the score scope")
 	driftOn := fs.Bool("drift", true, "monitor drift of every served version (against its registered profile, else the first scored rows)")
-	fs.DurationVar(&gw.DriftWindow, "drift-window", time.Minute, "length of a drift window; alerts are judged once a window")
+	fs.DurationVar(&nc.DriftWindow, "drift-window", time.Minute, "length of a drift window; alerts are judged once a window")
 	var secrets stringsFlag
 	fs.Var(&secrets, "secret", "a secret a policy names, `NAME=VALUE` (repeatable): the retraining webhook's signing key")
-	fs.StringVar(&gw.AdminURL, "admin-url", "", "the admin API's URL as webhook receivers reach it (export links; default http://<admin-listen>)")
+	fs.StringVar(&nc.AdminURL, "admin-url", "", "the admin API's URL as webhook receivers reach it (export links; default http://<admin-listen>)")
 	maxModel := fs.Int64("max-model-bytes", 256<<20, "largest model artifact accepted")
 	valTimeout := fs.Duration("validate-timeout", validate.DefaultTimeout, "validation gate: longest a child validation may run")
 	valMemory := fs.Int64("validate-max-memory", validate.DefaultMaxMemory, "validation gate: the child's address-space limit in bytes")
@@ -130,20 +132,20 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rt.Optimization = runtime.GraphOptimization(*opt)
-	spareProcs(&rt)
+	spareProcs(rt)
 	if err := rt.Validate(); err != nil {
 		return usageError(err.Error())
 	}
 	gw.Version = version
-	gw.NoDrift = !*driftOn
+	nc.NoDrift = !*driftOn
 	gw.MaxModelBytes = *maxModel
-	gw.Secrets = map[string][]byte{}
+	nc.Secrets = map[string][]byte{}
 	for _, kv := range secrets {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" || v == "" {
 			return usageError("--secret wants NAME=VALUE")
 		}
-		gw.Secrets[k] = []byte(v)
+		nc.Secrets[k] = []byte(v)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	limit, limitSource, err := memlimit.Set(*memLimit)
@@ -179,12 +181,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if ccfg.NodeID == "" {
 		ccfg.NodeID = gw.Node
 	}
-	node, err := cluster.Open(ccfg)
+	cnode, err := cluster.Open(ccfg)
 	if err != nil {
 		return err
 	}
-	defer node.Close()
-	gw.Control, gw.Artifacts, gw.Logger, gw.Runtime = node, store, log, rt
+	defer cnode.Close()
+	nc.Control, nc.Artifacts, gw.Logger = cnode, store, log
 	if *logOn {
 		pcfg := predlog.DefaultConfig(filepath.Join(*dataDir, "predictions"))
 		pcfg.MaxAge, pcfg.MaxBytes, pcfg.SyncInterval, pcfg.BackgroundNice = *logAge, *logBytes, *logSync, *logNice
@@ -209,10 +211,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		gw.PredLog = plog
 	}
 	gw.Validator = validator(validate.Options{Timeout: *valTimeout, MaxMemory: *valMemory, ORTLib: *lib, IntraOpThreads: rt.IntraOpThreads})
-	srv := gateway.New(gw)
-	if err := srv.Start(); err != nil {
+	n, err := modelnode.New(nc)
+	if err != nil {
 		return err
 	}
+	if err := n.Start(); err != nil {
+		return err
+	}
+	srv := n.Server
 	log.Info("listening", "scoring", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "raft", *raftAddr, "onnxruntime", runtime.Version(), "data_dir", *dataDir,
 		"memory_limit", limit, "memory_limit_from", limitSource)
 	if tokenNote != "" {
@@ -222,23 +228,23 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	loaded := make(chan error, 1)
-	go func() { loaded <- startModels(srv, node, models, started, log) }()
+	go func() { loaded <- startModels(srv, cnode, models, started, log) }()
 	select {
 	case err := <-loaded:
 		if err != nil {
-			shutdown(srv, *drain, log)
+			shutdown(n, *drain, log)
 			return err
 		}
 		srv.SetReady(true)
 		log.Info("ready", "models", len(models))
 	case sig := <-stop:
 		log.Info("stopping before ready", "signal", sig.String())
-		shutdown(srv, *drain, log)
+		shutdown(n, *drain, log)
 		return nil
 	}
 	sig := <-stop
 	log.Info("draining", "signal", sig.String(), "timeout", drain.String())
-	return shutdown(srv, *drain, log)
+	return shutdown(n, *drain, log)
 }
 
 // startModels waits for the registry, judges the versions a crash left
@@ -331,10 +337,10 @@ type stringsFlag []string
 func (s *stringsFlag) String() string     { return strings.Join(*s, ";") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
-func shutdown(srv *gateway.Server, timeout time.Duration, log *slog.Logger) error {
+func shutdown(n *modelnode.Node, timeout time.Duration, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
+	if err := n.Shutdown(ctx); err != nil {
 		log.Warn("shutdown did not drain cleanly", "err", err)
 		return err
 	}
