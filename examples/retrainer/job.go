@@ -134,7 +134,10 @@ func (j *job) pipeline(ctx context.Context) error {
 	d := newDataset(cfg.Input, cfg.MaxRows, cfg.Holdout)
 	cursor, err := j.pull(ctx, link, since, d)
 	j.update(func(s *JobStatus) {
-		s.Cursor, s.ExportLines, s.Rows, s.Skipped, s.Digest = cursor, d.lines, d.kept(), maps.Clone(d.skipped), d.digestHex()
+		s.Cursor, s.ExportLines, s.Rows, s.Skipped = cursor, d.lines, d.kept(), maps.Clone(d.skipped)
+		if d.kept() > 0 {
+			s.Digest = d.digestHex()
+		}
 	})
 	if err != nil {
 		return err
