@@ -129,7 +129,7 @@ func (c *Config) Validate() error {
 	case math.IsNaN(c.Threshold) || math.IsInf(c.Threshold, 0):
 		return bad("--threshold (%v) must be a finite number", c.Threshold)
 	case c.Commit == "":
-		return bad("cannot tell the code commit for the lineage: this binary has no VCS stamp (build it with go build inside the git checkout) and --commit was not given")
+		return bad("cannot tell the code commit for the lineage: this binary has no VCS stamp (build it inside the git checkout without -buildvcs=false, which GOFLAGS may set) and --commit was not given")
 	}
 	u, err := url.Parse(c.Admin)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
