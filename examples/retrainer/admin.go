@@ -73,9 +73,21 @@ func (e *statusError) Error() string {
 	return msg
 }
 
+// permanentError is an answer that the same request would get again: an
+// export page over the size limit, an answer that is not modelgate's.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
 // retryable reports whether another attempt may succeed: the node was
-// unreachable, timed out, had no leader (503) or was overloaded.
+// unreachable, timed out, cut an answer short, had no leader (503) or was
+// overloaded.
 func retryable(err error) bool {
+	var pe *permanentError
+	if errors.As(err, &pe) {
+		return false
+	}
 	var se *statusError
 	if errors.As(err, &se) {
 		return se.Status == http.StatusRequestTimeout || se.Status == http.StatusTooManyRequests || se.Status >= 500
@@ -148,7 +160,7 @@ func readAll(r io.Reader, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("reading the answer: %w", err)
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("the answer is over %d bytes", limit)
+		return nil, &permanentError{fmt.Errorf("the answer is over %d bytes", limit)}
 	}
 	return b, nil
 }
@@ -189,7 +201,7 @@ func (a *adminClient) exportPage(ctx context.Context, link *url.URL, since strin
 		}
 		next = resp.Header.Get(headerNextCursor)
 		if next == "" && len(b) > 0 {
-			return fmt.Errorf("an export page without the %s header: is %s a modelgate admin API?", headerNextCursor, a.base)
+			return &permanentError{fmt.Errorf("an export page without the %s header: is %s a modelgate admin API?", headerNextCursor, a.base)}
 		}
 		body = b
 		return nil
@@ -211,7 +223,7 @@ func (a *adminClient) parentMetadata(ctx context.Context, model string, version 
 		}
 		var m onnxpb.ModelProto
 		if err := proto.Unmarshal(b, &m); err != nil {
-			return fmt.Errorf("the artifact is not an ONNX model: %w", err)
+			return &permanentError{fmt.Errorf("the artifact is not an ONNX model: %w", err)}
 		}
 		props = map[string]string{}
 		for _, p := range m.GetMetadataProps() {

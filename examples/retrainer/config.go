@@ -22,6 +22,9 @@ const (
 	envToken  = "MODELGATE_TOKEN"
 )
 
+// maxPageRows is the most rows the node's export answers at once.
+const maxPageRows = 10_000
+
 // errUsage marks a configuration error: main prints it with the usage and
 // exits 2.
 var errUsage = errors.New("retrainer: bad configuration")
@@ -94,7 +97,7 @@ func DefaultConfig() Config {
 		Train:     train.DefaultLogisticConfig(),
 		Attempts:  4,
 		Backoff:   time.Second,
-		PageRows:  10_000,
+		PageRows:  maxPageRows,
 	}
 }
 
@@ -122,8 +125,8 @@ func (c *Config) Validate() error {
 		return bad("--attempts (%d) must be at least 1", c.Attempts)
 	case c.Backoff < 0:
 		return bad("--backoff (%s) must not be negative", c.Backoff)
-	case c.PageRows < 1:
-		return bad("--page-rows (%d) must be at least 1", c.PageRows)
+	case c.PageRows < 1 || c.PageRows > maxPageRows:
+		return bad("--page-rows (%d) must be between 1 and the node's page limit %d", c.PageRows, maxPageRows)
 	case c.Input == "" || c.Output == "":
 		return bad("--input and --output must name the model's input and output tensors")
 	case math.IsNaN(c.Threshold) || math.IsInf(c.Threshold, 0):

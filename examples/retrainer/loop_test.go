@@ -126,7 +126,13 @@ func TestRetrainingLoop(t *testing.T) {
 	probe := fraud.NewGenerator(10)
 	for deadline := time.Now().Add(2 * time.Minute); ; {
 		body, _ := txBody(probe, "probe", 1)
-		if n.infer(t, body) == "2" {
+		resp, err := http.Post("http://"+n.addr+"/v2/models/fraud/infer", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && bytes.Contains(b, []byte(`"model_version":"2"`)) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -293,13 +299,25 @@ func TestRetrainingLoop(t *testing.T) {
 		if code, msg := post(t, url, body, lifecycle.Sign([]byte(testSecret), time.Now(), body)); code != http.StatusAccepted {
 			t.Fatalf("event: %d %s", code, msg)
 		}
-		st := waitJob(t, ended)
+		// GET /jobs/{id}?wait= answers once the job has ended (5 minutes
+		// is a hang guard).
+		resp, err := http.Get(url + "/jobs/drift-too-few?wait=5m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st JobStatus
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if !st.done() {
+			t.Fatalf("/jobs/drift-too-few?wait=5m answered before the job ended: %+v", st)
+		}
+		waitJob(t, ended)
 		want := fmt.Sprintf("%d usable labelled rows since the parent version (of %d exported), under the policy's --min-rows %d", labelledRows, labelledRows, labelledRows+1)
 		if st.State != StateRefused || !strings.Contains(st.Reason, want) || st.Version != 0 {
 			t.Fatalf("job: %+v", st)
 		}
 		noVersion(t, n, 4)
-		resp, err := http.Get(url + "/status")
+		resp, err = http.Get(url + "/status")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,4 +235,26 @@ func TestParseFlags(t *testing.T) {
 	f([]string{"--admin", "http://x", "--commit", "c", "--min-rows", "1"}, env, "--min-rows (1)")
 	f([]string{"--admin", "http://x", "--commit", "c", "--holdout", "1"}, env, "--holdout (1)")
 	f([]string{"--admin", "http://x", "--commit", "c", "--epochs", "-1"}, env, "Epochs (-1)")
+}
+
+// TestExportFromANonModelgateServerIsNotRetried: an --admin that points at
+// something other than modelgate answers 200 without an export cursor; the
+// same request would get the same answer, so the job fails at once, saying
+// what is wrong.
+func TestExportFromANonModelgateServerIsNotRetried(t *testing.T) {
+	var calls atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.WriteString(w, "<html>welcome</html>\n")
+	}))
+	defer other.Close()
+	_, url, ended := startRetrainer(t, testConfig(other.URL, "token"))
+	body := testEvent("drift-other", other.URL+"/api/v1/models/fraud/export?labelled=true")
+	if code, msg := post(t, url, body, lifecycle.Sign([]byte(testSecret), time.Now(), body)); code != http.StatusAccepted {
+		t.Fatalf("signed event: %d %s", code, msg)
+	}
+	st := waitJob(t, ended)
+	if st.State != StateFailed || !strings.Contains(st.Reason, "is "+other.URL+" a modelgate admin API?") || st.ExportAttempts != 1 || calls.Load() != 1 {
+		t.Fatalf("job after %d calls: %+v", calls.Load(), st)
+	}
 }
