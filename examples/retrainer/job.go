@@ -119,7 +119,7 @@ func (j *job) run(ctx context.Context) {
 	case StateRefused:
 		log.Warn("retraining refused: nothing registered", "reason", st.Reason, "rows", st.Rows, "skipped", st.Skipped)
 	default:
-		log.Error("retraining failed: nothing registered; fix the cause and re-send the event with a new id", "err", st.Reason)
+		log.Error("retraining failed: no validated candidate; fix the cause and re-send the event", "err", st.Reason)
 	}
 	j.r.finished(j)
 }
