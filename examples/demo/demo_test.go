@@ -331,3 +331,80 @@ func TestDemoPolicyIsValid(t *testing.T) {
 		t.Fatalf("rollout %+v, promotion %+v", r, p.Promotion)
 	}
 }
+
+// TestRolloutChapters: the rollout chapters, which wait on the
+// controller's records, find the move they name only when the controller
+// made it (Auto), and fail at once, saying why, when the log tells
+// another story: a move waiting for approval, a candidate pulled back, a
+// bad candidate promoted.
+func TestRolloutChapters(t *testing.T) {
+	s := &story{}
+	type rec = registry.AuditRecord
+	shadowOp := rec{Seq: 1, Action: registry.ActionSetStage, Version: 2, From: registry.StageValidated, To: registry.StageShadow, Actor: "local-admin"}
+	canaryAuto := rec{Seq: 2, Action: registry.ActionSetStage, Version: 2, From: registry.StageShadow, To: registry.StageCanary, Weight: 10, Auto: true, Actor: "rollout"}
+	canaryOp := canaryAuto
+	canaryOp.Auto = false
+	approval := rec{Seq: 3, Action: registry.ActionRequestApproval, Version: 2, To: registry.StageChampion, Auto: true, Reason: "waits"}
+	retired := rec{Seq: 4, Action: registry.ActionSetStage, Version: 2, From: registry.StageCanary, To: registry.StageRetired, Auto: true, Reason: "label_regression fired"}
+	promoted := rec{Seq: 5, Action: registry.ActionPromote, Version: 3, From: registry.StageCanary, To: registry.StageChampion, Auto: true}
+	badRolledBack := rec{Seq: 6, Action: registry.ActionRollback, Version: 3, From: registry.StageChampion, To: registry.StageRolledBack, Auto: true}
+	badRetiredByHand := rec{Seq: 7, Action: registry.ActionSetStage, Version: 3, To: registry.StageRetired}
+
+	f := func(name string, find func([]rec) (*rec, error), recs []rec, wantSeq uint64, wantErr string) {
+		t.Helper()
+		r, err := find(recs)
+		switch {
+		case wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), wantErr) {
+				t.Errorf("%s: got %v, %v; want an error with %q", name, r, err, wantErr)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", name, err)
+		case wantSeq == 0 && r != nil:
+			t.Errorf("%s: found #%d, want nothing yet", name, r.Seq)
+		case wantSeq != 0 && (r == nil || r.Seq != wantSeq):
+			t.Errorf("%s: found %v, want #%d", name, r, wantSeq)
+		}
+	}
+	f("canary by the controller", s.moved(2, registry.StageCanary), []rec{shadowOp, canaryAuto}, 2, "")
+	f("canary by a person is not the controller's", s.moved(2, registry.StageCanary), []rec{shadowOp, canaryOp}, 0, "")
+	f("operator's shadow is not the controller's start", s.moved(2, registry.StageShadow), []rec{shadowOp}, 0, "")
+	f("operator's shadow starts the rollout", s.entered(2, registry.StageShadow), []rec{shadowOp}, 1, "")
+	f("promotion waiting for approval", s.moved(2, registry.StageChampion), []rec{shadowOp, canaryAuto, approval}, 0, "waits for a person's approval")
+	f("candidate pulled back", s.moved(2, registry.StageChampion), []rec{shadowOp, canaryAuto, retired}, 0, "v2 was pulled back (retired")
+	f("bad candidate promoted", s.pulledBack(3), []rec{promoted, badRolledBack}, 0, "the bad candidate v3 was promoted")
+	f("bad candidate rolled back", s.pulledBack(3), []rec{canaryAuto, badRolledBack}, 6, "")
+	f("bad candidate retired by hand is not automatic", s.pulledBack(3), []rec{badRetiredByHand}, 0, "")
+	f("delivery failed", s.alert(lifecycle.KindRetrainingDelivered, lifecycle.KindRetrainingFailed),
+		[]rec{{Seq: 9, Action: registry.ActionAlert, Kind: lifecycle.KindRetrainingFailed, Reason: "connection refused"}}, 0, "retraining_failed: connection refused")
+	f("candidate refused by the gate", s.validated(2),
+		[]rec{{Seq: 9, Action: registry.ActionValidate, Version: 2, To: registry.StageFailed, Reason: "smoke run failed"}}, 0, "v2 went to failed: smoke run failed")
+}
+
+// TestTimelineShowsDecisionNumbers: a controller decision in the audit
+// log (lifecycle.Decide's own evidence encoding) prints with the numbers
+// behind it: both arms' AUC, the checks and the test's p-value.
+func TestTimelineShowsDecisionNumbers(t *testing.T) {
+	d := lifecycle.Decision{Action: lifecycle.ActionPromote, Phase: lifecycle.PhaseRamp, Step: 3, Stage: registry.StageChampion,
+		Reason: "v2 is better than the champion on auc", Metric: registry.MetricAUC, Confidence: 0.95,
+		Candidate: lifecycle.Arm{Version: 2, Requests: 5200, Labels: lifecycle.LabelStats{N: 4100, AUC: 0.781}},
+		Champion:  lifecycle.Arm{Version: 1, Requests: 9000, Labels: lifecycle.LabelStats{N: 8000, AUC: 0.702}},
+		Checks: []lifecycle.Check{
+			{Name: lifecycle.CheckErrorRate, Status: lifecycle.StatusPass, Value: 0, Limit: 0.01},
+			{Name: lifecycle.CheckPromotionTest, Status: lifecycle.StatusPass, Value: 0.079, Test: &lifecycle.TestResult{PValue: 0.0031}},
+			{Name: lifecycle.CheckP99Ratio, Status: lifecycle.StatusDisabled},
+		}}
+	tl := newTimeline(nil, nil, time.Unix(1000, 0))
+	line := tl.line(registry.AuditRecord{Seq: 17, Time: time.Unix(1042, 0), Actor: "rollout", Auto: true, Action: registry.ActionPromote,
+		Version: 2, From: registry.StageCanary, To: registry.StageChampion, Reason: d.Reason, Evidence: d.Evidence()})
+	for _, want := range []string{"+42.0s", "#17", "rollout (auto)", "v2", "promote canary→champion", d.Reason,
+		"candidate v2: 5200 requests, 0 errors, 4100 labelled, AUC 0.781", "champion v1: AUC 0.702",
+		"error_rate pass 0/0.01", "promotion_test pass 0.079/0 p=0.0031"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the timeline line lacks %q:\n%s", want, line)
+		}
+	}
+	if strings.Contains(line, "disabled") {
+		t.Errorf("a disabled check is printed:\n%s", line)
+	}
+}

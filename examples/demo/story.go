@@ -300,14 +300,17 @@ func (s *story) chapter(ctx context.Context, name string, find func([]registry.A
 func (s *story) rollout(ctx context.Context, v int) error {
 	name := "v" + strconv.Itoa(v) + " in shadow (the rollout's first step)"
 	grace := 3*s.cfg.DriftWindow + 2*time.Second
-	if _, err := s.tl.waitFor(ctx, name+", started by the controller", grace, s.moved(v, registry.StageShadow)); err == nil {
+	_, err := s.tl.waitFor(ctx, name+", started by the controller", grace, s.moved(v, registry.StageShadow))
+	var ec *errChapter
+	switch {
+	case err == nil:
 		s.res.Chapters = append(s.res.Chapters, name)
 		return nil
-	} else if ctx.Err() != nil {
-		return err
+	case !errors.As(err, &ec) || !ec.TimedOut || ctx.Err() != nil:
+		return err // the log tells another story, or the run is over
 	}
 	logf(s.out, "%s  the controller did not start the rollout; the demo puts v%d in shadow as an operator would", s.tl.stamp(time.Now()), v)
-	err := s.admin.setStage(ctx, v, registry.StageShadow, "demo: start the rollout")
+	err = s.admin.setStage(ctx, v, registry.StageShadow, "demo: start the rollout")
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Code == http.StatusConflict {
 		// The controller moved it meanwhile: the records say where to.

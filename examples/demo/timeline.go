@@ -84,6 +84,9 @@ func (tl *timeline) snapshot() []registry.AuditRecord {
 type errChapter struct {
 	Chapter string
 	Why     string
+	// TimedOut: the hang guard passed with no record telling the chapter
+	// (rather than a record telling another story).
+	TimedOut bool
 }
 
 func (e *errChapter) Error() string { return e.Chapter + ": " + e.Why }
@@ -119,7 +122,7 @@ func (tl *timeline) waitFor(ctx context.Context, chapter string, guard time.Dura
 			if n := len(recs); n > 0 {
 				why += "; last record: " + tl.line(recs[n-1])
 			}
-			return registry.AuditRecord{}, &errChapter{Chapter: chapter, Why: why}
+			return registry.AuditRecord{}, &errChapter{Chapter: chapter, Why: why, TimedOut: true}
 		}
 	}
 }
