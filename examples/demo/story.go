@@ -234,10 +234,10 @@ func (s *story) run(ctx context.Context, dir string) (err error) {
 	if err := s.rollout(ctx, cand); err != nil {
 		return err
 	}
-	if _, err := s.chapter(ctx, "v"+strconv.Itoa(cand)+" on canary (the controller's decision: set_stage → canary)", s.moved(cand, registry.StageCanary)); err != nil {
+	if err := s.decision(ctx, cand, "v"+strconv.Itoa(cand)+" on canary (the controller's decision: set_stage → canary)", s.moved(cand, registry.StageCanary)); err != nil {
 		return err
 	}
-	if _, err := s.chapter(ctx, "v"+strconv.Itoa(cand)+" promoted to champion (the controller's decision: promote)", s.moved(cand, registry.StageChampion)); err != nil {
+	if err := s.decision(ctx, cand, "v"+strconv.Itoa(cand)+" promoted to champion (the controller's decision: promote)", s.moved(cand, registry.StageChampion)); err != nil {
 		return err
 	}
 	if err := s.waitReady(ctx, cand); err != nil {
@@ -264,7 +264,7 @@ func (s *story) run(ctx context.Context, dir string) (err error) {
 	if err := s.rollout(ctx, bad); err != nil {
 		return err
 	}
-	if _, err := s.chapter(ctx, "v"+strconv.Itoa(bad)+" pulled back automatically (the controller's decision: retired or rolled back)", s.pulledBack(bad)); err != nil {
+	if err := s.decision(ctx, bad, "v"+strconv.Itoa(bad)+" pulled back automatically (the controller's decision: retired or rolled back)", s.pulledBack(bad)); err != nil {
 		return err
 	}
 	return s.final(ctx, cand)
@@ -291,6 +291,30 @@ func (s *story) chapter(ctx context.Context, name string, find func([]registry.A
 		s.res.Chapters = append(s.res.Chapters, name)
 	}
 	return r, err
+}
+
+// decision waits for a chapter that only the lifecycle controller's
+// rollout loop can write. When it does not come, the error says whether
+// the controller decided anything about v at all (no: its rollout loop is
+// not running) or what it did last.
+func (s *story) decision(ctx context.Context, v int, name string, find func([]registry.AuditRecord) (*registry.AuditRecord, error)) error {
+	_, err := s.chapter(ctx, name, find)
+	var ec *errChapter
+	if !errors.As(err, &ec) || !ec.TimedOut {
+		return err
+	}
+	var last *registry.AuditRecord
+	for _, r := range s.tl.snapshot() {
+		if r.Version == v && r.Auto {
+			last = &r
+		}
+	}
+	if last == nil {
+		ec.Why += fmt.Sprintf("; the lifecycle controller recorded no decision about v%d at all: is its rollout loop running (policy.rollout, lifecycle.Controller)?", v)
+	} else {
+		ec.Why += fmt.Sprintf("; the controller's last decision about v%d: %s", v, s.tl.line(*last))
+	}
+	return err
 }
 
 // rollout makes sure version v's rollout has started: the controller may
