@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelgate/modelgate/lifecycle"
@@ -71,7 +72,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, err
 	}
-	s := &story{cfg: &cfg, out: out, res: res}
+	// The narration and the audit follower write from two goroutines.
+	s := &story{cfg: &cfg, out: &syncWriter{w: out}, res: res}
 	err := s.run(ctx, dir)
 	if err != nil || keep {
 		res.LogDir = dir
@@ -520,4 +522,16 @@ func gitCommit() string {
 		commit += "-dirty"
 	}
 	return commit
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
