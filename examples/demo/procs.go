@@ -36,6 +36,9 @@ func startProc(name, logPath string, env []string, bin string, args ...string) (
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.Env = append(os.Environ(), env...)
+	// A demo (or test) killed outright must not leave a node serving on
+	// a shared machine.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("cannot start the %s (%s): %w", name, bin, err)

@@ -103,7 +103,7 @@ func (s *story) run(ctx context.Context, dir string) (err error) {
 	}
 	defer n.stop(30 * time.Second)
 	s.node, s.admin = n, newAdmin(n)
-	logf(s.out, "node up: scoring on http://%s, admin on http://%s, drift windows of %s (logs: %s)", n.addr, n.admin, cfg.DriftWindow, dir)
+	logf(s.out, "node up: scoring on http://%s, admin on http://%s, drift windows of %s (data and logs in %s)", n.addr, n.admin, cfg.DriftWindow, dir)
 
 	followCtx, stopFollow := context.WithCancel(ctx)
 	s.tl = newTimeline(s.admin, s.out, s.start)
@@ -501,7 +501,7 @@ func (s *story) printTimeline() {
 		logf(s.out, "%s", s.tl.line(r))
 	}
 	if len(s.res.Chapters) > 0 {
-		logf(s.out, "\nChapters that happened:")
+		logf(s.out, "\nChapters that happened (%.0f s from the node's start):", time.Since(s.start).Seconds())
 		for i, c := range s.res.Chapters {
 			logf(s.out, "  %d. %s", i+1, c)
 		}
