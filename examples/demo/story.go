@@ -253,6 +253,12 @@ func (s *story) run(ctx context.Context, dir string) (err error) {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
+	s.tl.poll(ctx)
+	for _, r := range s.tl.snapshot() {
+		if r.Version == cand && r.Action == registry.ActionRollback {
+			return &errChapter{Chapter: "v" + strconv.Itoa(cand) + "'s watch", Why: "the new champion was rolled back: " + s.tl.line(r)}
+		}
+	}
 
 	// Chapter 6: a bad candidate, pulled back on its own.
 	bad, err := s.admin.register(ctx, ms.bad, ms.badRegistration(cand, commit))
