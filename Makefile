@@ -26,7 +26,7 @@ FUZZMINIMIZE ?= 200x
 FUZZ       = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE)
 BIN        := bin/modelgate
 
-.PHONY: all run build test test-unit test-race fuzz bench fmt vet ort demo-model clean
+.PHONY: all run build test test-unit test-race fuzz bench fmt vet ort demo-model demo clean
 
 all: build
 
@@ -50,6 +50,14 @@ run: ort build demo-model
 	@echo "modelgate: scoring on http://127.0.0.1:8080, admin on http://127.0.0.1:8081"
 	@echo "modelgate: admin token (written on first start): export MODELGATE_TOKEN=\$$(cat data/admin.token)"
 	$(BIN) serve --ort-lib $(MODELGATE_ORT_LIB) --data-dir $(CURDIR)/data --model fraud=$(DEMO_MODEL)
+
+## demo: the closed loop on one node, told from the audit log: drift, the retraining
+## webhook, examples/retrainer's candidate through shadow and canary to champion, then a
+## bad candidate rolled back; exits 0 only if all of it happened (about 2 minutes)
+demo: ort build
+	$(GO) build -o bin/retrainer ./examples/retrainer
+	$(GO) build -o bin/demo ./examples/demo
+	bin/demo --modelgate $(BIN) --retrainer bin/retrainer --ort-lib $(MODELGATE_ORT_LIB)
 
 ## test: vet, every test, the race detector on the concurrent packages, a bounded fuzz run
 test: ort vet test-unit test-race fuzz
