@@ -251,30 +251,83 @@ type RollbackPolicy struct {
 	MinLabelMetricDelta *float64 `json:"min_label_metric_delta,omitempty"`
 }
 
-// DriftPolicy holds the drift alert thresholds, one per statistic.
+// DriftPolicy is how a model's drift is judged (drift.Policy, built by
+// lifecycle.DriftPolicy; drift/doc.go explains the tests): one entry per
+// statistic, the family-wise false-alarm rate of a judgement, the share of
+// drifted features that makes the model as a whole drifted, and how a
+// version registered without a reference profile gets one.
+//
+// Every field added after wire version 1 is omitted when zero (nil), so a
+// policy written before them decodes and re-encodes byte for byte and
+// judges as before: alpha from chi2_p's threshold, drift_share 0.5.
 type DriftPolicy struct {
-	// ReferenceSampleSize is how many requests become the reference when a
-	// version was registered without a reference profile.
-	ReferenceSampleSize int64          `json:"reference_sample_size"`
-	PSI                 DriftThreshold `json:"psi"`         // population stability index; alert above
-	JS                  DriftThreshold `json:"js"`          // Jensen–Shannon divergence (base 2, in (0, 1]); alert above
-	KS                  DriftThreshold `json:"ks"`          // Kolmogorov–Smirnov statistic (in (0, 1]); alert above
-	Wasserstein         DriftThreshold `json:"wasserstein"` // Wasserstein-1 distance in reference standard deviations; alert above
-	Chi2P               DriftThreshold `json:"chi2_p"`      // chi² test p-value (in (0, 1)); alert below
+	// ReferenceSampleSize is how many scored rows become the reference when
+	// a version was registered without a reference profile.
+	ReferenceSampleSize int64 `json:"reference_sample_size"`
+	// A statistic breaches when its size-aware test rejects (Holm-corrected
+	// at Alpha across every feature and statistic) and its value reaches
+	// its MinEffect. For psi, js and ks the Threshold field of policies
+	// written before size-aware judging is kept but no longer decides (as
+	// a floor it would bring back the dependence on window size); for
+	// wasserstein, which has no test of its own, Threshold is its minimum
+	// effect; for chi2_p it is the false-alarm rate when Alpha is unset.
+	PSI         DriftThreshold `json:"psi"`         // population stability index
+	JS          DriftThreshold `json:"js"`          // Jensen–Shannon distance (base 2, in [0, 1])
+	KS          DriftThreshold `json:"ks"`          // Kolmogorov–Smirnov statistic (in [0, 1])
+	Wasserstein DriftThreshold `json:"wasserstein"` // Wasserstein-1 distance in reference standard deviations
+	Chi2P       DriftThreshold `json:"chi2_p"`      // χ² test of homogeneity (categorical features)
+	// Alpha is the probability that one judgement of an undrifted model
+	// breaches anywhere, in (0, 0.5]; 0: chi2_p's threshold when chi2_p is
+	// enabled, else 0.01.
+	Alpha float64 `json:"alpha,omitempty"`
+	// DriftShare is the share of judged input features that must breach
+	// for the model as a whole to count as drifted (a "drift_share" alert
+	// when sustained), in (0, 1]; 0: 0.5.
+	DriftShare float64 `json:"drift_share,omitempty"`
+	// MaxWindows caps how many recent drift windows a judgement may pool
+	// to reach min_count (0: every window kept one by one, an hour of
+	// 1-minute windows).
+	MaxWindows int `json:"max_windows,omitempty"`
+	// ReferencePeriod is how long a bootstrapped reference is sampled for:
+	// a uniform (reservoir) sample of ReferenceSampleSize rows out of every
+	// row scored over the period, so the reference spans the day rather
+	// than the hour the version was deployed in. Nil: DefaultReferencePeriod;
+	// "0s": the first ReferenceSampleSize rows, as soon as they are scored.
+	ReferencePeriod *Duration `json:"reference_period,omitempty"`
 }
 
-// DriftThreshold is when one drift statistic raises an alert.
+// DefaultReferencePeriod is the reference period of a drift policy that
+// sets none: a day, so every hour of the day is in the reference.
+const DefaultReferencePeriod = 24 * time.Hour
+
+// MaxReferencePeriod bounds a reference period: the bootstrap holds its
+// sample in memory until the period ends.
+const MaxReferencePeriod = 30 * 24 * time.Hour
+
+// Period returns the reference period in force.
+func (d *DriftPolicy) Period() time.Duration {
+	if d.ReferencePeriod == nil {
+		return DefaultReferencePeriod
+	}
+	return time.Duration(*d.ReferencePeriod)
+}
+
+// DriftThreshold is how one drift statistic is judged.
 type DriftThreshold struct {
 	Enabled bool `json:"enabled"`
-	// Threshold is the statistic's alert level; see DriftPolicy for the
-	// direction and range of each statistic.
+	// Threshold: see DriftPolicy for what it means per statistic.
 	Threshold float64 `json:"threshold"`
-	// MinCount is the number of observations a window needs before it is
-	// judged.
+	// MinCount is the number of rows a judgement needs; windows are pooled
+	// (newest backwards) until they hold it.
 	MinCount int64 `json:"min_count"`
-	// ConsecutiveWindows is how many windows in a row must cross the
-	// threshold before the alert fires.
+	// ConsecutiveWindows is how many judgements in a row, over disjoint
+	// runs of pooled windows, must breach before the alert fires.
 	ConsecutiveWindows int `json:"consecutive_windows"`
+	// MinEffect is the least value of psi, js or ks that may breach once
+	// its test rejects: for very high traffic, where every real but
+	// negligible shift is significant (0: any significant change). Not
+	// used by wasserstein (its Threshold is its minimum effect) nor chi2_p.
+	MinEffect float64 `json:"min_effect,omitempty"`
 }
 
 // RetrainingPolicy is where and how often retraining is requested.
@@ -451,12 +504,15 @@ func (d *DriftPolicy) validate(path string) error {
 		t    *DriftThreshold
 		max  float64 // the largest meaningful threshold (0: unbounded)
 		open bool    // max itself is not allowed
+		// effect: MinEffect applies (psi, js, ks), bounded by effectMax (0: unbounded)
+		effect    bool
+		effectMax float64
 	}{
-		{"psi", &d.PSI, 0, false},
-		{"js", &d.JS, 1, false},
-		{"ks", &d.KS, 1, false},
-		{"wasserstein", &d.Wasserstein, 0, false},
-		{"chi2_p", &d.Chi2P, 1, true}, // a p-value: alert below it
+		{"psi", &d.PSI, 0, false, true, 0},
+		{"js", &d.JS, 1, false, true, 1},
+		{"ks", &d.KS, 1, false, true, 1},
+		{"wasserstein", &d.Wasserstein, 0, false, false, 0},
+		{"chi2_p", &d.Chi2P, 1, true, false, 0}, // a p-value
 	} {
 		p := path + "." + s.name
 		t := s.t
@@ -468,6 +524,14 @@ func (d *DriftPolicy) validate(path string) error {
 		}
 		if t.ConsecutiveWindows < 0 {
 			return fieldErr(p+".consecutive_windows", t.ConsecutiveWindows, "must be >= 1")
+		}
+		switch {
+		case t.MinEffect != 0 && !s.effect:
+			return fieldErr(p+".min_effect", t.MinEffect, "is not used by "+s.name+" (wasserstein's threshold is its minimum effect; chi2_p has none): leave it out")
+		case !(t.MinEffect >= 0) || math.IsInf(t.MinEffect, 0):
+			return fieldErr(p+".min_effect", t.MinEffect, "must be a finite number >= 0 (0: any significant change)")
+		case s.effectMax > 0 && t.MinEffect > s.effectMax:
+			return fieldErr(p+".min_effect", t.MinEffect, "must be <= 1")
 		}
 		if !t.Enabled {
 			continue // a disabled statistic's numbers are kept but not judged
@@ -484,6 +548,17 @@ func (d *DriftPolicy) validate(path string) error {
 		if t.ConsecutiveWindows < 1 {
 			return fieldErr(p+".consecutive_windows", t.ConsecutiveWindows, "must be >= 1")
 		}
+	}
+	switch {
+	case !(d.Alpha >= 0 && d.Alpha <= 0.5):
+		return fieldErr(path+".alpha", d.Alpha, "must be in (0, 0.5] (a family-wise false-alarm probability, e.g. 0.01; 0: the default)")
+	case !(d.DriftShare >= 0 && d.DriftShare <= 1):
+		return fieldErr(path+".drift_share", d.DriftShare, "must be in (0, 1] (0: the default 0.5)")
+	case d.MaxWindows < 0 || d.MaxWindows > 100000:
+		return fieldErr(path+".max_windows", d.MaxWindows, "must be between 0 and 100000 (0: every window kept)")
+	}
+	if rp := d.ReferencePeriod; rp != nil && (*rp < 0 || time.Duration(*rp) > MaxReferencePeriod) {
+		return fieldErr(path+".reference_period", time.Duration(*rp).String(), "must be between 0s (the first rows) and 720h (30 days)")
 	}
 	return nil
 }
@@ -583,6 +658,10 @@ func (p Policy) clone() Policy {
 	if r := p.Rollout; r != nil {
 		x := r.clone()
 		p.Rollout = &x
+	}
+	if rp := p.Drift.ReferencePeriod; rp != nil {
+		x := *rp
+		p.Drift.ReferencePeriod = &x
 	}
 	return p
 }
