@@ -80,6 +80,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Gateway.Logger, stop: make(chan struct{})}
 	n.catalog = gateway.NewCatalog(gateway.NewMetrics())
 	n.catalog.DriftWindow = cfg.DriftWindow
+	n.catalog.DriftPolicy = n.policyDrift
 	n.rec = routing.NewReconciler(n.catalog.Router(), controlSource{cfg.Control}, loader{n}, n.log)
 
 	gw := cfg.Gateway
