@@ -130,6 +130,9 @@ func renderView(w io.Writer, model string, version int, v *gateway.DriftView) er
 	if r == nil {
 		return nil
 	}
+	// The view's status is the report's: on the wire one "status" field
+	// carries both, and the outer one is what decodes.
+	r.Status = v.Status
 	fmt.Fprintf(w, "data quality: %d of %d rows affected (%s)\n", r.Quality.RowsAffected, r.Rows, share(r.Quality.RowsAffected, r.Rows))
 	title := fmt.Sprintf("%s v%d, newest run", model, version)
 	if v.Window != "" {

@@ -184,7 +184,7 @@ func TestDriftOnARealNode(t *testing.T) {
 	}
 	out := drift("--version", "2")
 	t.Logf("modelgate drift fraud --version 2:\n%s", out)
-	for _, want := range []string{"fraud v2: DRIFT:", "data quality:", "MIN_P", "out of range", "BREACH"} {
+	for _, want := range []string{"fraud v2: DRIFT:", "data quality:", "newest run: 1", "reference rows — DRIFT:", "MIN_P", "out of range", "BREACH"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("the CLI lacks %q:\n%s", want, out)
 		}
