@@ -33,6 +33,13 @@ type versionDrift struct {
 	onBooted func(*versionDrift, *drift.Profile) // records the bootstrapped reference
 	err      atomic.Pointer[string]              // why drift stopped (a broken profile)
 	wcfg     drift.WindowConfig
+
+	// columns are the row's columns as input[index], labels their
+	// feature names when the model declares them (else the same).
+	columns, labels []string
+	// rules are the model's hard constraints on rows (nil: none, the
+	// default); the scoring path checks them before answering.
+	rules atomic.Pointer[rowRules]
 }
 
 // driftLayout decides what a row is for a signature: every numeric input
@@ -84,6 +91,11 @@ func newVersionDrift(model, version string, sig *runtime.Signature, profile *dri
 	for _, w := range widths {
 		d.width += w
 	}
+	var names []string
+	if n := sig.Metadata.Custom["feature_names"]; n != "" && len(ins) == 1 {
+		names = strings.Split(n, ",")
+	}
+	d.columns, d.labels = featureLabels(sig, ins, widths, names)
 	if profile != nil {
 		if profile.RowWidth() != d.width {
 			return nil, fmt.Errorf("the reference profile's rows are %d wide, the model's %d", profile.RowWidth(), d.width)

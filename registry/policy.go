@@ -294,7 +294,38 @@ type DriftPolicy struct {
 	// than the hour the version was deployed in. Nil: DefaultReferencePeriod;
 	// "0s": the first ReferenceSampleSize rows, as soon as they are scored.
 	ReferencePeriod *Duration `json:"reference_period,omitempty"`
+	// Constraints are hard rules a scored row must meet, or the request is
+	// refused (400, naming the feature and the rule) and counted. Nil:
+	// none, and the scoring path does not look.
+	Constraints *DriftConstraints `json:"constraints,omitempty"`
 }
+
+// DriftConstraints are hard constraints on the rows a model scores, checked
+// on the monitored input columns (the drift monitor's; with drift off
+// there are none).
+type DriftConstraints struct {
+	// RefuseNonFinite refuses a row with NaN or ±Inf in any column.
+	RefuseNonFinite bool `json:"refuse_non_finite,omitempty"`
+	// RefuseUnseenCategories refuses a row whose categorical feature holds
+	// a value the reference profile does not declare (checked once the
+	// version has a profile).
+	RefuseUnseenCategories bool `json:"refuse_unseen_categories,omitempty"`
+	// Ranges refuse rows with a feature outside a declared [min, max].
+	Ranges []FeatureRange `json:"ranges,omitempty"`
+}
+
+// FeatureRange declares the values a feature may take: [Min, Max], either
+// bound optional.
+type FeatureRange struct {
+	// Feature is the feature's name (the model's feature_names, or the
+	// profile's) or "input[index]".
+	Feature string   `json:"feature"`
+	Min     *float64 `json:"min,omitempty"`
+	Max     *float64 `json:"max,omitempty"`
+}
+
+// MaxFeatureRanges bounds the ranges of one policy.
+const MaxFeatureRanges = 4096
 
 // DefaultReferencePeriod is the reference period of a drift policy that
 // sets none: a day, so every hour of the day is in the reference.
@@ -560,6 +591,32 @@ func (d *DriftPolicy) validate(path string) error {
 	if rp := d.ReferencePeriod; rp != nil && (*rp < 0 || time.Duration(*rp) > MaxReferencePeriod) {
 		return fieldErr(path+".reference_period", time.Duration(*rp).String(), "must be between 0s (the first rows) and 720h (30 days)")
 	}
+	if c := d.Constraints; c != nil {
+		if len(c.Ranges) > MaxFeatureRanges {
+			return fieldErr(path+".constraints.ranges", len(c.Ranges), "must list at most "+strconv.Itoa(MaxFeatureRanges)+" features")
+		}
+		seen := make(map[string]bool, len(c.Ranges))
+		for i, r := range c.Ranges {
+			p := path + ".constraints.ranges[" + strconv.Itoa(i) + "]"
+			if err := checkText(p+".feature", r.Feature, 256, true); err != nil {
+				return err
+			}
+			if seen[r.Feature] {
+				return fieldErr(p+".feature", r.Feature, "is listed twice")
+			}
+			seen[r.Feature] = true
+			switch {
+			case r.Min == nil && r.Max == nil:
+				return fieldErr(p, r.Feature, "needs a min, a max or both")
+			case r.Min != nil && (math.IsNaN(*r.Min) || math.IsInf(*r.Min, 0)):
+				return fieldErr(p+".min", *r.Min, "must be a finite number")
+			case r.Max != nil && (math.IsNaN(*r.Max) || math.IsInf(*r.Max, 0)):
+				return fieldErr(p+".max", *r.Max, "must be a finite number")
+			case r.Min != nil && r.Max != nil && *r.Min > *r.Max:
+				return fieldErr(p+".max", *r.Max, "must be >= min ("+strconv.FormatFloat(*r.Min, 'g', -1, 64)+")")
+			}
+		}
+	}
 	return nil
 }
 
@@ -662,6 +719,22 @@ func (p Policy) clone() Policy {
 	if rp := p.Drift.ReferencePeriod; rp != nil {
 		x := *rp
 		p.Drift.ReferencePeriod = &x
+	}
+	if c := p.Drift.Constraints; c != nil {
+		x := *c
+		x.Ranges = make([]FeatureRange, len(c.Ranges))
+		for i, r := range c.Ranges {
+			if r.Min != nil {
+				v := *r.Min
+				r.Min = &v
+			}
+			if r.Max != nil {
+				v := *r.Max
+				r.Max = &v
+			}
+			x.Ranges[i] = r
+		}
+		p.Drift.Constraints = &x
 	}
 	return p
 }

@@ -100,7 +100,40 @@ func (n *Node) monitorDrift(slot *runtime.Slot, obs *gateway.VersionObservers, v
 	}
 	if err := n.catalog.MonitorDrift(slot, obs, p, boot, n.recordReference); err != nil {
 		n.log.Info("drift not monitored", "model", model, "version", version, "why", err.Error())
+		return
 	}
+	var spec *registry.DriftConstraints
+	n.cfg.Control.View(func(st *registry.State) {
+		if pol, err := st.Policy(model); err == nil {
+			spec = pol.Drift.Constraints
+		}
+	})
+	if unknown := obs.SetConstraints(spec); len(unknown) > 0 {
+		n.warnUnknownFeatures(model, strconv.Itoa(version), unknown)
+	}
+}
+
+// refreshConstraints gives every served model's versions the hard
+// constraints of its current drift policy: a policy change takes effect
+// within one tick of the drift loop, and a version whose reference was
+// just bootstrapped gets its category rules.
+func (n *Node) refreshConstraints() {
+	for _, model := range n.catalog.Models() {
+		var spec *registry.DriftConstraints
+		n.cfg.Control.View(func(st *registry.State) {
+			if pol, err := st.Policy(model); err == nil {
+				spec = pol.Drift.Constraints
+			}
+		})
+		for version, unknown := range n.catalog.SetConstraints(model, spec) {
+			n.warnUnknownFeatures(model, version, unknown)
+		}
+	}
+}
+
+func (n *Node) warnUnknownFeatures(model, version string, unknown []string) {
+	n.log.Warn("the drift policy declares ranges for features this version's rows do not have; those ranges are not enforced (use the profile's feature names or input[index])",
+		"model", model, "version", version, "features", unknown)
 }
 
 // bootstrapSeed seeds a version's reservoir from its name, so a node that

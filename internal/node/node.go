@@ -175,6 +175,7 @@ func (n *Node) rotateDrift(stop <-chan struct{}) {
 		select {
 		case <-t.C:
 			n.catalog.RotateDrift()
+			n.refreshConstraints()
 		case <-stop:
 			return
 		}
