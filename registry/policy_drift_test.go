@@ -43,6 +43,16 @@ func TestDriftPolicyValidateNewFields(t *testing.T) {
 	f(func(d *DriftPolicy) { d.ReferencePeriod = period(0) }, "")
 	f(func(d *DriftPolicy) { d.ReferencePeriod = period(-time.Second) }, `registry: policy.drift.reference_period ("-1s") must be between 0s (the first rows) and 720h (30 days)`)
 	f(func(d *DriftPolicy) { d.ReferencePeriod = period(31 * 24 * time.Hour) }, `registry: policy.drift.reference_period ("744h0m0s") must be between 0s (the first rows) and 720h (30 days)`)
+	num := func(v float64) *float64 { return &v }
+	ranges := func(r ...FeatureRange) func(d *DriftPolicy) {
+		return func(d *DriftPolicy) { d.Constraints = &DriftConstraints{RefuseNonFinite: true, Ranges: r} }
+	}
+	f(ranges(FeatureRange{Feature: "amount_log", Min: num(-1), Max: num(20)}, FeatureRange{Feature: "features[3]", Max: num(5)}), "")
+	f(ranges(FeatureRange{Feature: "", Max: num(1)}), "registry: policy.drift.constraints.ranges[0].feature must be set")
+	f(ranges(FeatureRange{Feature: "a"}), `registry: policy.drift.constraints.ranges[0] ("a") needs a min, a max or both`)
+	f(ranges(FeatureRange{Feature: "a", Min: num(2), Max: num(1)}), "registry: policy.drift.constraints.ranges[0].max (1) must be >= min (2)")
+	f(ranges(FeatureRange{Feature: "a", Min: num(math.Inf(-1))}), "registry: policy.drift.constraints.ranges[0].min (-Inf) must be a finite number")
+	f(ranges(FeatureRange{Feature: "a", Max: num(1)}, FeatureRange{Feature: "a", Min: num(0)}), `registry: policy.drift.constraints.ranges[1].feature ("a") is listed twice`)
 }
 
 // TestDriftPolicyNewFieldsWire: a drift policy written before the new
@@ -97,5 +107,15 @@ func TestDriftPolicyNewFieldsWire(t *testing.T) {
 	*c.Drift.ReferencePeriod = Duration(time.Hour)
 	if *want.Drift.ReferencePeriod != 0 {
 		t.Fatal("clone shares the reference period")
+	}
+	hi := 20.0
+	want.Drift.Constraints = &DriftConstraints{RefuseNonFinite: true, Ranges: []FeatureRange{{Feature: "amount_log", Max: &hi}}}
+	if b, _ := json.Marshal(want.Drift.Constraints); string(b) != `{"refuse_non_finite":true,"ranges":[{"feature":"amount_log","max":20}]}` {
+		t.Fatalf("constraints encode as %s", b)
+	}
+	c = want.clone()
+	*c.Drift.Constraints.Ranges[0].Max, c.Drift.Constraints.RefuseNonFinite = 1, false
+	if *want.Drift.Constraints.Ranges[0].Max != 20 || !want.Drift.Constraints.RefuseNonFinite {
+		t.Fatal("clone shares the constraints")
 	}
 }

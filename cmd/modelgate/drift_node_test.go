@@ -201,4 +201,34 @@ func TestDriftOnARealNode(t *testing.T) {
 		// still hold the shifted rows (30 s of windows are within reach).
 		t.Fatalf("/metrics' status disagrees with the API's drift:\n%s", grepLines(m, "status"))
 	}
+
+	// Hard constraints: a policy change reaches the scoring path within a
+	// tick of the drift loop; a row out of its declared range is refused
+	// with 400 naming the feature and the rule, and counted.
+	pol = `{"drift":{"constraints":{"refuse_non_finite":true,"ranges":[{"feature":"amount_log","min":-10,"max":20}]}}}`
+	if code, b := n.api(t, "PUT", "/api/v1/models/fraud/policy", strings.NewReader(pol), "application/json"); code != 200 {
+		t.Fatalf("constraints: %d %s", code, b)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		resp, err := http.Post("http://"+n.addr+"/v2/models/fraud/infer", "application/json", bytes.NewReader(badRowsBody("refused", 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 400 {
+			if !strings.Contains(string(b), `feature \"amount_log\" is 1e+06, outside its declared range [-10, 20]`) {
+				t.Fatalf("refusal: %s", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the constraints never applied: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	score(txBody(calm, "calm-under-constraints", 50), "2")
+	if m = metrics(); !strings.Contains(m, `modelgate_rows_refused_total{model="fraud",version="2",feature="amount_log",rule="range"} 1`) {
+		t.Fatalf("/metrics lacks the refusal:\n%s", grepLines(m, "refused"))
+	}
 }
