@@ -17,8 +17,10 @@ import (
 
 // versionDrift is one served version's drift state: streaming windows over
 // its inputs and score once it has a reference profile, a bootstrap
-// collecting the first rows until then. Observing is lock-free and
-// allocation-free; it never fails a request.
+// sampling its rows until then (the first ones, or a reservoir over a
+// period, which takes a mutex per row while it lasts). Observing is
+// allocation-free and never fails a request; the hard constraints beside
+// it may refuse one.
 type versionDrift struct {
 	model, version string
 	inputs         []int // signature inputs whose columns make a row, in order
