@@ -36,10 +36,15 @@ func newDefaultDriftRegistry(t *testing.T, change func(*registry.DriftPolicy)) *
 // were scored. It returns the rows scored until the record (or maxRows).
 func lowTraffic(t *testing.T, reg *memRegistry, shift float64, maxRows int) (rows int, rec *registry.AuditRecord) {
 	t.Helper()
+	return driftTraffic(t, reg, 300, shift, maxRows)
+}
+
+// driftTraffic is lowTraffic at perWindow rows a window.
+func driftTraffic(t *testing.T, reg *memRegistry, perWindow int, shift float64, maxRows int) (rows int, rec *registry.AuditRecord) {
+	t.Helper()
 	clock := &fakeClock{now: t0}
 	w := windows(t, clock)
 	c := newTestController(t, reg, clock, staticDrift{{Model: testModel, Version: 1, Windows: w}}, nil)
-	const perWindow = 300
 	for rows < maxRows {
 		traffic(t, w, clock, uint64(rows+1), perWindow, [3]float64{shift, 0, 0})
 		rows += perWindow
@@ -75,6 +80,20 @@ func TestLowTrafficDriftAlertsByPooling(t *testing.T) {
 		t.Errorf("the alerts should name feature x[0] only: %s", rec.Evidence)
 	}
 	t.Logf("alerted after %d rows", rows)
+}
+
+// TestDriftAlertsAt1000RowsAMinute: at 1,000 rows a minute each window is
+// a run of its own, and the same shift alerts after 3 windows (3,000
+// rows), its episode starting 3 windows back.
+func TestDriftAlertsAt1000RowsAMinute(t *testing.T) {
+	reg := newDefaultDriftRegistry(t, nil)
+	rows, rec := driftTraffic(t, reg, 1000, 0.5, 5000)
+	if rec == nil {
+		t.Fatalf("no drift alert after %d rows at 1,000 a window", rows)
+	}
+	if want := EventID(testModel, 1, t0); rows != 3000 || rec.IdempotencyKey != want {
+		t.Fatalf("alerted after %d rows (want 3,000) with event id %s (want %s)", rows, rec.IdempotencyKey, want)
+	}
 }
 
 // TestLowTrafficCleanDoesNotAlert: the same pooling over an hour of clean
