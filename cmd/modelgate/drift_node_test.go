@@ -37,7 +37,9 @@ func badRowsBody(id string, n int) []byte {
 // failing; a policy with the new fields is validated (400 naming the
 // field); a version bootstrapped from its first rows then says "no data",
 // "not enough data" with the count, and DRIFT with the drift share, the
-// per-feature p-values and data quality, and /metrics says the same.
+// per-feature p-values and data quality, and /metrics says the same; hard
+// constraints refuse rows within a tick of the policy change; a reference
+// sampled by reservoir over a period freezes after it and is audited.
 func TestDriftOnARealNode(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
@@ -231,4 +233,63 @@ func TestDriftOnARealNode(t *testing.T) {
 	if m = metrics(); !strings.Contains(m, `modelgate_rows_refused_total{model="fraud",version="2",feature="amount_log",rule="range"} 1`) {
 		t.Fatalf("/metrics lacks the refusal:\n%s", grepLines(m, "refused"))
 	}
+
+	// A reference sampled by reservoir over a period: v3 keeps sampling
+	// after its 1,000 rows until 5 s have passed since its first row, then
+	// freezes the sample and records it in the audit log.
+	pol = `{"drift":{"reference_sample_size":1000,"reference_period":"5s","constraints":null}}`
+	if code, b := n.api(t, "PUT", "/api/v1/models/fraud/policy", strings.NewReader(pol), "application/json"); code != 200 {
+		t.Fatalf("policy: %d %s", code, b)
+	}
+	v3, _ := demo.FraudModel(demo.DefaultSeed + 2)
+	if code, b := n.register(t, "fraud", v3, ""); code != 201 {
+		t.Fatalf("register: %d %s", code, b)
+	}
+	if code, b := n.api(t, "POST", "/api/v1/models/fraud/promote", strings.NewReader(`{"version":3}`), "application/json"); code != 200 {
+		t.Fatalf("promote: %d %s", code, b)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		resp, err := http.Post("http://"+n.addr+"/v2/models/fraud/infer", "application/json", bytes.NewReader(txBody(calm, "probe", 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && bytes.Contains(b, []byte(`"model_version":"3"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("v3 never answered after its promotion: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := 0; i < 24; i++ {
+		score(txBody(calm, "res-"+strconv.Itoa(i), 50), "3")
+	}
+	code, b := n.api(t, "GET", "/api/v1/models/fraud/drift", nil, "")
+	if code != 200 || !bytes.Contains(b, []byte(`"status":"bootstrapping"`)) || !bytes.Contains(b, []byte("1,000 of 1,000 reference rows, sampled from")) {
+		t.Skipf("v3's 5 s period ended before 1,200 rows were scored (a slow machine): %d %.300s", code, b)
+	}
+	for deadline := time.Now().Add(time.Minute); view3(t, n) == "bootstrapping"; {
+		if time.Now().After(deadline) {
+			t.Fatal("v3's reservoir never froze a minute after its 5 s period")
+		}
+		time.Sleep(100 * time.Millisecond)
+		score(txBody(calm, "res-late", 10), "3")
+	}
+	_, audit := n.api(t, "GET", "/api/v1/audit?model=fraud", nil, "")
+	if !bytes.Contains(audit, []byte("a uniform sample of 1000 rows out of those scored over 5s became the reference")) {
+		t.Fatalf("the audit log lacks v3's reservoir reference:\n%s", grepLines(string(audit), "drift_reference"))
+	}
+}
+
+// view3 is the status of the champion's drift.
+func view3(t *testing.T, n *node) string {
+	t.Helper()
+	_, b := n.api(t, "GET", "/api/v1/models/fraud/drift", nil, "")
+	var v gateway.DriftView
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("drift: %v %.300s", err, b)
+	}
+	return v.Status
 }
