@@ -62,6 +62,7 @@ var apiRoutes = []apiRoute{
 	newRoute("GET", "/api/v1/models/{m}/policy", ScopeRead, (*Server).apiGetPolicy),
 	newRoute("PUT", "/api/v1/models/{m}/policy", ScopeAdmin, (*Server).apiPutPolicy),
 	newRoute("GET", "/api/v1/audit", ScopeRead, (*Server).apiAudit),
+	newRoute("GET", "/api/v1/models/{m}/drift", ScopeRead, (*Server).apiDrift),
 	newRoute("GET", "/api/v1/models/{m}/versions/{v}/drift", ScopeRead, (*Server).apiDrift),
 	withBody(newRoute("POST", "/api/v1/models/{m}/labels", ScopeLabels, (*Server).apiLabels), 32<<20),
 	newRoute("GET", "/api/v1/models/{m}/export", ScopeRead, (*Server).apiExport),

@@ -5,25 +5,19 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/modelgate/modelgate/drift"
-	"github.com/modelgate/modelgate/registry"
 )
 
-// thresholds maps a registry drift policy to drift's thresholds (the same
-// fields by the same names).
-func thresholds(p registry.DriftPolicy) drift.Thresholds {
-	conv := func(t registry.DriftThreshold) drift.Threshold {
-		return drift.Threshold{Enabled: t.Enabled, Threshold: t.Threshold, MinCount: t.MinCount, ConsecutiveWindows: t.ConsecutiveWindows}
-	}
-	return drift.Thresholds{PSI: conv(p.PSI), JS: conv(p.JS), KS: conv(p.KS), Wasserstein: conv(p.Wasserstein), Chi2P: conv(p.Chi2P)}
-}
-
-// apiDrift: GET /api/v1/models/{m}/versions/{v}/drift?window=1m|1h|24h
-// (or any Go duration up to 24h) compares the window's traffic on this node
-// with the version's reference and judges it by the model's policy.
+// apiDrift: GET /api/v1/models/{m}/drift[?version=N][&window=1h] and GET
+// /api/v1/models/{m}/versions/{v}/drift[?window=1h]. Without a window it
+// is the judgement the lifecycle controller makes (drift.Evaluate over
+// pooled runs under the model's policy: status, alerts, the newest run's
+// report); with one, that horizon's traffic on this node merged into one
+// report, judged by the same policy. Without a version, the champion
+// this node serves. A version whose reference is still being sampled
+// answers 200 with status "bootstrapping" and its progress: a fresh node
+// is not an error.
 func (s *Server) apiDrift(ctx *fasthttp.RequestCtx, p *apiParams) {
-	horizon := time.Hour
+	var horizon time.Duration
 	if w := ctx.QueryArgs().Peek("window"); len(w) > 0 {
 		d, err := time.ParseDuration(string(w))
 		if err != nil || d <= 0 || d > 24*time.Hour {
@@ -32,29 +26,34 @@ func (s *Server) apiDrift(ctx *fasthttp.RequestCtx, p *apiParams) {
 		}
 		horizon = d
 	}
-	d := s.Catalog.driftOf(p.model, strconv.Itoa(p.version))
-	if d == nil {
-		writeError(ctx, fasthttp.StatusNotFound, p.model+" v"+strconv.Itoa(p.version)+" is not monitored for drift on this node (not loaded, or its signature has no numeric rows)")
-		return
-	}
-	th := drift.DefaultThresholds()
-	if s.control != nil {
-		s.control.View(func(st *registry.State) {
-			if pol, err := st.Policy(p.model); err == nil {
-				th = thresholds(pol.Drift)
+	version := p.version
+	if version == 0 {
+		if q := ctx.QueryArgs().Peek("version"); len(q) > 0 {
+			n, err := strconv.Atoi(string(q))
+			if err != nil || n <= 0 {
+				writeError(ctx, fasthttp.StatusBadRequest, "version must be a positive integer, got "+strconv.Quote(string(q)))
+				return
 			}
-		})
+			version = n
+		} else {
+			champ, ok := s.Catalog.Champion(p.model)
+			if !ok {
+				writeError(ctx, fasthttp.StatusNotFound, p.model+" has no champion on this node: pass ?version=N")
+				return
+			}
+			version, _ = strconv.Atoi(champ)
+		}
 	}
-	rep, err := d.report(horizon, th)
-	if err != nil {
-		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+	d := s.Catalog.driftOf(p.model, strconv.Itoa(version))
+	if d == nil {
+		writeError(ctx, fasthttp.StatusNotFound, p.model+" v"+strconv.Itoa(version)+" is not monitored for drift on this node (not loaded, or its signature has no numeric rows)")
 		return
 	}
-	writeValue(ctx, fasthttp.StatusOK, struct {
-		Model   string `json:"model"`
-		Version int    `json:"version"`
-		Window  string `json:"window"`
-		Node    string `json:"node"`
-		*drift.Report
-	}{p.model, p.version, horizon.String(), s.cfg.Node, rep})
+	v, err := d.view(s.Catalog.driftPolicy(p.model), horizon)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot judge drift of "+p.model+" v"+strconv.Itoa(version)+": "+err.Error())
+		return
+	}
+	v.Model, v.Version, v.Node = p.model, version, s.cfg.Node
+	writeValue(ctx, fasthttp.StatusOK, v)
 }

@@ -44,12 +44,26 @@ type Catalog struct {
 	// DriftWindow is the drift window length of versions enabled from now
 	// on (the server sets it from its Config).
 	DriftWindow time.Duration
+	// DriftPolicy returns the drift policy a model is judged by now (the
+	// node maps the registry's with lifecycle.DriftPolicy, as the
+	// controller does, so the API, /metrics and the alerts agree). Nil:
+	// drift.DefaultPolicy for every model.
+	DriftPolicy func(model string) drift.Policy
+}
+
+// driftPolicy is the policy model's drift is judged by.
+func (c *Catalog) driftPolicy(model string) drift.Policy {
+	if c.DriftPolicy == nil {
+		return drift.DefaultPolicy()
+	}
+	return c.DriftPolicy(model)
 }
 
 // NewCatalog returns an empty catalog reporting to m.
 func NewCatalog(m *Metrics) *Catalog {
 	c := &Catalog{router: routing.NewRouter[*VersionObservers](), metrics: m}
 	m.catalog = c
+	m.set.RegisterMetricsWriter(m.writeDrift)
 	return c
 }
 
@@ -116,10 +130,11 @@ func (c *Catalog) SetLogMode(model, mode string) bool {
 }
 
 // EnableDrift starts drift monitoring of a published version: against
-// profile when given, else against a reference bootstrapped from its first
-// bootstrapRows scored rows (onBooted, when set, is told the reference).
-// It fails when the model's signature has nothing drift can read.
-func (c *Catalog) EnableDrift(model, version string, profile *drift.Profile, bootstrapRows int, onBooted func(model, version string, p *drift.Profile)) error {
+// profile when given, else against a reference bootstrapped from its
+// scored rows as boot says (Rows and Period; the first rows when Period is
+// 0); onBooted, when set, is told the reference. It fails when the model's
+// signature has nothing drift can read.
+func (c *Catalog) EnableDrift(model, version string, profile *drift.Profile, boot drift.BootstrapConfig, onBooted func(model, version string, p *drift.Profile)) error {
 	var v *routed
 	if r := c.table().Model(model); r != nil {
 		v = r.Version(version)
@@ -127,23 +142,22 @@ func (c *Catalog) EnableDrift(model, version string, profile *drift.Profile, boo
 	if v == nil {
 		return fmt.Errorf("gateway: %s v%s is not loaded", model, version)
 	}
-	return c.MonitorDrift(v.Slot, v.Attach, profile, bootstrapRows, onBooted)
+	return c.MonitorDrift(v.Slot, v.Attach, profile, boot, onBooted)
 }
 
 // MonitorDrift starts drift monitoring of slot into its observers obs,
 // whether or not the slot is routable yet (a loader enables it before the
 // reconciler publishes the version), as EnableDrift does.
-func (c *Catalog) MonitorDrift(slot *runtime.Slot, obs *VersionObservers, profile *drift.Profile, bootstrapRows int, onBooted func(model, version string, p *drift.Profile)) error {
+func (c *Catalog) MonitorDrift(slot *runtime.Slot, obs *VersionObservers, profile *drift.Profile, boot drift.BootstrapConfig, onBooted func(model, version string, p *drift.Profile)) error {
 	var cb func(*versionDrift, *drift.Profile)
 	if onBooted != nil {
 		cb = func(d *versionDrift, p *drift.Profile) { onBooted(d.model, d.version, p) }
 	}
-	d, err := newVersionDrift(slot.Name, slot.Version, slot.Model.Signature(), profile, bootstrapRows, windowConfig(c.DriftWindow), cb)
+	d, err := newVersionDrift(slot.Name, slot.Version, slot.Model.Signature(), profile, boot, windowConfig(c.DriftWindow), cb)
 	if err != nil {
 		return fmt.Errorf("gateway: no drift monitoring for %s v%s: %w", slot.Name, slot.Version, err)
 	}
 	obs.drift.Store(d)
-	c.metrics.watchDrift(d)
 	return nil
 }
 

@@ -17,8 +17,10 @@ import (
 
 // versionDrift is one served version's drift state: streaming windows over
 // its inputs and score once it has a reference profile, a bootstrap
-// collecting the first rows until then. Observing is lock-free and
-// allocation-free; it never fails a request.
+// sampling its rows until then (the first ones, or a reservoir over a
+// period, which takes a mutex per row while it lasts). Observing is
+// allocation-free and never fails a request; the hard constraints beside
+// it may refuse one.
 type versionDrift struct {
 	model, version string
 	inputs         []int // signature inputs whose columns make a row, in order
@@ -33,6 +35,13 @@ type versionDrift struct {
 	onBooted func(*versionDrift, *drift.Profile) // records the bootstrapped reference
 	err      atomic.Pointer[string]              // why drift stopped (a broken profile)
 	wcfg     drift.WindowConfig
+
+	// columns are the row's columns as input[index], labels their
+	// feature names when the model declares them (else the same).
+	columns, labels []string
+	// rules are the model's hard constraints on rows (nil: none, the
+	// default); the scoring path checks them before answering.
+	rules atomic.Pointer[rowRules]
 }
 
 // driftLayout decides what a row is for a signature: every numeric input
@@ -72,9 +81,10 @@ func rowWidth(t runtime.TensorSpec) (int, bool) {
 }
 
 // newVersionDrift sets up drift for a loaded version: with profile (from
-// the registry) it observes at once; without, it bootstraps a reference
-// from the first bootstrapRows rows and then calls onBooted.
-func newVersionDrift(model, version string, sig *runtime.Signature, profile *drift.Profile, bootstrapRows int, wcfg drift.WindowConfig, onBooted func(*versionDrift, *drift.Profile)) (*versionDrift, error) {
+// the registry) it observes at once; without, it bootstraps a reference as
+// boot says (its Profile options are filled from the signature) and then
+// calls onBooted.
+func newVersionDrift(model, version string, sig *runtime.Signature, profile *drift.Profile, boot drift.BootstrapConfig, wcfg drift.WindowConfig, onBooted func(*versionDrift, *drift.Profile)) (*versionDrift, error) {
 	ins, widths, out, outWidth, err := driftLayout(sig)
 	if err != nil {
 		return nil, err
@@ -83,6 +93,11 @@ func newVersionDrift(model, version string, sig *runtime.Signature, profile *dri
 	for _, w := range widths {
 		d.width += w
 	}
+	var names []string
+	if n := sig.Metadata.Custom["feature_names"]; n != "" && len(ins) == 1 {
+		names = strings.Split(n, ",")
+	}
+	d.columns, d.labels = featureLabels(sig, ins, widths, names)
 	if profile != nil {
 		if profile.RowWidth() != d.width {
 			return nil, fmt.Errorf("the reference profile's rows are %d wide, the model's %d", profile.RowWidth(), d.width)
@@ -103,7 +118,11 @@ func newVersionDrift(model, version string, sig *runtime.Signature, profile *dri
 			opts.Names = n
 		}
 	}
-	if d.boot, err = drift.NewBootstrap(bootstrapRows, opts); err != nil {
+	boot.Profile = opts
+	if boot.Now == nil {
+		boot.Now = wcfg.Now
+	}
+	if d.boot, err = drift.NewBootstrapConfig(boot); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -214,22 +233,125 @@ func (d *versionDrift) finishBootstrap() {
 	d.err.Store(&msg)
 }
 
-// status says why a version has no drift report yet.
-func (d *versionDrift) status() string {
+// errStopped is why drift stopped for a version (a bootstrapped
+// reference that cannot be built), or nil.
+func (d *versionDrift) errStopped() error {
 	if e := d.err.Load(); e != nil {
-		return *e
+		return errors.New(*e)
 	}
-	if d.boot != nil && d.windows.Load() == nil {
-		return fmt.Sprintf("the reference is being bootstrapped from scored rows: %d so far", d.boot.Rows())
-	}
-	return ""
+	return nil
 }
 
-// report compares the horizon's traffic with the reference.
-func (d *versionDrift) report(horizon time.Duration, th drift.Thresholds) (*drift.Report, error) {
+// bootstrapping returns the bootstrap's progress while the reference is
+// being collected (ok false once the windows exist, or without bootstrap).
+func (d *versionDrift) bootstrapping() (p drift.Progress, ok bool) {
+	if d.boot == nil || d.windows.Load() != nil {
+		return drift.Progress{}, false
+	}
+	return d.boot.Progress(), true
+}
+
+// StatusBootstrapping is the drift API's status while a version's
+// reference is being sampled from its traffic: nothing can be judged yet,
+// and that is not an error.
+const StatusBootstrapping = "bootstrapping"
+
+// DriftRun is one judged run of pooled windows, without its report.
+type DriftRun struct {
+	From       time.Time `json:"from"`
+	To         time.Time `json:"to"`
+	Windows    int       `json:"windows"`
+	Rows       int64     `json:"rows"`
+	Status     string    `json:"status"`
+	DriftShare float64   `json:"drift_share"`
+}
+
+// DriftView is the drift API's answer about one version (GET
+// /api/v1/models/{m}/drift): where its reference stands, and the
+// judgement the lifecycle controller makes of it — the same pooled runs
+// under the same policy — with the newest run's report (or, when a window
+// was asked for, the report of that horizon) inline.
+type DriftView struct {
+	Model   string `json:"model"`
+	Version int    `json:"version"`
+	Node    string `json:"node"`
+	// Status is StatusBootstrapping, or the judgement's: no_data,
+	// not_enough_data, no_drift, drift. Summary says it for a person.
+	Status  string `json:"status"`
+	Summary string `json:"summary"`
+	// Bootstrap is the reference's progress while it is being sampled.
+	Bootstrap *drift.Progress `json:"bootstrap,omitempty"`
+	// Policy is the judging policy in one line.
+	Policy string `json:"policy"`
+	// Window is the horizon asked for (?window=); empty for the judgement
+	// over pooled runs.
+	Window string `json:"window,omitempty"`
+	// Runs are the judgement's runs, oldest first; Alerts what it raises.
+	Runs   []DriftRun    `json:"runs,omitempty"`
+	Alerts []drift.Alert `json:"alerts"`
+	// The report's fields (count, features with p-values and data
+	// quality, drift_share, quality) follow inline; absent while
+	// bootstrapping.
+	*drift.Report
+}
+
+// view judges d under pol: the pooled runs drift.Evaluate cuts (horizon
+// 0), or the last horizon merged into one report.
+func (d *versionDrift) view(pol drift.Policy, horizon time.Duration) (*DriftView, error) {
+	if err := d.errStopped(); err != nil {
+		return nil, err
+	}
+	v := &DriftView{Policy: pol.String(), Alerts: []drift.Alert{}}
+	if p, ok := d.bootstrapping(); ok {
+		v.Status, v.Bootstrap = StatusBootstrapping, &p
+		v.Summary = "bootstrapping the reference: " + p.String()
+		return v, nil
+	}
 	w := d.windows.Load()
 	if w == nil {
-		return nil, errors.New(d.status())
+		return nil, errors.New("drift is not monitored for this version")
 	}
-	return drift.Compare(w.Profile(), w.Snapshot(horizon), th)
+	if horizon > 0 {
+		rep, err := drift.ComparePolicy(w.Profile(), w.Snapshot(horizon), pol)
+		if err != nil {
+			return nil, err
+		}
+		v.Window, v.Report, v.Status = horizon.String(), rep, rep.Status
+		v.Summary = summary(rep, "over the last "+horizon.String())
+		return v, nil
+	}
+	ev, err := drift.Evaluate(w, pol)
+	if err != nil {
+		return nil, err
+	}
+	v.Status, v.Report = ev.Status, ev.Latest()
+	if ev.Alerts != nil {
+		v.Alerts = ev.Alerts
+	}
+	for _, r := range ev.Runs {
+		v.Runs = append(v.Runs, DriftRun{From: r.From, To: r.To, Windows: r.Windows, Rows: r.Report.Rows, Status: r.Report.Status, DriftShare: r.Report.DriftShare})
+	}
+	if v.Report == nil {
+		v.Summary = "no data: no closed drift window yet"
+		return v, nil
+	}
+	last := ev.Runs[len(ev.Runs)-1]
+	v.Summary = summary(v.Report, fmt.Sprintf("in the newest run of %d window(s) to %s", last.Windows, last.To.UTC().Format(time.RFC3339)))
+	if len(ev.Alerts) > 0 {
+		v.Summary += fmt.Sprintf("; %d alert(s) sustained over %d runs", len(ev.Alerts), len(ev.Runs))
+	}
+	return v, nil
+}
+
+// summary says a report's verdict in one line.
+func summary(r *drift.Report, where string) string {
+	switch r.Status {
+	case drift.StatusNoData:
+		return "no data: no rows " + where
+	case drift.StatusNotEnoughData:
+		return fmt.Sprintf("not enough data: %d of the %d rows a judgement needs, %s", r.Rows, r.MinCount, where)
+	case drift.StatusDrift:
+		return fmt.Sprintf("DRIFT: %d of %d features drifted (share %.2f) in %d rows %s", r.DriftedFeatures, r.JudgedFeatures, r.DriftShare, r.Rows, where)
+	}
+	return fmt.Sprintf("no drift: %d of %d features drifted in %d rows %s", r.DriftedFeatures, r.JudgedFeatures, r.Rows, where)
 }

@@ -89,7 +89,7 @@ func getDrift(t *testing.T, srv *gateway.Server, version string) (int, driftRepo
 func TestDriftOverHTTP(t *testing.T) {
 	srv := startServer(t, gateway.Config{Auth: gateway.NewAuth(gateway.NewToken("tester", testSecret, gateway.ScopeAdmin))})
 	slot := serveModel(t, srv, "fraud", "1", demoModel(t), runtime.Config{})
-	if err := srv.Catalog.EnableDrift("fraud", "1", referenceProfile(t, slot.Model), 0, nil); err != nil {
+	if err := srv.Catalog.EnableDrift("fraud", "1", referenceProfile(t, slot.Model), drift.BootstrapConfig{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	g := fraud.NewGenerator(7)
@@ -130,20 +130,29 @@ func TestDriftOverHTTP(t *testing.T) {
 }
 
 // TestDriftBootstrap: with no registered reference, the first rows become
-// the reference, and the report is available afterwards.
+// the reference (a BootstrapConfig without a period); while they are
+// collected the drift API answers 200 with status "bootstrapping" and the
+// progress, not an error, and the report is available afterwards.
 func TestDriftBootstrap(t *testing.T) {
 	srv := startServer(t, gateway.Config{Auth: gateway.NewAuth(gateway.NewToken("tester", testSecret, gateway.ScopeAdmin))})
 	serveModel(t, srv, "fraud", "1", demoModel(t), runtime.Config{})
 	var mu sync.Mutex
 	var booted *drift.Profile
-	if err := srv.Catalog.EnableDrift("fraud", "1", nil, 1000, func(_, _ string, p *drift.Profile) { mu.Lock(); booted = p; mu.Unlock() }); err != nil {
+	if err := srv.Catalog.EnableDrift("fraud", "1", nil, drift.BootstrapConfig{Rows: 1000}, func(_, _ string, p *drift.Profile) { mu.Lock(); booted = p; mu.Unlock() }); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, b := getDrift(t, srv, "1"); code != 503 || !strings.Contains(string(b), "bootstrapped") {
-		t.Fatalf("before the reference: %d %s", code, b)
+	if code, _, b := getDrift(t, srv, "1"); code != 200 || !strings.Contains(string(b), `"status":"bootstrapping"`) ||
+		!strings.Contains(string(b), "0 of 1,000 reference rows") {
+		t.Fatalf("before any row: %d %s", code, b)
 	}
 	g := fraud.NewGenerator(3)
-	for i := 0; i < 60; i++ {
+	for i := 0; i < 10; i++ {
+		post(t, srv, "/v2/models/fraud/infer", fraudBody(g, 20))
+	}
+	if code, _, b := getDrift(t, srv, "1"); code != 200 || !strings.Contains(string(b), "200 of 1,000 reference rows") || !strings.Contains(string(b), `"target":1000`) {
+		t.Fatalf("while bootstrapping: %d %s", code, b)
+	}
+	for i := 0; i < 50; i++ {
 		post(t, srv, "/v2/models/fraud/infer", fraudBody(g, 20))
 	}
 	deadline := time.Now().Add(time.Minute) // only a hang: bootstrapping takes milliseconds
@@ -176,7 +185,7 @@ func TestDriftAllocations(t *testing.T) {
 	}
 	srv := startServer(t, gateway.Config{})
 	slot := serveModel(t, srv, "fraud", "1", demoModel(t), runtime.Config{Sessions: 1})
-	if err := srv.Catalog.EnableDrift("fraud", "1", referenceProfile(t, slot.Model), 0, nil); err != nil {
+	if err := srv.Catalog.EnableDrift("fraud", "1", referenceProfile(t, slot.Model), drift.BootstrapConfig{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	body := fraudBody(fraud.NewGenerator(1), 4)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"io"
 	"math"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -180,65 +181,129 @@ func (m *Metrics) watchPredLog(l *predlog.Log) {
 	})
 }
 
-// driftTop is the horizon the drift gauges summarise.
-const driftTop = time.Hour
+// driftGauge is one version's drift at scrape time: its labels and the
+// view the drift API gives (the controller's judgement).
+type driftGauge struct {
+	labels string // model="…",version="…"
+	v      *DriftView
+}
 
-// watchDrift exports a version's largest drift statistics over the last
-// hour, computed at scrape time (a comparison costs well under a
-// millisecond), and its breach count. Registered once per model and
-// version; a replaced version's state is read through the catalog.
-func (m *Metrics) watchDrift(d *versionDrift) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k := [2]string{"drift/" + d.model, d.version}
-	if m.versions[k] != nil {
+// driftStatuses are the values of modelgate_drift_status's status label.
+var driftStatuses = []string{StatusBootstrapping, drift.StatusNoData, drift.StatusNotEnoughData, drift.StatusNoDrift, drift.StatusDrift}
+
+// writeDrift writes every monitored version's drift gauges, judged at
+// scrape time exactly as the lifecycle controller judges (drift.Evaluate
+// under the model's policy over the same pooled runs), so a dashboard and
+// the alerts cannot disagree. One judgement per version and scrape: closed
+// runs' reports are cached by the windows, so it costs a merge of the
+// newest windows. Families are written together, as Prometheus wants.
+func (m *Metrics) writeDrift(w io.Writer) {
+	c := m.catalog
+	if c == nil {
 		return
 	}
-	m.versions[k] = &slotMetrics{}
-	labels := `{model="` + escLabel(d.model) + `",version="` + escLabel(d.version) + `"}`
-	model, version := d.model, d.version
-	stat := func(name string) func() float64 {
-		return func() float64 {
-			cur := m.catalog.driftOf(model, version)
-			if cur == nil {
-				return 0
+	var gs []driftGauge
+	for _, r := range c.table().Models() {
+		for _, ver := range r.Versions() {
+			d := ver.Attach.drift.Load()
+			if d == nil {
+				continue
 			}
-			rep, err := cur.report(driftTop, drift.DefaultThresholds())
+			v, err := d.view(c.driftPolicy(r.Name), 0)
 			if err != nil {
-				return 0
+				continue
 			}
-			top := 0.0
-			for i := range rep.Features {
-				if v, ok := rep.Features[i].Stat(name); ok && !math.IsNaN(v) {
-					if name == "chi2_p" {
-						v = 1 - v // so that larger is worse for every gauge
-					}
-					top = max(top, v)
-				}
-			}
-			return top
+			gs = append(gs, driftGauge{labels: `model="` + escLabel(r.Name) + `",version="` + escLabel(ver.Slot.Version) + `"`, v: v})
 		}
 	}
-	for _, name := range []string{"psi", "js", "ks", "wasserstein"} {
-		m.set.NewGauge("modelgate_drift_"+name+"_max"+labels, stat(name))
+	sort.Slice(gs, func(i, j int) bool { return gs[i].labels < gs[j].labels })
+	// modelgate_drift_status{status=…} is 1 for the version's status, 0
+	// for the others: "no data" and "not enough data" are not "no drift".
+	for _, g := range gs {
+		for _, st := range driftStatuses {
+			v := 0.0
+			if g.v.Status == st {
+				v = 1
+			}
+			metrics.WriteGaugeFloat64(w, `modelgate_drift_status{`+g.labels+`,status="`+st+`"}`, v)
+		}
 	}
-	m.set.NewGauge("modelgate_drift_breaches"+labels, func() float64 {
-		cur := m.catalog.driftOf(model, version)
-		if cur == nil {
-			return 0
+	each := func(name string, f func(g driftGauge) (float64, bool)) {
+		for _, g := range gs {
+			if v, ok := f(g); ok {
+				metrics.WriteGaugeFloat64(w, name+`{`+g.labels+`}`, v)
+			}
 		}
-		rep, err := cur.report(driftTop, drift.DefaultThresholds())
-		if err != nil {
-			return 0
+	}
+	each("modelgate_drift_bootstrap_rows", func(g driftGauge) (float64, bool) {
+		if g.v.Bootstrap == nil {
+			return 0, false
 		}
+		return float64(g.v.Bootstrap.Rows), true
+	})
+	each("modelgate_drift_bootstrap_target_rows", func(g driftGauge) (float64, bool) {
+		if g.v.Bootstrap == nil {
+			return 0, false
+		}
+		return float64(g.v.Bootstrap.Target), true
+	})
+	judged := func(f func(r *drift.Report) float64) func(g driftGauge) (float64, bool) {
+		return func(g driftGauge) (float64, bool) {
+			if g.v.Report == nil {
+				return 0, false
+			}
+			return f(g.v.Report), true
+		}
+	}
+	each("modelgate_drift_rows", judged(func(r *drift.Report) float64 { return float64(r.Rows) }))
+	each("modelgate_drift_share", judged(func(r *drift.Report) float64 { return r.DriftShare }))
+	each("modelgate_drift_drifted_features", judged(func(r *drift.Report) float64 { return float64(r.DriftedFeatures) }))
+	each("modelgate_drift_breaches", judged(func(r *drift.Report) float64 {
 		n := 0
-		for i := range rep.Features {
-			if rep.Features[i].Breach {
+		for i := range r.Features {
+			if r.Features[i].Breach {
 				n++
 			}
 		}
 		return float64(n)
-	})
+	}))
+	each("modelgate_drift_alerts_active", func(g driftGauge) (float64, bool) { return float64(len(g.v.Alerts)), true })
+	for _, name := range []string{drift.StatPSI, drift.StatJS, drift.StatKS, drift.StatWasserstein} {
+		each("modelgate_drift_"+name+"_max", judged(func(r *drift.Report) float64 {
+			top := 0.0
+			for i := range r.Features {
+				if v, ok := r.Features[i].Stat(name); ok && !math.IsNaN(v) {
+					top = max(top, v)
+				}
+			}
+			return top
+		}))
+	}
+	each("modelgate_drift_quality_rows_affected", judged(func(r *drift.Report) float64 { return float64(r.Quality.RowsAffected) }))
+	each("modelgate_drift_quality_rows_affected_share", judged(func(r *drift.Report) float64 { return r.Quality.Share }))
+	// Per feature, only the problems seen: a model of 30 features would
+	// otherwise export 90 zeros per version.
+	for _, problem := range []string{"missing", "out_of_range", "unseen"} {
+		for _, g := range gs {
+			if g.v.Report == nil {
+				continue
+			}
+			for i := range g.v.Report.Features {
+				f := &g.v.Report.Features[i]
+				n := f.Quality.Missing
+				switch problem {
+				case "out_of_range":
+					n = f.Quality.OutOfRange
+				case "unseen":
+					n = f.Quality.Unseen
+				}
+				if n == 0 {
+					continue
+				}
+				metrics.WriteGaugeFloat64(w, `modelgate_drift_quality_values{`+g.labels+`,feature="`+escLabel(f.Label())+`",problem="`+problem+`"}`, float64(n))
+			}
+		}
+	}
 }
 
 // shadowTop is the horizon the shadow and evaluation gauges summarise.

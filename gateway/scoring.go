@@ -232,6 +232,15 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		return
 	}
 	if d := v.Attach.drift.Load(); d != nil {
+		// Hard constraints are checked after the run, when the runtime has
+		// validated every tensor's type and shape, and before anything is
+		// answered, observed or logged. Off (nil), this is the one load.
+		if rr := d.rules.Load(); rr != nil {
+			if f, ok := rr.check(d, st.call, &st.row); !ok {
+				s.refuseRow(ctx, r.Name, slot.Version, f)
+				return
+			}
+		}
 		d.observe(st.call, start, &st.row)
 	}
 	st.params[0].Bytes = id

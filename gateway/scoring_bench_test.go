@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/fraud"
 	"github.com/modelgate/modelgate/internal/oiptest"
@@ -161,7 +162,7 @@ func benchHandler(b *testing.B, cfg gateway.Config, setup ...func(*gateway.Serve
 // every row goes into the version's sharded sketch.
 func BenchmarkHandlerDrift(b *testing.B) {
 	benchHandler(b, gateway.Config{}, func(srv *gateway.Server, slot *runtime.Slot) {
-		if err := srv.Catalog.EnableDrift("fraud", "1", referenceProfile(b, slot.Model), 0, nil); err != nil {
+		if err := srv.Catalog.EnableDrift("fraud", "1", referenceProfile(b, slot.Model), drift.BootstrapConfig{}, nil); err != nil {
 			b.Fatal(err)
 		}
 	})

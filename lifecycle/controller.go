@@ -243,12 +243,13 @@ func (c *Controller) judgeDrift(now time.Time, cd ChampionDrift) {
 		return // the registry no longer has it: the routing table will follow
 	}
 	pol := model.Policy
-	th := DriftThresholds(pol.Drift)
-	alerts, reports, err := drift.EvaluateRecent(cd.Windows, th)
+	dp := DriftPolicy(pol.Drift)
+	judged, err := drift.Evaluate(cd.Windows, dp)
 	if err != nil {
 		c.log.Error("cannot judge drift; check the model's drift policy", "model", cd.Model, "version", cd.Version, "err", err)
 		return
 	}
+	alerts := judged.Alerts
 	if len(alerts) == 0 {
 		return
 	}
@@ -259,12 +260,13 @@ func (c *Controller) judgeDrift(now time.Time, cd ChampionDrift) {
 	if !retrain && seen && !last.superseded(cd.Version, now, cooldown, alerts) {
 		return
 	}
-	episode := episodeStart(cd.Windows, th)
+	k := min(maxConsecutive(dp.Thresholds), len(judged.Runs))
+	episode := episodeStart(judged, k)
 	var exportURL string
 	if c.cfg.ExportURL != nil {
 		exportURL = c.cfg.ExportURL(cd.Model, version.Created)
 	}
-	ev, err := NewDriftEvent(cd.Model, cd.Version, episode, now, reports[len(reports)-1], exportURL, alerts)
+	ev, err := NewDriftEvent(cd.Model, cd.Version, episode, now, judged.Latest(), exportURL, alerts)
 	if err != nil {
 		c.log.Error("cannot build the drift event", "model", cd.Model, "err", err)
 		return
@@ -275,7 +277,7 @@ func (c *Controller) judgeDrift(now time.Time, cd ChampionDrift) {
 		return
 	}
 	fresh, ok := c.record(now, cd.Model, cd.Version, KindDrift, ev.ID,
-		fmt.Sprintf("%d drift statistics over the policy for %d windows in a row", len(alerts), maxConsecutive(th)), alertsJSON)
+		driftReason(alerts, judged, k), alertsJSON)
 	if !ok {
 		return
 	}
@@ -452,11 +454,30 @@ const (
 	keyFailed    = "/failed"
 )
 
-// episodeStart is the start of the first window of the breaching run: every
-// node computes the same instant, so the event's idempotency key agrees.
-func episodeStart(w *drift.Windows, th drift.Thresholds) time.Time {
-	_, start := w.Current()
-	return start.Add(-time.Duration(maxConsecutive(th)) * w.Config().Window)
+// episodeStart is the start of the first window of the breaching
+// sequence: the oldest of the last k runs the alert rests on. Runs are cut
+// from windows aligned on the epoch, by the same counts on every node, so
+// two leaders judging the same windows compute the same instant and the
+// event's idempotency key agrees. Not k windows back from now: a run of
+// pooled windows can span many windows.
+func episodeStart(ev *drift.Evaluation, k int) time.Time {
+	if k < 1 || k > len(ev.Runs) {
+		k = len(ev.Runs)
+	}
+	return ev.Runs[len(ev.Runs)-k].From
+}
+
+// driftReason is the audit record's one line: what breached, over how many
+// judgements, on how many rows.
+func driftReason(alerts []drift.Alert, ev *drift.Evaluation, k int) string {
+	var rows int64
+	windows := 0
+	for _, r := range ev.Runs[len(ev.Runs)-k:] {
+		rows += r.Report.Rows
+		windows += r.Windows
+	}
+	return fmt.Sprintf("%d drift alert(s): breached in %d judgement(s) in a row over %d rows (%d windows); latest drift share %.2f",
+		len(alerts), k, rows, windows, ev.Latest().DriftShare)
 }
 
 func maxConsecutive(th drift.Thresholds) int {
@@ -469,14 +490,33 @@ func maxConsecutive(th drift.Thresholds) int {
 	return k
 }
 
-// DriftThresholds maps a model's drift policy to drift's thresholds (the
-// same fields by the same names). The admin API's drift report uses it
-// too, so a report and an alert judge by the same numbers.
+// DriftThresholds maps a model's drift policy's statistics to drift's
+// thresholds (the same fields by the same names), as fixed thresholds.
+// DriftPolicy is what the judging uses.
 func DriftThresholds(p registry.DriftPolicy) drift.Thresholds {
 	conv := func(t registry.DriftThreshold) drift.Threshold {
 		return drift.Threshold{Enabled: t.Enabled, Threshold: t.Threshold, MinCount: t.MinCount, ConsecutiveWindows: t.ConsecutiveWindows}
 	}
 	return drift.Thresholds{PSI: conv(p.PSI), JS: conv(p.JS), KS: conv(p.KS), Wasserstein: conv(p.Wasserstein), Chi2P: conv(p.Chi2P)}
+}
+
+// DriftPolicy is how a model's drift policy is judged: drift's size-aware
+// tests (drift.PolicyFromThresholds: the statistics, min_count and
+// consecutive_windows as given, α from chi2_p's threshold) with the
+// policy's alpha, drift_share, max_windows and minimum effects when set.
+// The controller's alerts, the drift API and the /metrics gauges all judge
+// through it, so they cannot disagree.
+func DriftPolicy(p registry.DriftPolicy) drift.Policy {
+	dp := drift.PolicyFromThresholds(DriftThresholds(p))
+	if p.Alpha > 0 {
+		dp.Alpha = p.Alpha
+	}
+	if p.DriftShare > 0 {
+		dp.DriftShare = p.DriftShare
+	}
+	dp.MaxWindows = p.MaxWindows
+	dp.Thresholds.PSI.Threshold, dp.Thresholds.JS.Threshold, dp.Thresholds.KS.Threshold = p.PSI.MinEffect, p.JS.MinEffect, p.KS.MinEffect
+	return dp
 }
 
 func truncate(s string, n int) string {

@@ -21,7 +21,7 @@
 //
 // # The retraining trigger
 //
-// After each drift window closes, the leader runs drift.EvaluateRecent on
+// After each drift window closes, the leader runs drift.Evaluate on
 // the champion's windows. When it returns alerts and ShouldFire agrees (no
 // retraining request within the policy's cooldown of the last, which the
 // registry keeps so it survives a leader change), the leader builds an

@@ -11,19 +11,25 @@ import (
 	"time"
 
 	"github.com/modelgate/modelgate/drift"
+	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/registry"
 )
 
 func init() {
-	register(command{name: "drift", summary: "print a model version's drift: statistics and histograms per feature", run: runDrift})
+	register(command{name: "drift", summary: "print a model version's drift: status, alerts, data quality and statistics per feature", run: runDrift})
 }
 
-const driftUsage = `usage: modelgate drift MODEL [--version N] [--window 1m|1h|24h] [--json]
+const driftUsage = `usage: modelgate drift MODEL [--version N] [--window 1h] [--json]
 
-Prints, for every feature and the output score, the drift statistics of the
-window against the version's reference profile (psi, js, ks, wasserstein,
-chi2_p), BREACH where the model's drift policy is crossed, and the share of
-rows per bin in the reference and now. Without --version: the champion.
+Prints the drift judgement the lifecycle controller makes of a version (the
+champion without --version), under the model's drift policy: its status —
+bootstrapping (with the reference's progress), no data, not enough data
+(with the row count), no drift or DRIFT —, the share of drifted features,
+the alerts sustained over consecutive runs of pooled windows, data quality
+(NaN/inf, out of range, unseen categories, rows affected) and, per feature
+and for the output score, the statistics with their p-values, BREACH where
+the policy's corrected tests reject, and the share of rows per bin in the
+reference and now. --window judges that horizon's traffic instead.
 
 Flags:`
 
@@ -35,7 +41,7 @@ func runDrift(args []string, stdout, stderr io.Writer) error {
 	}
 	client := clientFlags(fs)
 	ver := fs.String("version", "", "the version (default: the champion)")
-	window := fs.String("window", "1h", "the horizon: 1m (the current window), 1h, 24h, or another duration the node keeps")
+	window := fs.String("window", "", "judge this horizon's traffic (1m, 1h, 24h) instead of the controller's pooled runs")
 	var model string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		model, args = args[0], args[1:]
@@ -46,8 +52,10 @@ func runDrift(args []string, stdout, stderr io.Writer) error {
 	if model == "" {
 		return usageError("want a model: modelgate drift MODEL [--version N] [--window 1h]")
 	}
-	if d, err := time.ParseDuration(*window); err != nil || d <= 0 {
-		return usageError(fmt.Sprintf("--window %q: want a duration such as 1m, 1h or 24h", *window))
+	if *window != "" {
+		if d, err := time.ParseDuration(*window); err != nil || d <= 0 {
+			return usageError(fmt.Sprintf("--window %q: want a duration such as 1m, 1h or 24h", *window))
+		}
 	}
 	version := 0
 	if *ver != "" {
@@ -72,8 +80,12 @@ func runDrift(args []string, stdout, stderr io.Writer) error {
 		}
 		version = m.Champion
 	}
-	var rep drift.Report
-	b, err := c.do("GET", base+"/versions/"+strconv.Itoa(version)+"/drift?window="+url.QueryEscape(*window), nil, "", &rep)
+	path := base + "/versions/" + strconv.Itoa(version) + "/drift"
+	if *window != "" {
+		path += "?window=" + url.QueryEscape(*window)
+	}
+	var v gateway.DriftView
+	b, err := c.do("GET", path, nil, "", &v)
 	if err != nil {
 		return err
 	}
@@ -81,7 +93,67 @@ func runDrift(args []string, stdout, stderr io.Writer) error {
 		c.printJSON(b)
 		return nil
 	}
-	return renderDrift(stdout, fmt.Sprintf("%s v%d, window %s", model, version, *window), &rep)
+	return renderView(stdout, model, version, &v)
+}
+
+// renderView writes the verdict first — status and summary, the policy,
+// the runs judged, the alerts, data quality — then, when there is a
+// report, its table.
+func renderView(w io.Writer, model string, version int, v *gateway.DriftView) error {
+	fmt.Fprintf(w, "%s v%d: %s\n", model, version, v.Summary)
+	if v.Bootstrap != nil {
+		fmt.Fprintln(w, "\nNo reference profile was registered with this version: it is being sampled from")
+		fmt.Fprintln(w, "the scored rows (the drift policy's reference_sample_size and reference_period).")
+		fmt.Fprintln(w, "Nothing is judged until it is complete.")
+		return nil
+	}
+	fmt.Fprintf(w, "policy: %s\n", v.Policy)
+	if len(v.Runs) > 0 {
+		parts := make([]string, len(v.Runs))
+		for i, r := range v.Runs {
+			parts[i] = fmt.Sprintf("%s %d rows/%d windows", statusWord(r.Status), r.Rows, r.Windows)
+		}
+		fmt.Fprintf(w, "runs (oldest first): %s\n", strings.Join(parts, "; "))
+	}
+	for _, a := range v.Alerts {
+		what := a.Statistic
+		if a.Statistic != drift.StatDriftShare {
+			label := a.Name
+			if label == "" {
+				label = fmt.Sprintf("%s[%d]", a.Input, a.Index)
+			}
+			what = label + " " + a.Statistic
+		}
+		fmt.Fprintf(w, "ALERT %s: breached in %d runs in a row\n", what, len(a.Values))
+	}
+	r := v.Report
+	if r == nil {
+		return nil
+	}
+	// The view's status is the report's: on the wire one "status" field
+	// carries both, and the outer one is what decodes.
+	r.Status = v.Status
+	fmt.Fprintf(w, "data quality: %d of %d rows affected (%s)\n", r.Quality.RowsAffected, r.Rows, share(r.Quality.RowsAffected, r.Rows))
+	title := fmt.Sprintf("%s v%d, newest run", model, version)
+	if v.Window != "" {
+		title = fmt.Sprintf("%s v%d, window %s", model, version, v.Window)
+	}
+	fmt.Fprintln(w)
+	return renderDrift(w, title, r)
+}
+
+func statusWord(s string) string {
+	switch s {
+	case drift.StatusDrift:
+		return "DRIFT"
+	case drift.StatusNoDrift:
+		return "no drift"
+	case drift.StatusNotEnoughData:
+		return "not enough data"
+	case drift.StatusNoData:
+		return "no data"
+	}
+	return s
 }
 
 // renderDrift writes a report as a table: one row per feature (the output
@@ -95,9 +167,16 @@ func renderDrift(w io.Writer, title string, r *drift.Report) error {
 			breaches++
 		}
 	}
-	verdict := "no drift"
-	if r.Breach {
-		verdict = fmt.Sprintf("DRIFT: %d of %d breach", breaches, len(r.Features))
+	var verdict string
+	switch r.Status {
+	case drift.StatusNoData:
+		verdict = "no data"
+	case drift.StatusNotEnoughData:
+		verdict = fmt.Sprintf("not enough data (%d of the %d rows a judgement needs)", r.Rows, r.MinCount)
+	case drift.StatusDrift:
+		verdict = fmt.Sprintf("DRIFT: %d of %d breach, drift share %.2f of %d judged features", breaches, len(r.Features), r.DriftShare, r.JudgedFeatures)
+	default:
+		verdict = "no drift"
 	}
 	fmt.Fprintf(w, "%s: %d rows against %d reference rows — %s\n\n", title, r.Rows, r.ReferenceRows, verdict)
 	if len(r.Features) == 0 {
@@ -105,7 +184,7 @@ func renderDrift(w io.Writer, title string, r *drift.Report) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FEATURE\tKIND\tCOUNT\tPSI\tJS\tKS\tWASSERSTEIN\tCHI2_P\tSTATUS\tREFERENCE\tCURRENT")
+	fmt.Fprintln(tw, "FEATURE\tKIND\tCOUNT\tPSI\tJS\tKS\tWASSERSTEIN\tCHI2_P\tMIN_P\tQUALITY\tSTATUS\tREFERENCE\tCURRENT")
 	row := func(f *drift.FeatureReport) {
 		label := f.Label()
 		if f.Output {
@@ -116,9 +195,9 @@ func renderDrift(w io.Writer, title string, r *drift.Report) error {
 			mark = "BREACH " + strings.Join(f.Breaches, ",")
 		}
 		ref, cur := sparkPair(f.Reference.Shares, f.Current.Shares)
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", label, f.Kind, f.Count,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", label, f.Kind, f.Count,
 			fmtStat(f.PSI, "%.3f"), fmtStat(f.JS, "%.3f"), fmtStat(f.KS, "%.3f"),
-			fmtStat(f.Wasserstein, "%.3f"), fmtStat(f.Chi2P, "%.2g"), mark, ref, cur)
+			fmtStat(f.Wasserstein, "%.3f"), fmtStat(f.Chi2P, "%.2g"), fmtStat(minP(f), "%.2g"), quality(f.Quality), mark, ref, cur)
 	}
 	var outputs []*drift.FeatureReport
 	for i := range r.Features {
@@ -147,6 +226,36 @@ func renderDrift(w io.Writer, title string, r *drift.Report) error {
 		}
 	}
 	return nil
+}
+
+// minP is the smallest (uncorrected) p-value of a feature's tests: how
+// close it came to breaching; the breach itself is Holm-corrected.
+func minP(f *drift.FeatureReport) *float64 {
+	var out *float64
+	for _, p := range []*float64{f.PSIP, f.JSP, f.KSP, f.Chi2P} {
+		if p != nil && (out == nil || *p < *out) {
+			out = p
+		}
+	}
+	return out
+}
+
+// quality is a feature's data-quality cell: the problems seen, or "-".
+func quality(q drift.Quality) string {
+	var parts []string
+	if q.Missing > 0 {
+		parts = append(parts, fmt.Sprintf("nan/inf %d", q.Missing))
+	}
+	if q.OutOfRange > 0 {
+		parts = append(parts, fmt.Sprintf("out of range %d", q.OutOfRange))
+	}
+	if q.Unseen > 0 {
+		parts = append(parts, fmt.Sprintf("unseen %d", q.Unseen))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func fmtStat(p *float64, format string) string {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/modelgate/modelgate/drift"
+	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/fraud"
 )
 
@@ -146,7 +147,7 @@ func TestDriftSparkPair(t *testing.T) {
 // drift in the window; --json prints the answer as is.
 func TestDriftCommand(t *testing.T) {
 	rep := shiftedReport(t)
-	body, _ := json.Marshal(rep)
+	body, _ := json.Marshal(gateway.DriftView{Model: "fraud", Version: 3, Status: rep.Status, Summary: "DRIFT: stand-in summary", Window: "24h", Report: rep})
 	var mu sync.Mutex
 	var paths []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -175,7 +176,7 @@ func TestDriftCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out, "fraud v3, window 24h:") || !strings.Contains(out, "BREACH") {
+	if !strings.HasPrefix(out, "fraud v3: DRIFT: stand-in summary\n") || !strings.Contains(out, "fraud v3, window 24h: 5000 rows") || !strings.Contains(out, "BREACH") {
 		t.Fatalf("output:\n%s", out)
 	}
 	if want := []string{"/api/v1/models/fraud", "/api/v1/models/fraud/versions/3/drift?window=24h"}; !slices.Equal(paths, want) {
@@ -187,11 +188,11 @@ func TestDriftCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back drift.Report
-	if err := json.Unmarshal([]byte(out), &back); err != nil || back.Rows != rep.Rows {
+	var back gateway.DriftView
+	if err := json.Unmarshal([]byte(out), &back); err != nil || back.Report == nil || back.Rows != rep.Rows {
 		t.Fatalf("--json: %v\n%s", err, out)
 	}
-	if want := []string{"/api/v1/models/fraud/versions/5/drift?window=1h"}; !slices.Equal(paths, want) {
+	if want := []string{"/api/v1/models/fraud/versions/5/drift"}; !slices.Equal(paths, want) {
 		t.Fatalf("requests %v, want %v", paths, want)
 	}
 

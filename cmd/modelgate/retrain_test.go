@@ -85,7 +85,7 @@ func TestRetrainingTrigger(t *testing.T) {
 	// samples of one distribution sits near its 0.1 threshold by chance, so
 	// this test judges by PSI, KS and chi-squared (the drift package's tests
 	// cover JS at realistic sizes).
-	policy := fmt.Sprintf(`{"drift":{"reference_sample_size":3000,
+	policy := fmt.Sprintf(`{"drift":{"reference_sample_size":3000,"reference_period":"0s",
 		"psi":{"min_count":100,"consecutive_windows":2},"js":{"enabled":false},
 		"ks":{"min_count":100,"consecutive_windows":2},"chi2_p":{"min_count":100,"consecutive_windows":2}},
 		"retraining":{"enabled":true,"url":%q,"secret_ref":"hook","cooldown":"1h"}}`, recv.URL)

@@ -115,7 +115,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&tokenSpecs, "token", "bearer token `\"NAME SCOPE[,SCOPE…] SECRET\"` (repeatable; scopes: score, register, labels, read, admin)")
 	tokensFile := fs.String("tokens", "", "file of tokens, one `NAME SCOPE[,SCOPE…] SECRET` a line (mode 0600)")
 	fs.BoolVar(&gw.ScoreAuth, "score-auth", false, "scoring requires a token with the score scope")
-	driftOn := fs.Bool("drift", true, "monitor drift of every served version (against its registered profile, else the first scored rows)")
+	driftOn := fs.Bool("drift", true, "monitor drift of every served version (against its registered profile, else a sample of its scored rows over the drift policy's reference_period)")
 	fs.DurationVar(&nc.DriftWindow, "drift-window", time.Minute, "length of a drift window; alerts are judged once a window")
 	var secrets stringsFlag
 	fs.Var(&secrets, "secret", "a secret a policy names, `NAME=VALUE` (repeatable): the retraining webhook's signing key")

@@ -108,7 +108,7 @@ func TestRetrainingLoop(t *testing.T) {
 
 	// The drift policy of cmd/modelgate's TestRetrainingTrigger: windows of
 	// a few hundred rows, judged by PSI, KS and chi-squared.
-	policy := fmt.Sprintf(`{"drift":{"reference_sample_size":3000,
+	policy := fmt.Sprintf(`{"drift":{"reference_sample_size":3000,"reference_period":"0s",
 		"psi":{"min_count":100,"consecutive_windows":2},"js":{"enabled":false},
 		"ks":{"min_count":100,"consecutive_windows":2},"chi2_p":{"min_count":100,"consecutive_windows":2}},
 		"retraining":{"enabled":true,"url":%q,"secret_ref":"trainer","cooldown":"1h"}}`, hook.URL+"/webhook")

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"time"
 
 	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/gateway"
+	"github.com/modelgate/modelgate/lifecycle"
 	"github.com/modelgate/modelgate/registry"
 	"github.com/modelgate/modelgate/runtime"
 )
@@ -65,17 +67,20 @@ const driftReferenceKind = "drift_reference"
 
 // monitorDrift starts drift monitoring of a loaded version against, in
 // order: the profile registered with it, one bootstrapped earlier (from
-// the audit log), or a new bootstrap from its first scored rows.
+// the audit log), or a new bootstrap: a uniform reservoir sample of the
+// policy's reference_sample_size rows out of everything scored over its
+// reference_period (a day by default, so the reference holds every hour of
+// the day rather than the hour of deployment; "0s" takes the first rows).
 func (n *Node) monitorDrift(slot *runtime.Slot, obs *gateway.VersionObservers, version int) {
 	model := slot.Name
 	var prof json.RawMessage
-	rows := 0
+	boot := drift.BootstrapConfig{Period: registry.DefaultReferencePeriod, Seed: bootstrapSeed(model, version)}
 	n.cfg.Control.View(func(st *registry.State) {
 		if v, err := st.Version(model, version); err == nil && len(v.ReferenceProfile) > 0 {
 			prof = v.ReferenceProfile
 		}
 		if pol, err := st.Policy(model); err == nil {
-			rows = int(pol.Drift.ReferenceSampleSize)
+			boot.Rows, boot.Period = int(pol.Drift.ReferenceSampleSize), pol.Drift.Period()
 		}
 		if prof == nil {
 			for _, rec := range st.Audit(registry.AuditFilter{Model: model, Version: version}) {
@@ -93,9 +98,77 @@ func (n *Node) monitorDrift(slot *runtime.Slot, obs *gateway.VersionObservers, v
 			p = nil
 		}
 	}
-	if err := n.catalog.MonitorDrift(slot, obs, p, rows, n.recordReference); err != nil {
+	if err := n.catalog.MonitorDrift(slot, obs, p, boot, n.recordReference); err != nil {
 		n.log.Info("drift not monitored", "model", model, "version", version, "why", err.Error())
+		return
 	}
+	var spec *registry.DriftConstraints
+	n.cfg.Control.View(func(st *registry.State) {
+		if pol, err := st.Policy(model); err == nil {
+			spec = pol.Drift.Constraints
+		}
+	})
+	if unknown := obs.SetConstraints(spec); len(unknown) > 0 {
+		n.warnUnknownFeatures(model, strconv.Itoa(version), unknown)
+	}
+}
+
+// refreshConstraints gives every served model's versions the hard
+// constraints of its current drift policy: a policy change takes effect
+// within one tick of the drift loop, and a version whose reference was
+// just bootstrapped gets its category rules.
+func (n *Node) refreshConstraints() {
+	for _, model := range n.catalog.Models() {
+		var spec *registry.DriftConstraints
+		n.cfg.Control.View(func(st *registry.State) {
+			if pol, err := st.Policy(model); err == nil {
+				spec = pol.Drift.Constraints
+			}
+		})
+		for version, unknown := range n.catalog.SetConstraints(model, spec) {
+			n.warnUnknownFeatures(model, version, unknown)
+		}
+	}
+}
+
+func (n *Node) warnUnknownFeatures(model, version string, unknown []string) {
+	n.log.Warn("the drift policy declares ranges for features this version's rows do not have; those ranges are not enforced (use the profile's feature names or input[index])",
+		"model", model, "version", version, "features", unknown)
+}
+
+// bootstrapSeed seeds a version's reservoir from its name, so a node that
+// bootstraps the same traffic again samples the same rows.
+func bootstrapSeed(model string, version int) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(model))
+	return h.Sum64() ^ uint64(version)
+}
+
+// policyDrift returns the drift policy model is judged by now: the
+// registry's, mapped as the lifecycle controller maps it, so the drift
+// API and /metrics judge exactly as the alerts do.
+func (n *Node) policyDrift(model string) drift.Policy {
+	pol := drift.DefaultPolicy()
+	n.cfg.Control.View(func(st *registry.State) {
+		if p, err := st.Policy(model); err == nil {
+			pol = lifecycle.DriftPolicy(p.Drift)
+		}
+	})
+	return pol
+}
+
+// referenceReason says how a bootstrapped reference of rows rows was drawn.
+func (n *Node) referenceReason(model string, rows int64) string {
+	period := registry.DefaultReferencePeriod
+	n.cfg.Control.View(func(st *registry.State) {
+		if p, err := st.Policy(model); err == nil {
+			period = p.Drift.Period()
+		}
+	})
+	if period == 0 {
+		return fmt.Sprintf("no reference profile was registered: the first %d scored rows became the reference", rows)
+	}
+	return fmt.Sprintf("no reference profile was registered: a uniform sample of %d rows out of those scored over %s became the reference", rows, period)
 }
 
 // recordReference writes a bootstrapped reference into the audit log.
@@ -110,7 +183,7 @@ func (n *Node) recordReference(model, version string, p *drift.Profile) {
 	defer cancel()
 	_, err = n.cfg.Control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: "drift", IdempotencyKey: "drift-reference/" + model + "/" + version,
 		Args: &registry.RecordAlertArgs{Model: model, Version: num, Kind: driftReferenceKind,
-			Reason: fmt.Sprintf("no reference profile was registered: the first %d scored rows became the reference", p.Rows), Evidence: ev}})
+			Reason: n.referenceReason(model, p.Rows), Evidence: ev}})
 	if err != nil {
 		n.log.Warn("cannot record the bootstrapped drift reference", "model", model, "version", version, "err", err)
 	}

@@ -80,6 +80,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Gateway.Logger, stop: make(chan struct{})}
 	n.catalog = gateway.NewCatalog(gateway.NewMetrics())
 	n.catalog.DriftWindow = cfg.DriftWindow
+	n.catalog.DriftPolicy = n.policyDrift
 	n.rec = routing.NewReconciler(n.catalog.Router(), controlSource{cfg.Control}, loader{n}, n.log)
 
 	gw := cfg.Gateway
@@ -174,6 +175,7 @@ func (n *Node) rotateDrift(stop <-chan struct{}) {
 		select {
 		case <-t.C:
 			n.catalog.RotateDrift()
+			n.refreshConstraints()
 		case <-stop:
 			return
 		}

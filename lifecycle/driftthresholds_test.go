@@ -1,4 +1,4 @@
-package gateway
+package lifecycle
 
 import (
 	"encoding/json"
@@ -7,17 +7,17 @@ import (
 	"github.com/modelgate/modelgate/registry"
 )
 
-// TestThresholdsKeepEveryPolicyField: the registry's drift policy reaches
+// TestDriftThresholdsKeepEveryPolicyField: the registry's drift policy reaches
 // drift's judge field for field. Each threshold gets values of its own, so
 // a dropped field (consecutive_windows, min_count) or two statistics
 // swapped shows; the two types share their JSON names, so comparing the
 // encodings also covers fields added later.
-func TestThresholdsKeepEveryPolicyField(t *testing.T) {
+func TestDriftThresholdsKeepEveryPolicyField(t *testing.T) {
 	th := func(i int) registry.DriftThreshold {
 		return registry.DriftThreshold{Enabled: i%2 == 0, Threshold: 0.01 * float64(i+1), MinCount: int64(100 * (i + 1)), ConsecutiveWindows: i + 2}
 	}
 	p := registry.DriftPolicy{ReferenceSampleSize: 1234, PSI: th(0), JS: th(1), KS: th(2), Wasserstein: th(3), Chi2P: th(4)}
-	got := thresholds(p)
+	got := DriftThresholds(p)
 	for _, c := range []struct {
 		name string
 		got  any
