@@ -75,10 +75,11 @@ type ledger struct {
 	lastDrift map[string]driftRecord
 	requests  map[string]pending // by event id
 	order     []string           // request ids in record order (may hold settled ones)
+	rollout   rolloutLedger
 }
 
 func newLedger() ledger {
-	return ledger{lastDrift: map[string]driftRecord{}, requests: map[string]pending{}}
+	return ledger{lastDrift: map[string]driftRecord{}, requests: map[string]pending{}, rollout: newRolloutLedger()}
 }
 
 // update reads the audit records appended since the last update.
@@ -88,6 +89,7 @@ func (l *ledger) update(st *registry.State) {
 	}
 	for _, r := range st.Audit(registry.AuditFilter{Since: l.seq}) {
 		l.seq = r.Seq
+		l.rollout.read(&r)
 		if r.Action != registry.ActionAlert {
 			continue
 		}
