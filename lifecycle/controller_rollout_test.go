@@ -65,18 +65,18 @@ func (s *simSource) Served(_ string, version int) uint64 {
 	return s.arms[version].served
 }
 
-// rolloutRegistry: testModel with v1 the champion, v2 in shadow (moved
-// there by a person), and pol (with alerts to alertURL when set).
-func rolloutRegistry(t *testing.T, pol registry.Policy, alertURL string) *memRegistry {
-	t.Helper()
+// rolloutSetup: the commands that make testModel with v1 the champion,
+// v2 in shadow (moved there by a person), and pol (with alerts to
+// alertURL when set).
+func rolloutSetup(pol registry.Policy, alertURL string) []registry.Command {
 	if alertURL != "" {
 		pol.Alerts = &registry.AlertPolicy{URL: alertURL, SecretRef: "alerts", Format: registry.AlertFormatJSON}
 	}
-	reg := &memRegistry{st: registry.New()}
 	sig := registry.Signature{
 		Inputs:  []registry.TensorSpec{{Name: "features", DataType: "FP32", Shape: []int64{-1, 30}}},
 		Outputs: []registry.TensorSpec{{Name: "probability", DataType: "FP32", Shape: []int64{-1, 1}}},
 	}
+	var cmds []registry.Command
 	for i, args := range []registry.Args{
 		&registry.CreateModelArgs{Model: testModel, Policy: &pol},
 		&registry.RegisterArgs{Model: testModel, Digest: strings.Repeat("ab", 32), Size: 1, Signature: sig},
@@ -85,8 +85,18 @@ func rolloutRegistry(t *testing.T, pol registry.Policy, alertURL string) *memReg
 		&registry.SetValidationArgs{Model: testModel, Version: 2, Passed: true, Signature: sig},
 		&registry.SetStageArgs{Model: testModel, Version: 2, Stage: registry.StageShadow},
 	} {
-		if _, err := reg.st.Apply(registry.Command{Time: t0, Actor: "ci", IdempotencyKey: "setup-" + string(rune('a'+i)), Args: args}); err != nil {
-			t.Fatalf("%s: %v", args.Op(), err)
+		cmds = append(cmds, registry.Command{Time: t0, Actor: "ci", IdempotencyKey: "setup-" + string(rune('a'+i)), Args: args})
+	}
+	return cmds
+}
+
+// rolloutRegistry is rolloutSetup applied to a registry without Raft.
+func rolloutRegistry(t *testing.T, pol registry.Policy, alertURL string) *memRegistry {
+	t.Helper()
+	reg := &memRegistry{st: registry.New()}
+	for _, cmd := range rolloutSetup(pol, alertURL) {
+		if _, err := reg.st.Apply(cmd); err != nil {
+			t.Fatalf("%s: %v", cmd.Op(), err)
 		}
 	}
 	return reg
@@ -100,6 +110,8 @@ type rolloutRig struct {
 	clock *fakeClock
 	src   *simSource
 	ctrl  *Controller
+	// step steps the controllers (default: ctrl.Step).
+	step func()
 }
 
 func newRolloutRig(t *testing.T, reg *memRegistry, src *simSource) *rolloutRig {
@@ -141,6 +153,10 @@ func (r *rolloutRig) window(perWindow uint64) {
 		r.src.serve(shadowV, perWindow-toCanary)
 	}
 	r.clock.Add(time.Minute)
+	if r.step != nil {
+		r.step()
+		return
+	}
 	r.ctrl.Step()
 }
 
