@@ -89,12 +89,65 @@ func (c *Controller) alertDrift(now time.Time, model string, version int, eventI
 		Text: alertText(AlertDrift, model, version, reason), Reason: reason, Evidence: evidence})
 }
 
-// sendAlert delivers a in the background when the model's policy has an
-// alert webhook, and records how it went (alert_delivered or
-// alert_failed, keyed by the alert's id, so the record is written once
-// however many leaders try). An alert cut short by Close is not recorded
-// and not sent again: the decision it is about is in the audit log.
+// alertMaxAge is how old an alert may be and still be sent by a leader
+// that finds it undelivered: past it, it is recorded failed. A day-old
+// rollback is in the audit log; a page about it now would mislead.
+const alertMaxAge = 24 * time.Hour
+
+// sendAlert records a as requested (kind alert_requested, the alert in
+// its evidence, keyed by its id) and delivers it in the background, when
+// the model's policy has an alert webhook. Like a retraining request it is
+// recorded before it is sent: a leader that stops while sending leaves it
+// without an outcome, and the next leader sends it (resumeAlerts), with
+// the same id. How it ended is recorded as alert_delivered or alert_failed.
 func (c *Controller) sendAlert(a Alert) {
+	var has bool
+	c.cfg.Registry.View(func(st *registry.State) {
+		if p, err := st.Policy(a.Model); err == nil && p.Alerts != nil {
+			has = true
+		}
+	})
+	if !has {
+		return
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		c.log.Error("cannot encode an alert", "model", a.Model, "kind", a.Kind, "err", err)
+		return
+	}
+	if _, ok := c.recordAs(actorRollout, a.Time, a.Model, a.Version, KindAlertRequested, a.ID+keyRequested,
+		"alert "+a.Kind+" to the model's alert webhook: "+truncate(a.Text, 1000), b); ok {
+		c.startAlert(a)
+	}
+}
+
+// resumeAlerts sends the alerts recorded without an outcome that this
+// controller is not sending; one older than alertMaxAge is recorded failed.
+func (c *Controller) resumeAlerts(now time.Time) {
+	for _, a := range c.led.undeliveredAlerts() {
+		if now.Sub(a.Time) < alertMaxAge {
+			c.startAlert(a)
+			continue
+		}
+		if c.claim(a.ID) {
+			c.recordAs(actorRollout, c.cfg.Now(), a.Model, a.Version, KindAlertFailed, a.ID+keyFailed,
+				"alert "+a.Kind+" not delivered within "+alertMaxAge.String()+" of the decision: the leader sending it stopped", nil)
+			c.release(a.ID, true)
+		}
+	}
+}
+
+func (c *Controller) startAlert(a Alert) {
+	if !c.claim(a.ID) {
+		return
+	}
+	go func() { c.release(a.ID, c.deliverAlert(a)) }()
+}
+
+// deliverAlert sends a under the model's current alert policy and records
+// how it went. It reports whether the alert is settled; one cancelled by
+// Close is not, and is left for the next leader.
+func (c *Controller) deliverAlert(a Alert) bool {
 	var pol *registry.AlertPolicy
 	c.cfg.Registry.View(func(st *registry.State) {
 		if p, err := st.Policy(a.Model); err == nil && p.Alerts != nil {
@@ -102,26 +155,22 @@ func (c *Controller) sendAlert(a Alert) {
 			pol = &x
 		}
 	})
-	if pol == nil || !c.claim(a.ID) {
-		return
-	}
-	go func() { c.release(a.ID, c.deliverAlert(*pol, a)) }()
-}
-
-func (c *Controller) deliverAlert(pol registry.AlertPolicy, a Alert) bool {
-	fail := func(reason string) bool {
-		c.log.Error("alert not delivered", "model", a.Model, "kind", a.Kind, "url", pol.URL, "err", reason)
+	fail := func(url, reason string) bool {
+		c.log.Error("alert not delivered", "model", a.Model, "kind", a.Kind, "url", url, "err", reason)
 		c.recordAs(actorRollout, c.cfg.Now(), a.Model, a.Version, KindAlertFailed, a.ID+keyFailed,
-			"alert "+a.Kind+" to "+pol.URL+" not delivered: "+truncate(reason, 2000), nil)
+			"alert "+a.Kind+" to "+url+" not delivered: "+truncate(reason, 2000), nil)
 		return true
+	}
+	if pol == nil {
+		return fail("(none)", "the model's policy no longer has an alert webhook")
 	}
 	secret := c.cfg.Secrets[pol.SecretRef]
 	if secret == nil {
-		return fail("no secret named " + strconv.Quote(pol.SecretRef) + " on this node (serve --secret NAME=VALUE)")
+		return fail(pol.URL, "no secret named "+strconv.Quote(pol.SecretRef)+" on this node (serve --secret NAME=VALUE)")
 	}
 	body, err := a.body(pol.Format)
 	if err != nil {
-		return fail("cannot encode the alert: " + err.Error())
+		return fail(pol.URL, "cannot encode the alert: "+err.Error())
 	}
 	hook := &Webhook{URL: pol.URL, Secret: secret}
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DeliveryTimeout)
@@ -133,7 +182,8 @@ func (c *Controller) deliverAlert(pol registry.AlertPolicy, a Alert) bool {
 		return true
 	}
 	if c.ctx.Err() != nil {
+		c.log.Warn("alert not delivered before shutdown; the next leader sends it", "model", a.Model, "id", a.ID)
 		return false
 	}
-	return fail(err.Error())
+	return fail(pol.URL, err.Error())
 }

@@ -146,11 +146,15 @@ type Controller struct {
 
 	// Rollouts (stepMu): each candidate's requests when last seen, and
 	// what this controller counted on each step beyond its recorded base.
-	served map[modelVersion]uint64
-	steps  map[stepKey]*stepCount
+	served  map[modelVersion]uint64
+	steps   map[stepKey]*stepCount
+	refused map[string]bool // rollout moves the registry refused, by key
 
 	viewMu sync.Mutex
 	latest map[string]RolloutView // by model, the last rollout decision
+
+	repMu  sync.Mutex
+	repLed ledger // the reports' reading of the audit log (repMu)
 }
 
 // NewController returns a controller; Run starts it.
@@ -160,8 +164,8 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 	}
 	cfg.fill()
 	c := &Controller{cfg: cfg, log: cfg.Logger, sending: map[string]struct{}{}, sent: map[string]struct{}{},
-		sendDone: make(chan struct{}), led: newLedger(),
-		served: map[modelVersion]uint64{}, steps: map[stepKey]*stepCount{}, latest: map[string]RolloutView{}}
+		sendDone: make(chan struct{}), led: newLedger(), repLed: newLedger(),
+		served: map[modelVersion]uint64{}, steps: map[stepKey]*stepCount{}, refused: map[string]bool{}, latest: map[string]RolloutView{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -232,6 +236,7 @@ func (c *Controller) Step() {
 	}
 	c.rollouts(now)
 	c.resume(now)
+	c.resumeAlerts(now)
 }
 
 // judgeDrift judges one champion's recent windows. A sustained breach is

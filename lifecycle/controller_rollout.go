@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -54,8 +55,10 @@ const (
 	// held (recorded when it differs from the last one recorded), a move
 	// between two shadow steps, or the end of a watch.
 	KindRollout = "rollout"
-	// KindAlertDelivered and KindAlertFailed record how an alert webhook
-	// delivery ended.
+	// KindAlertRequested records an alert before it is sent (its evidence
+	// is the Alert); KindAlertDelivered and KindAlertFailed record how the
+	// delivery ended, keyed by the alert's id.
+	KindAlertRequested = "alert_requested"
 	KindAlertDelivered = "alert_delivered"
 	KindAlertFailed    = "alert_failed"
 )
@@ -232,18 +235,45 @@ func (c *Controller) judgeRollout(now time.Time, rc *rolloutCandidate, k stepKey
 // apply proposes one rollout command. A key the registry already applied
 // (another leader took the same decision on the same step) is not an
 // error: the decision stands, once.
+//
+// A move the registry refuses (an illegal transition, a signature the
+// champion's clients cannot call) is recorded once, with the decision's
+// evidence, and not proposed again on the same step: it needs a person
+// (who moves the version, which starts a new step, or forces it).
 func (c *Controller) apply(now time.Time, key string, args registry.Args) (registry.Result, bool) {
+	if c.refused[key] {
+		return registry.Result{}, false
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ApplyTimeout)
 	defer cancel()
 	res, err := c.cfg.Registry.Apply(ctx, registry.Command{Time: now.UTC(), Actor: actorRollout, IdempotencyKey: truncate(key, 900), Args: args})
 	switch {
 	case errors.Is(err, registry.ErrIdempotencyConflict):
 		return registry.Result{Replayed: true}, true
+	case errors.Is(err, registry.ErrIllegalTransition), errors.Is(err, registry.ErrIncompatibleSignature):
+		c.refused[key] = true
+		c.log.Warn("the registry refused a rollout move; the rollout holds until a person moves the version", "op", args.Op(), "err", err)
+		if m, v, ev := moveOf(args); m != "" {
+			c.apply(now, key+"/refused", &registry.RecordAlertArgs{Model: m, Version: v, Kind: KindRollout,
+				Reason: truncate("the registry refused the rollout's "+string(args.Op())+": "+err.Error()+"; the rollout holds on this step until a person moves the version", 4000), Evidence: ev})
+		}
+		return res, false
 	case err != nil:
 		c.log.Error("cannot apply a rollout decision; it is taken again next window", "op", args.Op(), "key", key, "err", err)
 		return res, false
 	}
 	return res, true
+}
+
+// moveOf returns the model, version and evidence of a rollout move.
+func moveOf(args registry.Args) (string, int, json.RawMessage) {
+	switch a := args.(type) {
+	case *registry.SetStageArgs:
+		return a.Model, a.Version, a.Evidence
+	case *registry.PromoteArgs:
+		return a.Model, a.Version, a.Evidence
+	}
+	return "", 0, nil
 }
 
 // RolloutView is the controller's latest judgement of a model's rollout:
@@ -287,15 +317,17 @@ func (c *Controller) Judge(model string) (RolloutView, bool, error) {
 	var rc rolloutCandidate
 	var ok bool
 	var err error
-	c.stepMu.Lock()
-	c.cfg.Registry.View(c.led.update)
+	// A ledger of its own: a report must not wait for a step that waits
+	// on a lost quorum.
+	c.repMu.Lock()
 	c.cfg.Registry.View(func(st *registry.State) {
+		c.repLed.update(st)
 		var m registry.Model
 		if m, err = st.Model(model); err == nil {
-			rc, ok = c.led.rollout.candidate(&m)
+			rc, ok = c.repLed.rollout.candidate(&m)
 		}
 	})
-	c.stepMu.Unlock()
+	c.repMu.Unlock()
 	if err != nil || !ok {
 		return RolloutView{}, false, err
 	}

@@ -466,3 +466,108 @@ func TestPromotedChampionRegressingRolledBack(t *testing.T) {
 		t.Fatalf("alert %+v", a[0])
 	}
 }
+
+// TestNewLeaderResumesUndeliveredAlert: the leader that pulled a canary
+// back records the alert and stops while the receiver holds it; the next
+// controller sends it, with the same id, once, and records it delivered.
+func TestNewLeaderResumesUndeliveredAlert(t *testing.T) {
+	hold := make(chan struct{})
+	recv := newHookReceiver(t, hold)
+	reg := rolloutRegistry(t, rolloutPolicy(false), recv.URL)
+	src := newSimSource(3, map[int]simModel{1: {recall: 0.8, fpr: 0.05}, 2: {recall: 0.7, fpr: 0.05}})
+	r := newRolloutRig(t, reg, src)
+	for i := 0; i < 200 && len(reg.alerts(testModel, KindAlertRequested)) == 0; i++ {
+		r.window(5000)
+	}
+	req := reg.alerts(testModel, KindAlertRequested)
+	if len(req) != 1 {
+		t.Fatalf("%d alert requests after the rollback, want 1", len(req))
+	}
+	var a Alert
+	if err := json.Unmarshal(req[0].Evidence, &a); err != nil || a.Kind != AlertRollback {
+		t.Fatalf("alert request evidence: %v %s", err, req[0].Evidence)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for recv.pending() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the alert did not reach the receiver within 60 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.ctrl.Close()
+	recv.waitHungUp(t)
+	if n := len(reg.alerts(testModel, KindAlertFailed)); n != 0 {
+		t.Fatalf("an alert cancelled by Close was recorded failed (%d records): the next leader would not send it", n)
+	}
+	close(hold)
+
+	next, err := NewController(ControllerConfig{Registry: reg, Rollouts: src, Now: r.clock.Now,
+		Secrets: map[string][]byte{"alerts": []byte(hookSecret)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(next.Close)
+	for range 3 {
+		next.Step()
+	}
+	waitRecords(t, reg, KindAlertDelivered, 1)
+	next.Step()
+	next.Close()
+	if got := recv.counts(); len(got) != 1 || got[a.ID] != 1 {
+		t.Fatalf("deliveries by id: %v, want %s once", got, a.ID)
+	}
+	if n := len(reg.alerts(testModel, KindAlertDelivered)); n != 1 {
+		t.Fatalf("%d delivered records, want 1", n)
+	}
+}
+
+// TestSlackAlertBody: the slack format is {"text": …} with the alert's
+// line, signed like the json format.
+func TestSlackAlertBody(t *testing.T) {
+	a := Alert{Event: "alert", ID: alertID(AlertRollback, testModel, 2, "k"), Kind: AlertRollback, Model: testModel, Version: 2,
+		Text: alertText(AlertRollback, testModel, 2, "error_rate 0.05 over the limit 0.01")}
+	b, err := a.body(registry.AlertFormatSlack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil || len(m) != 1 || m["text"] != "modelgate: fraud v2 rolled back: error_rate 0.05 over the limit 0.01" {
+		t.Fatalf("slack body %s", b)
+	}
+}
+
+// TestRefusedMoveRecordedOnce: a candidate whose inputs the champion's
+// clients cannot send is refused as canary by the registry; the refusal
+// is recorded once, with the decision's evidence, and not proposed again.
+func TestRefusedMoveRecordedOnce(t *testing.T) {
+	reg := &memRegistry{st: registry.New()}
+	for _, cmd := range rolloutSetup(rolloutPolicy(false), "") {
+		if a, ok := cmd.Args.(*registry.RegisterArgs); ok && a.Digest == strings.Repeat("cd", 32) {
+			a.Signature.Inputs = []registry.TensorSpec{{Name: "other", DataType: "FP32", Shape: []int64{-1, 30}}}
+		}
+		if a, ok := cmd.Args.(*registry.SetValidationArgs); ok && a.Version == 2 {
+			a.Signature.Inputs = []registry.TensorSpec{{Name: "other", DataType: "FP32", Shape: []int64{-1, 30}}}
+		}
+		if _, err := reg.st.Apply(cmd); err != nil {
+			t.Fatalf("%s: %v", cmd.Op(), err)
+		}
+	}
+	src := newSimSource(9, map[int]simModel{1: {recall: 0.8, fpr: 0.05}, 2: {recall: 0.9, fpr: 0.05}})
+	r := newRolloutRig(t, reg, src)
+	for range 60 {
+		r.window(5000)
+	}
+	var refused []registry.AuditRecord
+	for _, rec := range reg.alerts(testModel, KindRollout) {
+		if strings.Contains(rec.Reason, "the registry refused") {
+			refused = append(refused, rec)
+		}
+	}
+	m := r.model()
+	if v, _ := m.Version(2); v.Stage != registry.StageShadow || len(refused) != 1 {
+		t.Fatalf("v2 is %s with %d refusal records, want shadow with 1", v.Stage, len(refused))
+	}
+	if !strings.Contains(refused[0].Reason, `"features"`) || len(refused[0].Evidence) == 0 {
+		t.Fatalf("the refusal does not name the input or carry the evidence: %s", refused[0].Reason)
+	}
+}
