@@ -201,8 +201,14 @@ func (c *Controller) judgeRollout(now time.Time, rc *rolloutCandidate, k stepKey
 		}
 		next := rp.Steps[d.Step]
 		if d.Stage == registry.StageShadow && rc.version.Stage == registry.StageShadow {
-			// Between two shadow steps the stage does not change: the
-			// record is the move.
+			// Between two shadow steps the stage does not change and no
+			// traffic moves: the record is the move, and there is no
+			// registry move for a person to approve.
+			after = RolloutState{Step: d.Step, StepStarted: now}
+			if d.Action == ActionAwaitApproval {
+				d.Action = ActionAdvance
+				d.Reason = "step shadow done, no trigger fired: to the next shadow step (no traffic moves, so no approval is asked)"
+			}
 			c.apply(now, key+"/advance", &registry.RecordAlertArgs{Model: model, Version: v, Kind: KindRollout,
 				Reason: d.Reason, Evidence: rolloutEvidence(d, after)})
 			return

@@ -571,3 +571,52 @@ func TestRefusedMoveRecordedOnce(t *testing.T) {
 		t.Fatalf("the refusal does not name the input or carry the evidence: %s", refused[0].Reason)
 	}
 }
+
+// TestRolloutTwoShadowSteps: between two shadow steps the stage does not
+// change, so the move is a rollout record (no approval, even in manual
+// mode: no traffic moves); the second step is timed from that record, and
+// a leader reading the log afresh stands on it.
+func TestRolloutTwoShadowSteps(t *testing.T) {
+	pol := rolloutPolicy(true)
+	ro := *pol.Rollout
+	ro.Steps = append([]registry.RolloutStep{ro.Steps[0]}, ro.Steps...)
+	pol.Rollout = &ro
+	reg := rolloutRegistry(t, pol, "")
+	src := newSimSource(17, map[int]simModel{1: {recall: 0.8, fpr: 0.05}, 2: {recall: 0.85, fpr: 0.05}})
+	r := newRolloutRig(t, reg, src)
+	var moved *registry.AuditRecord
+	for i := 0; i < 60 && moved == nil; i++ {
+		r.window(5000)
+		for _, rec := range reg.alerts(testModel, KindRollout) {
+			if d := decisionOf(t, rec); d.Action == ActionAdvance {
+				moved = &rec
+			}
+		}
+	}
+	if moved == nil {
+		t.Fatal("no move to the second shadow step")
+	}
+	if d := decisionOf(t, *moved); d.State.Step != 1 || !d.State.StepStarted.Equal(moved.Time) || d.State.Pending {
+		t.Fatalf("the move's state is %+v, want step 1 begun at %s, nothing pending", *d.State, moved.Time)
+	}
+	fresh, err := NewController(ControllerConfig{Registry: reg, Rollouts: src, Now: r.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	view, ok, err := fresh.Judge(testModel)
+	if err != nil || !ok || view.State.Step != 1 || !view.State.StepStarted.Equal(moved.Time) {
+		t.Fatalf("a fresh controller judges %+v (ok %v, err %v), want step 1 begun at %s", view.State, ok, err, moved.Time)
+	}
+	for i := 0; i < 60; i++ {
+		m := r.model()
+		if v, _ := m.Version(2); v.Pending != nil {
+			if v.Pending.To != registry.StageCanary || v.Stage != registry.StageShadow {
+				t.Fatalf("pending %+v on a %s version", v.Pending, v.Stage)
+			}
+			return
+		}
+		r.window(5000)
+	}
+	t.Fatal("after the second shadow step the move to canary was not proposed for approval")
+}
