@@ -165,6 +165,7 @@ func (c *Controller) judgeRollout(now time.Time, rc *rolloutCandidate, k stepKey
 	ev.Candidate.Version, ev.Champion.Version = rc.version.Number, rc.against
 	pol := rc.model.Policy
 	d := Decide(&pol, rc.state, ev, now)
+	refine(&d, rc, &c.led.rollout, k)
 	c.setLatest(rc.model.Name, RolloutView{Model: rc.model.Name, Version: rc.version.Number, Against: rc.against, State: rc.state, Decision: d, Time: now})
 
 	rp := pol.EffectiveRollout()
@@ -173,18 +174,16 @@ func (c *Controller) judgeRollout(now time.Time, rc *rolloutCandidate, k stepKey
 	after := rc.state // the state the decision leaves
 	switch d.Action {
 	case ActionHold:
-		if rej, ok := c.led.rollout.rejected[k]; ok && !rc.state.Pending {
-			d.Reason = "a person rejected the move to " + rej + "; the rollout stays on this step until a person moves the version"
-		}
-		if c.led.rollout.lastKey(model, v) == decisionKey(d, rc.state) {
+		last := c.led.rollout.last[modelVersion{model, v}]
+		if last.key == decisionKey(d, rc.state) {
 			return // the same decision as the last recorded: not news
 		}
-		c.apply(now, key+"/hold/"+decisionKey(d, rc.state), &registry.RecordAlertArgs{Model: model, Version: v, Kind: KindRollout,
+		// Keyed by the record it follows: two leaders recording the same
+		// change write it once, and a decision that changes back is news
+		// again.
+		c.apply(now, key+"/hold/"+strconv.FormatUint(last.seq, 10)+"/"+decisionKey(d, rc.state), &registry.RecordAlertArgs{Model: model, Version: v, Kind: KindRollout,
 			Reason: d.Reason, Evidence: rolloutEvidence(d, after)})
 	case ActionAdvance, ActionAwaitApproval, ActionPromote:
-		if _, ok := c.led.rollout.rejected[k]; ok {
-			return // a person said no to this move; judged again only if triggers fire
-		}
 		after = RolloutState{Step: d.Step, StepStarted: now}
 		if d.Action == ActionAwaitApproval {
 			// The candidate stays on its step until a person decides.
@@ -205,10 +204,6 @@ func (c *Controller) judgeRollout(now time.Time, rc *rolloutCandidate, k stepKey
 			// traffic moves: the record is the move, and there is no
 			// registry move for a person to approve.
 			after = RolloutState{Step: d.Step, StepStarted: now}
-			if d.Action == ActionAwaitApproval {
-				d.Action = ActionAdvance
-				d.Reason = "step shadow done, no trigger fired: to the next shadow step (no traffic moves, so no approval is asked)"
-			}
 			c.apply(now, key+"/advance", &registry.RecordAlertArgs{Model: model, Version: v, Kind: KindRollout,
 				Reason: d.Reason, Evidence: rolloutEvidence(d, after)})
 			return
@@ -235,6 +230,31 @@ func (c *Controller) judgeRollout(now time.Time, rc *rolloutCandidate, k stepKey
 	case ActionComplete:
 		c.apply(now, key+"/complete", &registry.RecordAlertArgs{Model: model, Version: v, Kind: KindRollout,
 			Reason: d.Reason, Evidence: rolloutEvidence(d, after)})
+	}
+}
+
+// refine adjusts Decide's decision to what the registry can do and what
+// people said: a move between two shadow steps changes no stage, so it
+// cannot wait for approval and is an advance; a move a person rejected on
+// this step is not proposed again (the rollout holds; triggers still
+// pull the candidate back).
+func refine(d *Decision, rc *rolloutCandidate, rl *rolloutLedger, k stepKey) {
+	switch d.Action {
+	case ActionAdvance, ActionAwaitApproval, ActionPromote:
+	default:
+		return
+	}
+	if rej, ok := rl.rejected[k]; ok {
+		d.Action, d.Step, d.Stage, d.Weight = ActionHold, rc.state.Step, rc.version.Stage, 0
+		if rc.version.Stage == registry.StageCanary {
+			d.Weight = rc.model.CanaryWeight
+		}
+		d.Reason = "a person rejected the move to " + rej + ": the rollout stays on this step until a person moves the version"
+		return
+	}
+	if d.Action == ActionAwaitApproval && d.Stage == registry.StageShadow && rc.version.Stage == registry.StageShadow {
+		d.Action = ActionAdvance
+		d.Reason = "step shadow done, no trigger fired: to the next shadow step (no traffic moves, so no approval is asked)"
 	}
 }
 
@@ -346,6 +366,9 @@ func (c *Controller) Judge(model string) (RolloutView, bool, error) {
 	}
 	ev.Candidate.Version, ev.Champion.Version = rc.version.Number, rc.against
 	pol := rc.model.Policy
-	return RolloutView{Model: model, Version: rc.version.Number, Against: rc.against, State: rc.state,
-		Decision: Decide(&pol, rc.state, ev, now), Time: now}, true, nil
+	d := Decide(&pol, rc.state, ev, now)
+	c.repMu.Lock()
+	refine(&d, &rc, &c.repLed.rollout, stepKey{model, rc.version.Number, rc.state.Step, rc.state.StepStarted.UnixNano()})
+	c.repMu.Unlock()
+	return RolloutView{Model: model, Version: rc.version.Number, Against: rc.against, State: rc.state, Decision: d, Time: now}, true, nil
 }

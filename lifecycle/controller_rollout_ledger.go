@@ -149,12 +149,6 @@ func (l *rolloutLedger) read(r *registry.AuditRecord) {
 	}
 }
 
-// lastKey is the decision key of the version's last rollout record on its
-// current stage ("" when none).
-func (l *rolloutLedger) lastKey(model string, version int) string {
-	return l.last[modelVersion{model, version}].key
-}
-
 // candidate returns the rollout in progress on m, if any: its canary, else
 // its newest shadow, else a champion the rollout promoted that is still in
 // its watch. Only models whose policy has a rollout section are rolled

@@ -310,6 +310,17 @@ func TestRolloutManualWaitsForApproval(t *testing.T) {
 	if m = r.model(); m.Canary != 2 || m.CanaryWeight != 1 {
 		t.Fatalf("after the rejection the canary is v%d at %v%%, want v2 at 1%%", m.Canary, m.CanaryWeight)
 	}
+	rejected := 0
+	for _, rec := range reg.alerts(testModel, KindRollout) {
+		if strings.Contains(rec.Reason, "a person rejected the move to canary 10%") {
+			rejected++
+		}
+	}
+	view, ok, err := r.ctrl.Judge(testModel)
+	if rejected != 1 || err != nil || !ok || view.Decision.Action != ActionHold || !strings.Contains(view.Decision.Reason, "rejected") {
+		t.Fatalf("after the rejection: %d records of it (want 1); the report's next decision %s: %s (err %v)",
+			rejected, view.Decision.Action, view.Decision.Reason, err)
+	}
 }
 
 // alertReceiver is an alert webhook that verifies every signature.
