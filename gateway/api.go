@@ -69,6 +69,7 @@ var apiRoutes = []apiRoute{
 	newRoute("GET", "/api/v1/predictions/{id}", ScopeRead, (*Server).apiPrediction),
 	newRoute("GET", "/api/v1/models/{m}/comparison", ScopeRead, (*Server).apiComparison),
 	newRoute("GET", "/api/v1/models/{m}/evaluation", ScopeRead, (*Server).apiEvaluation),
+	newRoute("GET", "/api/v1/models/{m}/rollout", ScopeRead, (*Server).apiRollout),
 }
 
 func withBody(r apiRoute, n int) apiRoute { r.maxBody = n; return r }

@@ -41,6 +41,9 @@ func (m *Metrics) DriftAlert(model string, version int) {
 
 type slotMetrics struct {
 	requests *metrics.Counter
+	// failures counts the version's runs that failed on the server's side
+	// (the rollout's error-rate trigger); only the failure path touches it.
+	failures *metrics.Counter
 	latency  *metrics.PrometheusHistogram
 	batch    *metrics.PrometheusHistogram
 }
@@ -81,6 +84,7 @@ func (m *Metrics) forVersion(model, version string) *slotMetrics {
 	labels := `{model="` + escLabel(model) + `",version="` + escLabel(version) + `"}`
 	s := &slotMetrics{
 		requests: m.set.NewCounter("modelgate_requests_total" + labels),
+		failures: m.set.NewCounter("modelgate_version_failures_total" + labels),
 		latency:  m.set.NewPrometheusHistogramExt("modelgate_request_duration_seconds"+labels, latencyBuckets),
 		batch:    m.set.NewPrometheusHistogramExt("modelgate_batch_rows"+labels, batchBuckets),
 	}
@@ -109,6 +113,17 @@ func (m *Metrics) requestsOf(model, version string) uint64 {
 		return s.requests.Get()
 	}
 	return 0
+}
+
+// countsOf returns the requests a version answered on this node and its
+// server-side failures.
+func (m *Metrics) countsOf(model, version string) (requests, failures uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.versions[[2]string{model, version}]; s != nil && s.requests != nil {
+		return s.requests.Get(), s.failures.Get()
+	}
+	return 0, 0
 }
 
 // slot finds the version's current slot, for the gauges: a version

@@ -228,6 +228,9 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	err := slot.Model.Infer(st.call)
 	slot.Release()
 	if err != nil {
+		if !runtime.IsCallerError(err) {
+			v.Attach.stats.failures.Inc()
+		}
 		s.failErr(ctx, r.Name, err)
 		return
 	}

@@ -89,6 +89,9 @@ type Config struct {
 	// PredLog, when set, logs every prediction (async or durable per the
 	// model's policy) and serves labels, exports and lookups.
 	PredLog *predlog.Log
+	// Rollouts answers GET /api/v1/models/{m}/rollout (internal/node: the
+	// lifecycle controller). Nil: 501.
+	Rollouts RolloutReporter
 	// Logger receives the node's operational log. Default: discard.
 	Logger *slog.Logger
 }

@@ -63,6 +63,8 @@ type ControllerConfig struct {
 	// Drift gives each champion's drift windows; nil judges no drift (a
 	// node run with --drift=false).
 	Drift DriftSource
+	// Rollouts gives each rollout's evidence; nil runs no rollouts.
+	Rollouts RolloutSource
 	// Interval is how often the controller looks at the statistics: one
 	// drift window. Default 1 minute.
 	Interval time.Duration
@@ -141,6 +143,18 @@ type Controller struct {
 	sent     map[string]struct{} // event ids it finished (delivered or failed)
 	closed   bool
 	sendDone chan struct{} // closed and replaced when a delivery ends (tests wait on it)
+
+	// Rollouts (stepMu): each candidate's requests when last seen, and
+	// what this controller counted on each step beyond its recorded base.
+	served  map[modelVersion]uint64
+	steps   map[stepKey]*stepCount
+	refused map[string]bool // rollout moves the registry refused, by key
+
+	viewMu sync.Mutex
+	latest map[string]RolloutView // by model, the last rollout decision
+
+	repMu  sync.Mutex
+	repLed ledger // the reports' reading of the audit log (repMu)
 }
 
 // NewController returns a controller; Run starts it.
@@ -150,7 +164,8 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 	}
 	cfg.fill()
 	c := &Controller{cfg: cfg, log: cfg.Logger, sending: map[string]struct{}{}, sent: map[string]struct{}{},
-		sendDone: make(chan struct{}), led: newLedger()}
+		sendDone: make(chan struct{}), led: newLedger(), repLed: newLedger(),
+		served: map[modelVersion]uint64{}, steps: map[stepKey]*stepCount{}, refused: map[string]bool{}, latest: map[string]RolloutView{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -219,7 +234,9 @@ func (c *Controller) Step() {
 			}
 		}
 	}
+	c.rollouts(now)
 	c.resume(now)
+	c.resumeAlerts(now)
 }
 
 // judgeDrift judges one champion's recent windows. A sustained breach is
@@ -286,6 +303,7 @@ func (c *Controller) judgeDrift(now time.Time, cd ChampionDrift) {
 		if c.cfg.OnDriftAlert != nil {
 			c.cfg.OnDriftAlert(cd.Model, cd.Version)
 		}
+		c.alertDrift(now, cd.Model, cd.Version, ev.ID, fmt.Sprintf("%d drift statistics over the policy", len(alerts)), alertsJSON)
 	}
 	if !retrain {
 		return
@@ -430,9 +448,14 @@ func (c *Controller) recordFailed(p pending, reason string) {
 // when the registry had it already (the same decision taken twice, by this
 // leader or another); ok is false when it could not be written.
 func (c *Controller) record(now time.Time, model string, version int, kind, key, reason string, evidence json.RawMessage) (fresh, ok bool) {
+	return c.recordAs(actorDrift, now, model, version, kind, key, reason, evidence)
+}
+
+// recordAs is record with another audit actor.
+func (c *Controller) recordAs(actor string, now time.Time, model string, version int, kind, key, reason string, evidence json.RawMessage) (fresh, ok bool) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ApplyTimeout)
 	defer cancel()
-	res, err := c.cfg.Registry.Apply(ctx, registry.Command{Time: now.UTC(), Actor: actorDrift, IdempotencyKey: key,
+	res, err := c.cfg.Registry.Apply(ctx, registry.Command{Time: now.UTC(), Actor: actor, IdempotencyKey: key,
 		Args: &registry.RecordAlertArgs{Model: model, Version: version, Kind: kind, Reason: reason, Evidence: evidence}})
 	switch {
 	case errors.Is(err, registry.ErrIdempotencyConflict):

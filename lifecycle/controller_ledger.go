@@ -75,10 +75,13 @@ type ledger struct {
 	lastDrift map[string]driftRecord
 	requests  map[string]pending // by event id
 	order     []string           // request ids in record order (may hold settled ones)
+	rollout   rolloutLedger
+	alerts    map[string]Alert // alerts requested without an outcome, by id
+	alertIDs  []string         // their ids in record order (may hold settled ones)
 }
 
 func newLedger() ledger {
-	return ledger{lastDrift: map[string]driftRecord{}, requests: map[string]pending{}}
+	return ledger{lastDrift: map[string]driftRecord{}, requests: map[string]pending{}, rollout: newRolloutLedger(), alerts: map[string]Alert{}}
 }
 
 // update reads the audit records appended since the last update.
@@ -88,6 +91,7 @@ func (l *ledger) update(st *registry.State) {
 	}
 	for _, r := range st.Audit(registry.AuditFilter{Since: l.seq}) {
 		l.seq = r.Seq
+		l.rollout.read(&r)
 		if r.Action != registry.ActionAlert {
 			continue
 		}
@@ -107,6 +111,16 @@ func (l *ledger) update(st *registry.State) {
 			delete(l.requests, strings.TrimSuffix(r.IdempotencyKey, keyDelivered))
 		case KindRetrainingFailed:
 			delete(l.requests, strings.TrimSuffix(r.IdempotencyKey, keyFailed))
+		case KindAlertRequested:
+			var a Alert
+			if json.Unmarshal(r.Evidence, &a) == nil && a.ID != "" && r.IdempotencyKey == a.ID+keyRequested {
+				l.alerts[a.ID] = a
+				l.alertIDs = append(l.alertIDs, a.ID)
+			}
+		case KindAlertDelivered:
+			delete(l.alerts, strings.TrimSuffix(r.IdempotencyKey, keyDelivered))
+		case KindAlertFailed:
+			delete(l.alerts, strings.TrimSuffix(r.IdempotencyKey, keyFailed))
 		}
 	}
 	if len(l.order) > 2*len(l.requests)+16 {
@@ -118,6 +132,21 @@ func (l *ledger) update(st *registry.State) {
 		}
 		l.order = kept
 	}
+}
+
+// undeliveredAlerts lists the alerts requested without an outcome, oldest
+// first.
+func (l *ledger) undeliveredAlerts() []Alert {
+	var out []Alert
+	kept := l.alertIDs[:0]
+	for _, id := range l.alertIDs {
+		if a, ok := l.alerts[id]; ok {
+			out = append(out, a)
+			kept = append(kept, id)
+		}
+	}
+	l.alertIDs = kept
+	return out
 }
 
 // undelivered lists the requests without an outcome, oldest first.

@@ -342,6 +342,13 @@ func TestResumesAnUndeliveredRequest(t *testing.T) {
 	old := newTestController(t, reg, clock, staticDrift{{Model: testModel, Version: 1, Windows: w}}, nil)
 	old.Step()
 	waitRecords(t, reg, KindRetrainingRequested, 1)
+	// Close only once the receiver holds the request: one still in flight
+	// could reach the handler after waitHungUp and be answered.
+	for deadline := time.Now().Add(30 * time.Second); recv.pending() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request did not reach the receiver within 30 s")
+		}
+	}
 	old.Close()
 	if n := len(reg.alerts(testModel, KindRetrainingFailed)); n != 0 {
 		t.Fatalf("a delivery cancelled by Close was recorded failed (%d records): the next leader would not send it", n)

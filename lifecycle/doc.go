@@ -9,9 +9,9 @@
 // A Controller (one per node; internal/node runs it) steps once a drift
 // window and acts only while its node leads. It reads statistics through
 // small interfaces it declares (DriftSource: each served champion's drift
-// windows; shadow comparisons and online evaluation will come as
-// interfaces of their own) and acts through one, Registry: Apply a
-// registry.Command, read state through View. Everything it must remember
+// windows; RolloutSource: a rollout's evidence from the shadow
+// comparisons, the online evaluation and the versions' counters) and acts
+// through one, Registry: Apply a registry.Command, read state through View. Everything it must remember
 // across a leader change is in the registry's audit log, which it reads
 // incrementally (the ledger): the last drift alert of each model and the
 // retraining requests without an outcome. Its own state is only what it is
@@ -128,6 +128,70 @@
 // champion is judged by the same triggers against its predecessor's
 // numbers until the watch ends, and rolled back to the standby if one
 // fires.
+//
+// # Running a rollout
+//
+// Each step, for every model whose policy has a rollout section (a model
+// without one keeps having its stages moved by people only), the leader
+// takes the candidate — the canary, else the newest shadow, else a
+// champion the rollout promoted that is still in its watch — asks the
+// RolloutSource for its Evidence against the champion (in the watch: the
+// warm standby), calls Decide and acts through the registry:
+//
+//	advance          set_stage to the next step's stage and weight (Auto)
+//	await_approval   the same command; the policy makes the registry keep
+//	                 it as the version's pending approval, which
+//	                 `modelgate model approve` carries out (the rollout
+//	                 goes on from the new step) and `reject` drops (the
+//	                 rollout then stays on its step until a person moves
+//	                 the version)
+//	promote          promote (Auto)
+//	roll_back        on the ramp: set_stage retired; in the watch:
+//	                 rollback to the standby
+//	complete         the watch ended: a record, and the rollout is over
+//
+// Every decision is an audit record carrying Decision.Evidence() and the
+// state it leaves ("state"): a move is the registry's own record of it
+// (set_stage, promote, rollback, approval_requested, actor "rollout");
+// a decision that moves nothing is record_alert kind "rollout". A held
+// decision is recorded when it differs from the last one recorded for the
+// version (its action, step, pending approval or any check's status), not
+// every window: a step that waits out its ten minutes writes one record
+// when it starts waiting and one when something changes, so the audit log
+// stays readable. Idempotency keys name the model, version, step and when
+// the step began, so two leaders taking the same decision apply it once.
+// A move the registry refuses (a signature the champion's clients cannot
+// call) is recorded once and not proposed again on that step.
+//
+// # Rollout state
+//
+// RolloutState is not a registry field: it is derived, like the ledger,
+// from what the registry already holds, so no new command (and no wire
+// version) was needed and old logs replay unchanged. The step is the
+// candidate's stage and canary weight, which only registry commands
+// change (between two shadow steps, where the stage cannot tell, the last
+// rollout record's state does); when it began is the version's last stage
+// change (Version.Updated) or that record's time; pending is the
+// version's pending approval; the watch is the champion's promote record
+// carrying rollout evidence, ended by a complete record or a rollback.
+// So a new leader stands exactly where the old one stood: it cannot
+// repeat or skip a step. The requests on a step are the last record's
+// count plus what this leader counted since from its own node's traffic
+// (RolloutSource.Served; a version's first sight counts nothing): a new
+// leader may count fewer than its predecessor had, which only makes the
+// step last longer.
+//
+// # Alerts
+//
+// The decisions a person must know about — a rollback, a move waiting for
+// approval, a drift alert — are POSTed to the model's alert webhook
+// (policy.alerts: url, secret_ref, format "json" or "slack"), signed and
+// retried like the retraining request (Webhook.SendBody), with the
+// alert's id as the idempotency key. The json body is an Alert; the slack
+// body is {"text": Alert.Text}. Like a retraining request an alert is
+// recorded before it is sent (record_alert kind alert_requested) and
+// settled by alert_delivered or alert_failed, so a new leader sends the
+// ones its predecessor did not finish, once.
 //
 // # Why a sequential test
 //

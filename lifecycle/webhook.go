@@ -111,6 +111,19 @@ func (w *Webhook) Send(ctx context.Context, ev Event) (attempts int, err error) 
 	if err != nil {
 		return 0, fmt.Errorf("lifecycle: cannot encode event %s: %w", ev.ID, err)
 	}
+	return w.SendBody(ctx, ev.ID, body)
+}
+
+// SendBody delivers body as Send delivers an event, with id as the
+// idempotency key: signed, retried and stopped the same way. Alerts use it
+// for bodies that are not Events (a Slack message).
+func (w *Webhook) SendBody(ctx context.Context, id string, body []byte) (attempts int, err error) {
+	if err := w.Validate(); err != nil {
+		return 0, err
+	}
+	if id == "" {
+		return 0, fmt.Errorf("%w: the idempotency key is empty", ErrInvalidWebhook)
+	}
 	maxAttempts := w.MaxAttempts
 	if maxAttempts == 0 {
 		maxAttempts = DefaultMaxAttempts
@@ -129,7 +142,7 @@ func (w *Webhook) Send(ctx context.Context, ev Event) (attempts int, err error) 
 			return attempts, w.undelivered(attempts, last, err)
 		}
 		attempts++
-		retryAfter, err := w.attempt(ctx, ev.ID, attempts, body)
+		retryAfter, err := w.attempt(ctx, id, attempts, body)
 		if err == nil {
 			return attempts, nil
 		}

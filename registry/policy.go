@@ -40,6 +40,9 @@ type Policy struct {
 	// Rollout is the ramp, promotion test and rollback triggers the
 	// lifecycle controller applies; nil is EffectiveRollout's default.
 	Rollout *RolloutPolicy `json:"rollout,omitempty"`
+	// Alerts is the alert webhook; nil sends no alerts (they are still
+	// audit records).
+	Alerts *AlertPolicy `json:"alerts,omitempty"`
 }
 
 // The evaluation tasks.
@@ -473,6 +476,11 @@ func (p *Policy) Validate() error {
 			return err
 		}
 	}
+	if a := p.Alerts; a != nil {
+		if err := a.validate("policy.alerts"); err != nil {
+			return err
+		}
+	}
 	if v := p.Validation; v != nil && !(v.LatencyBudgetMs >= 0 && v.LatencyBudgetMs <= 3.6e6) {
 		return fieldErr("policy.validation.latency_budget_ms", v.LatencyBudgetMs, "must be between 0 and 3600000")
 	}
@@ -735,6 +743,10 @@ func (p Policy) clone() Policy {
 			x.Ranges[i] = r
 		}
 		p.Drift.Constraints = &x
+	}
+	if a := p.Alerts; a != nil {
+		x := *a
+		p.Alerts = &x
 	}
 	return p
 }

@@ -85,6 +85,7 @@ func New(cfg Config) (*Node, error) {
 
 	gw := cfg.Gateway
 	gw.Control, gw.Artifacts, gw.Catalog, gw.Routing = cfg.Control, cfg.Artifacts, n.catalog, n.rec
+	gw.Rollouts = rolloutReporter{n}
 	n.Server = gateway.New(gw)
 
 	ccfg := lifecycle.ControllerConfig{
@@ -98,6 +99,7 @@ func New(cfg Config) (*Node, error) {
 	if !cfg.NoDrift {
 		ccfg.Drift = championDrift{n.catalog}
 	}
+	ccfg.Rollouts = rolloutSource{n.Server}
 	ctrl, err := lifecycle.NewController(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
