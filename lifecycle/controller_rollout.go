@@ -103,13 +103,19 @@ func (c *Controller) rollouts(now time.Time) {
 		return
 	}
 	var cands []rolloutCandidate
+	var starts []rolloutStart
 	c.cfg.Registry.View(func(st *registry.State) {
 		for _, m := range st.Models() {
 			if rc, ok := c.led.rollout.candidate(&m); ok {
 				cands = append(cands, rc)
+			} else if s, ok := newCandidate(&m); ok {
+				starts = append(starts, s)
 			}
 		}
 	})
+	for _, s := range starts {
+		c.startRollout(now, s)
+	}
 	live := map[stepKey]bool{}
 	for i := range cands {
 		rc := &cands[i]
@@ -151,6 +157,53 @@ func (c *Controller) countStep(k stepKey, rc *rolloutCandidate) uint64 {
 	}
 	sc.counted += delta
 	return sc.counted
+}
+
+// rolloutStart is a validated version a rollout may start on.
+type rolloutStart struct {
+	model   string
+	version int
+	first   registry.RolloutStep
+}
+
+// newCandidate returns the newest validated version of a model whose
+// policy has a rollout and that has none in progress, when it is newer
+// than the champion: a candidate a retraining job (or a person) registered.
+// Versions that were on the ramp and left it are retired or rolled back,
+// never validated, so a rollout is never started twice on one version.
+func newCandidate(m *registry.Model) (rolloutStart, bool) {
+	if m.Policy.Rollout == nil || m.Champion == 0 {
+		return rolloutStart{}, false
+	}
+	rp := m.Policy.EffectiveRollout()
+	if len(rp.Steps) == 0 {
+		return rolloutStart{}, false
+	}
+	best := 0
+	for i := range m.Versions {
+		if v := &m.Versions[i]; v.Stage == registry.StageValidated && v.Number > m.Champion && v.Pending == nil && v.Number > best {
+			best = v.Number
+		}
+	}
+	if best == 0 {
+		return rolloutStart{}, false
+	}
+	return rolloutStart{model: m.Name, version: best, first: rp.Steps[0]}, true
+}
+
+// startRollout puts a new candidate on the ramp's first step: the
+// controller's own move, in the audit log like every other (a person may
+// still stage it first, or retire it to keep it out).
+func (c *Controller) startRollout(now time.Time, s rolloutStart) {
+	after := RolloutState{Step: 0, StepStarted: now}
+	d := Decision{Action: ActionAdvance, Phase: PhaseRamp, Step: 0, Stage: s.first.Stage, Weight: s.first.Weight,
+		Reason: "a new validated candidate: the rollout starts on its first step (" + string(s.first.Stage) + ")"}
+	res, ok := c.apply(now, "rollout/"+s.model+"/v"+strconv.Itoa(s.version)+"/start", &registry.SetStageArgs{Model: s.model, Version: s.version,
+		Stage: s.first.Stage, Weight: s.first.Weight, Auto: true, Reason: d.Reason, Evidence: rolloutEvidence(d, after)})
+	if ok && res.PendingApproval && !res.Replayed {
+		d.Action = ActionAwaitApproval
+		c.alert(now, AlertApproval, s.model, s.version, d)
+	}
 }
 
 // judgeRollout decides one rollout's window and acts on it.

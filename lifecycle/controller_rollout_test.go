@@ -631,3 +631,48 @@ func TestRolloutTwoShadowSteps(t *testing.T) {
 	}
 	t.Fatal("after the second shadow step the move to canary was not proposed for approval")
 }
+
+// TestRolloutStartsOnANewValidatedCandidate: with a rollout policy, a
+// validated version newer than the champion is put on the ramp's first
+// step by the controller (the candidate a retraining job registered), once;
+// a version a person took off the ramp is not started again.
+func TestRolloutStartsOnANewValidatedCandidate(t *testing.T) {
+	reg := &memRegistry{st: registry.New()}
+	cmds := rolloutSetup(rolloutPolicy(false), "")
+	for _, cmd := range cmds[:len(cmds)-1] { // v2 validated, not staged
+		if _, err := reg.st.Apply(cmd); err != nil {
+			t.Fatalf("%s: %v", cmd.Op(), err)
+		}
+	}
+	src := newSimSource(3, map[int]simModel{1: {recall: 0.8, fpr: 0.05}, 2: {recall: 0.8, fpr: 0.05}, 3: {recall: 0.8, fpr: 0.05}})
+	r := newRolloutRig(t, reg, src)
+	r.window(100)
+	stageOf := func(n int) registry.Stage {
+		m := r.model()
+		v, _ := m.Version(n)
+		return v.Stage
+	}
+	if s := stageOf(2); s != registry.StageShadow {
+		t.Fatalf("v2 is %s after a window, want shadow: the controller starts the rollout of a new validated candidate", s)
+	}
+	recs := rolloutRecords(r.view)
+	if len(recs) != 1 || !recs[0].Auto || recs[0].To != registry.StageShadow || !strings.HasSuffix(recs[0].IdempotencyKey, "/start") {
+		t.Fatalf("want one automatic start record, got %+v", recs)
+	}
+
+	// A person retires v2: it is not started again; a new v3 is.
+	sig := r.model().Versions[0].Signature
+	for i, args := range []registry.Args{
+		&registry.SetStageArgs{Model: testModel, Version: 2, Stage: registry.StageRetired, Reason: "not this one"},
+		&registry.RegisterArgs{Model: testModel, Digest: strings.Repeat("ef", 32), Size: 1, Signature: sig},
+		&registry.SetValidationArgs{Model: testModel, Version: 3, Passed: true, Signature: sig},
+	} {
+		if _, err := reg.st.Apply(registry.Command{Time: r.clock.Now(), Actor: "ci", IdempotencyKey: "later-" + string(rune('a'+i)), Args: args}); err != nil {
+			t.Fatalf("%s: %v", args.Op(), err)
+		}
+	}
+	r.window(100)
+	if s2, s3 := stageOf(2), stageOf(3); s2 != registry.StageRetired || s3 != registry.StageShadow {
+		t.Fatalf("after v2's retirement and v3's validation: v2 %s, v3 %s; want retired and shadow", s2, s3)
+	}
+}

@@ -134,7 +134,10 @@
 // Each step, for every model whose policy has a rollout section (a model
 // without one keeps having its stages moved by people only), the leader
 // takes the candidate — the canary, else the newest shadow, else a
-// champion the rollout promoted that is still in its watch — asks the
+// champion the rollout promoted that is still in its watch; with none of
+// those, the newest validated version newer than the champion (what a
+// retraining job registers) is put on the ramp's first step, once, by an
+// automatic set_stage keyed on the version — asks the
 // RolloutSource for its Evidence against the champion (in the watch: the
 // warm standby), calls Decide and acts through the registry:
 //
