@@ -161,9 +161,10 @@ func (c *Controller) countStep(k stepKey, rc *rolloutCandidate) uint64 {
 
 // rolloutStart is a validated version a rollout may start on.
 type rolloutStart struct {
-	model   string
-	version int
-	first   registry.RolloutStep
+	model    string
+	version  int
+	champion int
+	first    registry.RolloutStep
 }
 
 // newCandidate returns the newest validated version of a model whose
@@ -188,7 +189,7 @@ func newCandidate(m *registry.Model) (rolloutStart, bool) {
 	if best == 0 {
 		return rolloutStart{}, false
 	}
-	return rolloutStart{model: m.Name, version: best, first: rp.Steps[0]}, true
+	return rolloutStart{model: m.Name, version: best, champion: m.Champion, first: rp.Steps[0]}, true
 }
 
 // startRollout puts a new candidate on the ramp's first step: the
@@ -198,6 +199,7 @@ func (c *Controller) startRollout(now time.Time, s rolloutStart) {
 	after := RolloutState{Step: 0, StepStarted: now}
 	d := Decision{Action: ActionAdvance, Phase: PhaseRamp, Step: 0, Stage: s.first.Stage, Weight: s.first.Weight,
 		Reason: "a new validated candidate: the rollout starts on its first step (" + string(s.first.Stage) + ")"}
+	d.Candidate.Version, d.Champion.Version = s.version, s.champion
 	res, ok := c.apply(now, "rollout/"+s.model+"/v"+strconv.Itoa(s.version)+"/start", &registry.SetStageArgs{Model: s.model, Version: s.version,
 		Stage: s.first.Stage, Weight: s.first.Weight, Auto: true, Reason: d.Reason, Evidence: rolloutEvidence(d, after)})
 	if ok && res.PendingApproval && !res.Replayed {

@@ -134,12 +134,6 @@ func (a *admin) setPolicy(ctx context.Context, p registry.Policy, reason string)
 	return a.do(ctx, "PUT", "/api/v1/models/"+model+"/policy?reason="+url.QueryEscape(reason), bytes.NewReader(b), "application/json", nil)
 }
 
-// setStage moves a version, as an operator would.
-func (a *admin) setStage(ctx context.Context, v int, stage registry.Stage, reason string) error {
-	b, _ := json.Marshal(map[string]any{"stage": stage, "reason": reason})
-	return a.do(ctx, "POST", "/api/v1/models/"+model+"/versions/"+strconv.Itoa(v)+"/stage", bytes.NewReader(b), "application/json", nil)
-}
-
 // audit reads the model's audit records after seq since.
 func (a *admin) audit(ctx context.Context, since uint64) ([]registry.AuditRecord, error) {
 	var out struct {

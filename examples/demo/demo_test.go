@@ -20,13 +20,6 @@ import (
 	"github.com/modelgate/modelgate/registry"
 )
 
-// rolloutLoopLanded says whether lifecycle.Controller runs rollouts (moves
-// candidates shadow → canary → champion and pulls regressions back). Until
-// it does, the rollout half of the story cannot happen and
-// TestDemoFullStory is skipped; set it to true when the rollout loop is
-// merged.
-const rolloutLoopLanded = false
-
 // The two binaries the demo runs, built once per test run from this tree.
 var (
 	buildOnce sync.Once
@@ -222,9 +215,6 @@ func TestDemoClosedLoop(t *testing.T) {
 func TestDemoFullStory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a modelgate node and the retraining job for about two minutes")
-	}
-	if !rolloutLoopLanded {
-		t.Skip("the lifecycle controller's rollout loop has not landed: the candidate cannot reach canary (set rolloutLoopLanded)")
 	}
 	res := playStory(t, testConfig(t))
 	c := res.Traffic

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -325,34 +324,11 @@ func (s *story) decision(ctx context.Context, v int, name string, find func([]re
 	return err
 }
 
-// rollout makes sure version v's rollout has started: the controller may
-// start it on its own once v is validated; if it has not within a few
-// windows, the demo puts v in shadow as an operator would, which is the
-// first step of the ramp, and the controller takes it from there.
+// rollout waits for the controller to start version v's rollout: with a
+// rollout policy it puts a new validated candidate on the ramp's first
+// step (shadow) on its own.
 func (s *story) rollout(ctx context.Context, v int) error {
-	name := "v" + strconv.Itoa(v) + " in shadow (the rollout's first step)"
-	grace := 3*s.cfg.DriftWindow + 2*time.Second
-	_, err := s.tl.waitFor(ctx, name+", started by the controller", grace, s.moved(v, registry.StageShadow))
-	var ec *errChapter
-	switch {
-	case err == nil:
-		s.res.Chapters = append(s.res.Chapters, name)
-		return nil
-	case !errors.As(err, &ec) || !ec.TimedOut || ctx.Err() != nil:
-		return err // the log tells another story, or the run is over
-	}
-	logf(s.out, "%s  the controller did not start the rollout; the demo puts v%d in shadow as an operator would", s.tl.stamp(time.Now()), v)
-	err = s.admin.setStage(ctx, v, registry.StageShadow, "demo: start the rollout")
-	var ae *apiError
-	if errors.As(err, &ae) && ae.Code == http.StatusConflict {
-		// The controller moved it meanwhile: the records say where to.
-		err = nil
-	}
-	if err != nil {
-		return fmt.Errorf("cannot start v%d's rollout: %w", v, err)
-	}
-	_, err = s.chapter(ctx, name, s.entered(v, registry.StageShadow))
-	return err
+	return s.decision(ctx, v, "v"+strconv.Itoa(v)+" in shadow (the rollout's first step, started by the controller)", s.moved(v, registry.StageShadow))
 }
 
 // waitReady waits until version v is loaded and routable on the node, so
