@@ -120,3 +120,42 @@ func sum(xs []uint64) (n uint64) {
 	}
 	return n
 }
+
+// TestVersionPerfConcurrent: recorders on several goroutines, across
+// window changes, and a reader meanwhile lose no request: afterwards the
+// period holds every latency and score exactly once.
+func TestVersionPerfConcurrent(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	clk := &fakeClock{t: t0}
+	p := newVersionPerf(time.Second, clk.now)
+	p.setSpec(shadow.ScoreSpec{})
+	const workers, per = 4, 2000
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []float64
+			out := probs(0.3)
+			for i := range per {
+				// Each worker walks through ten windows.
+				at := t0.Add(time.Duration(i*10/per) * time.Second).Add(time.Duration(w) * time.Millisecond)
+				buf = p.record(at, time.Millisecond, out, buf)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			p.between(t0, t0.Add(10*time.Second))
+		}
+	}()
+	wg.Wait()
+	<-done
+	clk.set(t0.Add(10 * time.Second))
+	lat, scores := p.between(t0, t0.Add(10*time.Second))
+	if lat.TotalCount() != workers*per || sum(scores) != workers*per {
+		t.Fatalf("%d latencies and %d scores, want %d each", lat.TotalCount(), sum(scores), workers*per)
+	}
+}
