@@ -46,6 +46,9 @@ type slotMetrics struct {
 	failures *metrics.Counter
 	latency  *metrics.PrometheusHistogram
 	batch    *metrics.PrometheusHistogram
+	// perf is the version's windowed latency and score histograms (the
+	// rollout triggers' evidence); it outlives a reload of the version.
+	perf *versionPerf
 }
 
 type errKey struct {
@@ -88,6 +91,11 @@ func (m *Metrics) forVersion(model, version string) *slotMetrics {
 		latency:  m.set.NewPrometheusHistogramExt("modelgate_request_duration_seconds"+labels, latencyBuckets),
 		batch:    m.set.NewPrometheusHistogramExt("modelgate_batch_rows"+labels, batchBuckets),
 	}
+	var window time.Duration
+	if m.catalog != nil {
+		window = m.catalog.DriftWindow
+	}
+	s.perf = newVersionPerf(window, nil)
 	m.set.NewGauge("modelgate_queue_depth"+labels, func() float64 {
 		if slot := m.slot(model, version); slot != nil {
 			return float64(slot.Model.QueueDepth())
@@ -124,6 +132,17 @@ func (m *Metrics) countsOf(model, version string) (requests, failures uint64) {
 		return s.requests.Get(), s.failures.Get()
 	}
 	return 0, 0
+}
+
+// perfOf returns a version's windowed latency and score histograms, or nil
+// when it never was loaded here.
+func (m *Metrics) perfOf(model, version string) *versionPerf {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.versions[[2]string{model, version}]; s != nil {
+		return s.perf
+	}
+	return nil
 }
 
 // slot finds the version's current slot, for the gauges: a version

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/shadow"
@@ -107,4 +108,18 @@ func (s *Server) apiRollout(ctx *fasthttp.RequestCtx, p *apiParams) {
 		return
 	}
 	writeValue(ctx, fasthttp.StatusOK, rep)
+}
+
+// VersionPerf returns a version's served latencies (microseconds) and its
+// scores in ScoreBins equal-width bins over [0, 1], over the windows that
+// overlap from..to and are still kept (the drift window's length, about
+// six hours back at most). A shadow's histogram holds its shadow runs'
+// scores and no latencies. Both are empty when the version never was
+// loaded here; the caller owns them.
+func (s *Server) VersionPerf(model string, version int, from, to time.Time) (*hdrhistogram.Histogram, []uint64) {
+	p := s.Metrics.perfOf(model, strconv.Itoa(version))
+	if p == nil {
+		return newPerfLatency(), make([]uint64, ScoreBins)
+	}
+	return p.between(from, to)
 }

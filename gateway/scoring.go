@@ -28,6 +28,7 @@ type inferState struct {
 	id     []byte
 	rec    predlog.Record // points into call's tensors; Append copies
 	row    []float32      // drift: a row converted to float32
+	scores []float64      // the answer's scores, for the version's histogram
 	// mreq and targets are the shadow copy's request (see Server.mirror).
 	mreq    shadow.Request
 	targets []shadow.Target
@@ -296,6 +297,7 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 	}
 	v.Attach.stats.requests.Inc()
 	v.Attach.stats.latency.Update(elapsed.Seconds())
+	st.scores = v.Attach.stats.perf.record(start, elapsed, st.call.Outputs, st.scores)
 	// Only what the champion answered unpinned is mirrored: the shadows
 	// are compared with the champion.
 	if len(r.Shadows) > 0 && v == r.Champion && len(version) == 0 {

@@ -140,6 +140,7 @@ func benchHandler(b *testing.B, cfg gateway.Config, setup ...func(*gateway.Serve
 	for _, f := range setup {
 		f(srv, slot)
 	}
+	srv.SyncShadows() // the version's score histogram reads its scores
 	body := oiptest.GoodRequest(1)
 	var ctx fasthttp.RequestCtx
 	b.ReportAllocs()

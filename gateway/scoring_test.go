@@ -266,6 +266,9 @@ func TestHandlerAllocations(t *testing.T) {
 			}
 			want = []string{`"model_version":"1"`, `"model_version":"2"`}
 		}
+		// Every version's score histogram on: the scoring path reads the
+		// answer's scores as well as its latency.
+		srv.SyncShadows()
 		for i, body := range bodies {
 			var ctx fasthttp.RequestCtx
 			run := func() {

@@ -317,6 +317,13 @@ func (o shadowObserver) ObserveShadow(out *shadow.Outcome) {
 		c.ObserveShadow(out)
 	}
 	s := ms.s
+	if out.Err == nil {
+		// The shadow's scores, beside the champion's that the scoring path
+		// counts: the score-shift trigger of a shadow step compares them.
+		if p := s.Metrics.perfOf(ms.name, strconv.Itoa(out.Version)); p != nil {
+			p.recordScores(out.Time, out.Outputs)
+		}
+	}
 	if out.Err != nil || s.predlog == nil {
 		return
 	}
@@ -351,6 +358,12 @@ func (s *Server) SyncShadows() {
 	for _, m := range tab.Models() {
 		if len(m.Shadows) > 0 {
 			s.shadowState(m.Name)
+		}
+		// Every version's score histogram reads the score the model's
+		// evaluation policy names.
+		spec := s.shadowSettingsOf(m.Name).score()
+		for _, v := range m.Versions() {
+			v.Attach.stats.perf.setSpec(spec)
 		}
 	}
 	s.shadows.mu.Lock()

@@ -44,7 +44,8 @@ type Arm struct {
 // SetShadowRuns fills the request numbers of a shadow step from the
 // champion/shadow pair's comparison: the candidate's runs, failures and
 // latencies, and the champion's latencies on the same requests. (Labels
-// and score histograms come from the evaluation and the drift sketches.)
+// come from the evaluation; score histograms from the versions' own
+// windows, the shadow's filled by its runs.)
 func (ev *Evidence) SetShadowRuns(c *shadow.Comparison) {
 	ev.Candidate.Requests, ev.Candidate.Errors = c.Runs, c.Errors
 	ev.Candidate.Latency, ev.Champion.Latency = c.ShadowLatency, c.ChampionLatency

@@ -11,13 +11,16 @@ import (
 // cluster the leader judges by the traffic it serves itself (statistics
 // are not yet gathered across nodes).
 //
-// Per arm: requests and server-side failures from the version's counters
-// (a shadow: its mirrored runs and their failures), latencies from the
-// champion/shadow comparison (a canary's latencies are kept only as
-// Prometheus buckets, so its p99 trigger says not_judged), and the label
-// statistics of the online evaluation over the rollout period. Score
-// histograms are not kept per version; the score-shift trigger says
-// not_judged.
+// Per arm, over the rollout period (RolloutQuery.Since to Now): requests
+// and server-side failures from the version's counters (a shadow: its
+// mirrored runs and their failures); the served latencies and the score
+// histogram of the version's windows (Server.VersionPerf), which the p99
+// and score-shift triggers compare; and the label statistics of the online
+// evaluation. A shadow's latencies are the champion/shadow comparison's
+// (the p99 trigger does not judge shadow runs); its scores are those of
+// its shadow runs, against the champion's scores of the same period. In
+// the watch, the champion arm is the standby's last period as champion, as
+// long as the watch so far, for latencies, scores and labels alike.
 type rolloutSource struct{ s *gateway.Server }
 
 // counts returns what version did: for a shadow its runs, else its answers.
@@ -45,12 +48,22 @@ func (r rolloutSource) RolloutEvidence(q lifecycle.RolloutQuery) (lifecycle.Evid
 	}
 	from, to := q.Since, q.Now
 	ev.Candidate.Labels = labels(r.s.EvaluationBetween(q.Model, q.Candidate, from, to))
+	lat, scores := r.s.VersionPerf(q.Model, q.Candidate, from, to)
+	ev.Candidate.Scores = scores
+	if !q.Shadow {
+		ev.Candidate.Latency = lat
+	}
 	if q.Watch {
 		// The standby is judged by its last period as champion, as long
 		// as the watch so far.
 		from, to = q.Since.Add(-q.Now.Sub(q.Since)), q.Since
 	}
 	ev.Champion.Labels = labels(r.s.EvaluationBetween(q.Model, q.Against, from, to))
+	lat, scores = r.s.VersionPerf(q.Model, q.Against, from, to)
+	ev.Champion.Scores = scores
+	if !q.Shadow {
+		ev.Champion.Latency = lat
+	}
 	return ev, nil
 }
 
