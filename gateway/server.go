@@ -89,6 +89,10 @@ type Config struct {
 	// PredLog, when set, logs every prediction (async or durable per the
 	// model's policy) and serves labels, exports and lookups.
 	PredLog *predlog.Log
+	// AuditArchive, when set, holds the audit records retention trimmed
+	// from the registry on this node; GET /api/v1/audit reads it for
+	// records older than the registry keeps.
+	AuditArchive AuditArchive
 	// Logger receives the node's operational log. Default: discard.
 	Logger *slog.Logger
 }

@@ -81,3 +81,24 @@ func (a *RecordAlertArgs) oldReference(t *txn, m *Model) {
 		m.Versions[i].BootstrappedReference = cloneRaw(a.Evidence)
 	}
 }
+
+// oldReferences gives a state restored from a format 1 snapshot (written
+// before set_reference) what replaying its log would have: each
+// drift_reference alert in its audit log sets the version's bootstrapped
+// reference, the last one winning. Format 1 snapshots were written by wire
+// v1–v2 registries only, so every such record carries the old meaning.
+func (s *State) oldReferences() {
+	for i := range s.audit {
+		r := &s.audit[i]
+		if r.Action != ActionAlert || r.Kind != KindDriftReference || r.Version == 0 || len(r.Evidence) == 0 {
+			continue
+		}
+		m, ok := s.models[r.Model]
+		if !ok {
+			continue
+		}
+		if j := m.index(r.Version); j >= 0 && len(m.Versions[j].ReferenceProfile) == 0 {
+			m.Versions[j].BootstrappedReference = cloneRaw(r.Evidence)
+		}
+	}
+}

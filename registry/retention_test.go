@@ -190,6 +190,20 @@ func TestOldDriftReferenceReplays(t *testing.T) {
 	if v, _ := h.s.Version("m", 1); string(v.BootstrappedReference) != `{"rows":500}` {
 		t.Fatalf("old drift_reference record left bootstrapped reference %q", v.BootstrappedReference)
 	}
+	// A format 1 snapshot of that log (written before set_reference) holds
+	// the record but not the field: restored, the version has it again.
+	snap := strings.Replace(string(h.snapshot()), `,"bootstrapped_reference":{"rows":500}`, "", 1)
+	snap = strings.Replace(snap, `"format":2,"last_seq":3,`, `"format":1,`, 1)
+	if strings.Contains(snap, "bootstrapped_reference") || !strings.Contains(snap, `"format":1,`) {
+		t.Fatalf("not a format 1 snapshot: %.200s", snap)
+	}
+	old, err := RestoreSnapshot([]byte(snap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := old.Version("m", 1); string(v.BootstrappedReference) != `{"rows":500}` {
+		t.Fatalf("format 1 snapshot restored bootstrapped reference %q", v.BootstrappedReference)
+	}
 	h.register("m", 2)
 	h.must(&RecordAlertArgs{Model: "m", Version: 2, Kind: KindDriftReference, Evidence: json.RawMessage(`{"rows":7}`)})
 	if v, _ := h.s.Version("m", 2); v.BootstrappedReference != nil {

@@ -97,6 +97,9 @@ func RestoreSnapshot(b []byte) (*State, error) {
 	if err := s.check(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptSnapshot, err)
 	}
+	if snap.Format == 1 {
+		s.oldReferences()
+	}
 	return s, nil
 }
 
