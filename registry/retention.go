@@ -22,9 +22,11 @@ const ActionTrimAudit Action = "trim_audit"
 // bounds (another trim got there first, or the log is within them).
 var ErrNothingToTrim = errors.New("registry: no audit record is outside the retention bounds")
 
-// TrimAuditArgs removes the oldest audit records from the state: a record
-// is removed when it is not among the KeepLast newest (KeepLast > 0) or
-// when it is older than MaxAge before the command's time (MaxAge > 0).
+// TrimAuditArgs removes the oldest audit records from the state: when it
+// holds more than KeepLast records (KeepLast > 0), the oldest go until
+// KeepLast remain counting the trim's own record, so the next trim has
+// nothing to do until new records come; and records older than MaxAge
+// before the command's time go (MaxAge > 0).
 // Only a prefix is removed, so the records kept stay numbered without
 // gaps: the first record that neither bound removes stops the trim (times
 // come from proposers' clocks and need not rise with Seq). The command's
@@ -57,9 +59,13 @@ func (a *TrimAuditArgs) validate() error {
 func (s *State) TrimPlan(a *TrimAuditArgs, now time.Time) (first, through uint64) {
 	first = s.FirstRetainedSeq()
 	cutoff := now.UTC().Add(-time.Duration(a.MaxAge))
+	nCount := 0
+	if a.KeepLast > 0 && len(s.audit) > a.KeepLast {
+		nCount = len(s.audit) - (a.KeepLast - 1) // room for the trim's own record
+	}
 	n := 0
 	for n < len(s.audit) {
-		byCount := a.KeepLast > 0 && len(s.audit)-n > a.KeepLast
+		byCount := n < nCount
 		byAge := a.MaxAge > 0 && s.audit[n].Time.Before(cutoff)
 		if !byCount && !byAge {
 			break

@@ -32,17 +32,17 @@ func TestTrimAuditKeepsSequence(t *testing.T) {
 	h.must(&CreateModelArgs{Model: "m"})
 	h.alerts("m", 49) // records 1..50
 	cursor := h.s.Audit(AuditFilter{Limit: 45})[44].Seq
-	kept := h.s.Audit(AuditFilter{Since: 40})
+	kept := h.s.Audit(AuditFilter{Since: 41})
 	before := h.s.LastSeq()
 
 	res := h.must(&TrimAuditArgs{KeepLast: 10})
 	if h.s.LastSeq() != before+1 || res.AuditSeq != before+1 {
 		t.Fatalf("LastSeq %d (result %d), want %d: only the trim's own record may raise it", h.s.LastSeq(), res.AuditSeq, before+1)
 	}
-	if got := h.s.FirstRetainedSeq(); got != 41 {
-		t.Fatalf("first retained seq %d, want 41", got)
+	if got := h.s.FirstRetainedSeq(); got != 42 || len(h.s.Audit(AuditFilter{})) != 10 {
+		t.Fatalf("first retained seq %d, want 42: the last 9 and the trim's own record", got)
 	}
-	after := h.s.Audit(AuditFilter{Since: 40, Until: 50})
+	after := h.s.Audit(AuditFilter{Since: 41, Until: 50})
 	if !equalRecords(after, kept) {
 		t.Fatalf("kept records changed: %v, want %v", seqs(after), seqs(kept))
 	}
@@ -50,11 +50,11 @@ func TestTrimAuditKeepsSequence(t *testing.T) {
 	if want := []uint64{46, 47, 48, 49, 50, 51}; !slicesEqual(seqs(next), want) {
 		t.Fatalf("paging from %d after the trim: %v, want %v", cursor, seqs(next), want)
 	}
-	if old := h.s.Audit(AuditFilter{Since: 3, Limit: 2}); !slicesEqual(seqs(old), []uint64{41, 42}) {
-		t.Fatalf("from a trimmed cursor: %v, want the oldest kept [41 42]", seqs(old))
+	if old := h.s.Audit(AuditFilter{Since: 3, Limit: 2}); !slicesEqual(seqs(old), []uint64{42, 43}) {
+		t.Fatalf("from a trimmed cursor: %v, want the oldest kept [42 43]", seqs(old))
 	}
 	last := next[len(next)-1]
-	if last.Action != ActionTrimAudit || !bytes.Contains(last.Evidence, []byte(`"trimmed_from":1,"trimmed_through":40`)) {
+	if last.Action != ActionTrimAudit || !bytes.Contains(last.Evidence, []byte(`"trimmed_from":1,"trimmed_through":41`)) {
 		t.Fatalf("trim record: %+v %s", last, last.Evidence)
 	}
 	h.must(&RecordAlertArgs{Model: "m", Kind: "drift"})
@@ -94,9 +94,11 @@ func TestTrimAuditByAge(t *testing.T) {
 	}
 	// Both bounds: a record goes when either says so.
 	h.must(&TrimAuditArgs{KeepLast: 3, MaxAge: Duration(time.Hour)})
-	if got := seqs(h.s.Audit(AuditFilter{})); !slicesEqual(got, []uint64{19, 20, 21, 22}) {
-		t.Fatalf("kept %v, want the last 3 and the trim's record", got)
+	if got := seqs(h.s.Audit(AuditFilter{})); !slicesEqual(got, []uint64{20, 21, 22}) {
+		t.Fatalf("kept %v, want 3: the last 2 and the trim's record", got)
 	}
+	// A trim leaves nothing for the next one: it does not feed itself.
+	h.refused(&TrimAuditArgs{KeepLast: 3}, ErrNothingToTrim, "")
 }
 
 // TestTrimAuditRefusesNoop: a trim with nothing outside its bounds is
@@ -105,7 +107,7 @@ func TestTrimAuditRefusesNoop(t *testing.T) {
 	h := newHarness(t)
 	h.must(&CreateModelArgs{Model: "m"})
 	h.alerts("m", 4)
-	h.refused(&TrimAuditArgs{KeepLast: 5}, ErrNothingToTrim, "the state holds records 1 to 5, within keep_last 5")
+	h.refused(&TrimAuditArgs{KeepLast: 6}, ErrNothingToTrim, "the state holds records 1 to 5, within keep_last 6")
 	h.refused(&TrimAuditArgs{}, ErrInvalid, "keep_last")
 	h.refused(&TrimAuditArgs{KeepLast: -1}, ErrInvalid, "keep_last")
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/modelgate/modelgate/internal/demo"
+	"github.com/modelgate/modelgate/internal/fraud"
 	"github.com/modelgate/modelgate/registry"
 )
 
@@ -110,5 +113,83 @@ func TestAuditRetentionArchives(t *testing.T) {
 	b, _ := json.Marshal(again.Records)
 	if string(a) != string(b) {
 		t.Fatalf("after a restart the audit API answers differently:\n%.400s\n%.400s", a, b)
+	}
+}
+
+// TestBootstrappedReferenceSurvivesTrimAndRestart: a reference sampled
+// from a version's first rows is kept in the version's registry state, so
+// after its drift_reference audit record has been trimmed out of the
+// registry, a restarted node monitors against it (it does not bootstrap
+// again).
+func TestBootstrappedReferenceSurvivesTrimAndRestart(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	lr, _ := demo.FraudModel(demo.DefaultSeed)
+	model := filepath.Join(dir, "fraud.onnx")
+	os.WriteFile(model, lr, 0o644)
+	data := filepath.Join(dir, "data")
+	args := []string{"--model", "fraud=" + model, "--audit-keep", "3", "--audit-trim-interval", "50ms", "--drift-window", "500ms"}
+	n := startNode(t, bin, data, args...)
+	pol := `{"drift":{"reference_sample_size":100,"reference_period":"0s"}}`
+	if code, b := n.api(t, "PUT", "/api/v1/models/fraud/policy", strings.NewReader(pol), "application/json"); code != 200 {
+		t.Fatalf("policy: %d %s", code, b)
+	}
+	v2, _ := demo.FraudModel(demo.DefaultSeed + 1)
+	if code, b := n.register(t, "fraud", v2, ""); code != 201 {
+		t.Fatalf("register: %d %s", code, b)
+	}
+	if code, b := n.api(t, "POST", "/api/v1/models/fraud/promote", strings.NewReader(`{"version":2}`), "application/json"); code != 200 {
+		t.Fatalf("promote: %d %s", code, b)
+	}
+	// Deadlines only a hang exceeds.
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); !ok(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("a minute without %s:\n%s", what, n.logs)
+			}
+		}
+	}
+	monitored := func() bool {
+		code, _ := n.api(t, "GET", "/api/v1/models/fraud/drift?version=2", nil, "")
+		return code == 200
+	}
+	waitFor("v2 monitored", monitored)
+	calm := fraud.NewGenerator(21)
+	resp, err := http.Post("http://"+n.addr+"/v2/models/fraud/versions/2/infer", "application/json", bytes.NewReader(txBody(calm, "ref", 120)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var ver registry.Version
+	waitFor("v2's bootstrapped reference in the registry", func() bool {
+		_, b := n.api(t, "GET", "/api/v1/models/fraud/versions/2", nil, "")
+		return json.Unmarshal(b, &ver) == nil && len(ver.BootstrappedReference) > 0
+	})
+	var refSeq uint64
+	for _, r := range n.audit(t, "model=fraud&version=2&limit=10000").Records {
+		if r.Kind == registry.KindDriftReference {
+			refSeq = r.Seq
+			if bytes.Contains(r.Evidence, []byte("features")) {
+				t.Fatalf("the drift_reference record still carries the profile: %.200s", r.Evidence)
+			}
+		}
+	}
+	if refSeq == 0 {
+		t.Fatal("no drift_reference audit record")
+	}
+	for i := 0; i < 6; i++ {
+		n.api(t, "PUT", fmt.Sprintf("/api/v1/models/fraud/policy?reason=push%d", i), strings.NewReader(`{}`), "application/json")
+	}
+	waitFor("the drift_reference record trimmed", func() bool { return n.audit(t, "limit=1").RetainedFrom > refSeq })
+
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	n.wait()
+	n = startNode(t, bin, data, args...)
+	waitFor("v2 monitored after the restart", monitored)
+	_, b := n.api(t, "GET", "/api/v1/models/fraud/drift?version=2", nil, "")
+	var v struct{ Status string }
+	if json.Unmarshal(b, &v) != nil || v.Status == "bootstrapping" {
+		t.Fatalf("after the restart v2 bootstraps again instead of using its kept reference: %.300s", b)
 	}
 }
