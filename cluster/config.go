@@ -86,6 +86,10 @@ type Config struct {
 
 	// Logger receives the node's and Raft's log lines. nil: slog.Default().
 	Logger *slog.Logger
+
+	// AuditArchive, when set, keeps the audit records trim_audit removes
+	// from the registry (see FSM.SetArchive). nil: they are dropped.
+	AuditArchive AuditArchive
 }
 
 // Peer is a Raft voter: its node ID and the address it advertises.

@@ -38,7 +38,8 @@ type ApplyResponse struct {
 // private copy. Changed returns a channel that is closed when the state
 // changes, for watchers such as the gateway's reconciler.
 type FSM struct {
-	log *slog.Logger
+	log     *slog.Logger
+	archive AuditArchive // nil: trimmed records are dropped
 
 	mu      sync.RWMutex
 	state   *registry.State
@@ -71,6 +72,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.archiveTrimmed(&cmd, l.Index)
 	before := f.state.LastSeq()
 	res, err := f.applyRecover(cmd, l.Index)
 	if f.state.LastSeq() != before {
@@ -93,6 +95,44 @@ func (f *FSM) applyRecover(cmd registry.Command, index uint64) (res registry.Res
 		}
 	}()
 	return f.state.Apply(cmd)
+}
+
+// AuditArchive keeps the audit records a trim_audit removes from the
+// replicated state, on this node. Put must make them durable before it
+// returns nil, and must accept records it already holds (a trim replayed
+// from the Raft log after a restart archives them again).
+type AuditArchive interface {
+	Put(recs []registry.AuditRecord) error
+}
+
+// SetArchive makes f archive what every trim_audit removes, before applying
+// it. Call it before raft starts applying entries (cluster.Open does, from
+// Config.AuditArchive); nil drops trimmed records.
+func (f *FSM) SetArchive(a AuditArchive) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.archive = a
+}
+
+// archiveTrimmed archives the records cmd, a trim_audit, is about to
+// remove. f.mu must be held for writing. The trim is applied whatever
+// happens here — every replica must apply the same commands — so a failed
+// archive write loses those records on this node only (the other nodes
+// have them) and is logged for the operator.
+func (f *FSM) archiveTrimmed(cmd *registry.Command, index uint64) {
+	a, ok := cmd.Args.(*registry.TrimAuditArgs)
+	if !ok || f.archive == nil || cmd.Validate() != nil {
+		return
+	}
+	first, through := f.state.TrimPlan(a, cmd.Time)
+	if through < first {
+		return
+	}
+	recs := f.state.Audit(registry.AuditFilter{Since: first - 1, Until: through})
+	if err := f.archive.Put(recs); err != nil {
+		f.log.Error("cluster: cannot archive the audit records a trim removes from the registry; this node loses them (other nodes still have them in their archives): fix the archive's disk",
+			"index", index, "from_seq", first, "through_seq", through, "err", err)
+	}
 }
 
 // notifyLocked wakes every watcher. f.mu must be held for writing.

@@ -105,6 +105,7 @@ func Open(cfg Config) (*Node, error) {
 		}
 	}
 	n.fsm = NewFSM(cfg.Logger)
+	n.fsm.SetArchive(cfg.AuditArchive)
 	// The newest entries are read back at once (the FSM applies them, the
 	// leader replicates them): serve those from memory.
 	logs, err := raft.NewLogCache(logCacheSize, n.store)

@@ -374,8 +374,8 @@ func (s *Server) apiAudit(ctx *fasthttp.RequestCtx, p *apiParams) {
 		}
 		f.Limit = n
 	}
-	var recs []registry.AuditRecord
-	if !s.view(ctx, func(st *registry.State) { recs = st.Audit(f) }) {
+	recs, archived, first, ok := s.auditPage(ctx, f)
+	if !ok {
 		return
 	}
 	next := f.Since
@@ -388,7 +388,12 @@ func (s *Server) apiAudit(ctx *fasthttp.RequestCtx, p *apiParams) {
 	writeValue(ctx, fasthttp.StatusOK, struct {
 		Records []registry.AuditRecord `json:"records"`
 		Next    uint64                 `json:"next"`
-	}{recs, next})
+		// Archived is how many of Records came from this node's archive.
+		Archived int `json:"archived"`
+		// RetainedFrom is the oldest seq the replicated registry still
+		// holds; older records come from this node's archive, if any.
+		RetainedFrom uint64 `json:"retained_from"`
+	}{recs, next, archived, first})
 }
 
 // Seeded is what ServeFile did with a file.

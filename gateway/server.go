@@ -92,6 +92,10 @@ type Config struct {
 	// Rollouts answers GET /api/v1/models/{m}/rollout (internal/node: the
 	// lifecycle controller). Nil: 501.
 	Rollouts RolloutReporter
+	// AuditArchive, when set, holds the audit records retention trimmed
+	// from the registry on this node; GET /api/v1/audit reads it for
+	// records older than the registry keeps.
+	AuditArchive AuditArchive
 	// Logger receives the node's operational log. Default: discard.
 	Logger *slog.Logger
 }

@@ -28,7 +28,8 @@ const (
 )
 
 // AuditRecord is one entry of the append-only audit log. Records are never
-// changed or removed; Seq numbers them 1, 2, 3 … without gaps.
+// changed; Seq numbers them 1, 2, 3 … without gaps. trim_audit removes the
+// oldest from the state (nodes archive them), never renumbering the rest.
 type AuditRecord struct {
 	Seq     uint64    `json:"seq"`
 	Time    time.Time `json:"time"` // the command's time
@@ -64,19 +65,32 @@ type AuditFilter struct {
 	Model   string // "" for every model
 	Version int    // 0 for every version (and the model's own records)
 	Since   uint64 // only records with Seq > Since
+	Until   uint64 // only records with Seq <= Until; 0 for no bound
 	Limit   int    // at most this many, oldest first; <= 0 for no limit
 }
 
-// Audit returns copies of the records f selects, in Seq order. Paging:
-// pass the last record's Seq as the next Since.
+// Match reports whether r passes f's model and version filter (not its
+// Seq bounds or limit), for stores that keep records outside the state.
+func (f *AuditFilter) Match(r *AuditRecord) bool {
+	return (f.Model == "" || r.Model == f.Model) && (f.Version == 0 || r.Version == f.Version)
+}
+
+// Audit returns copies of the retained records f selects, in Seq order.
+// Paging: pass the last record's Seq as the next Since. Records trimmed
+// by trim_audit (Seq below FirstRetainedSeq) are not here.
 func (s *State) Audit(f AuditFilter) []AuditRecord {
 	var out []AuditRecord
-	if f.Since >= uint64(len(s.audit)) {
-		return out
+	first := s.FirstRetainedSeq()
+	start := uint64(0)
+	if f.Since >= first {
+		start = f.Since - first + 1
 	}
-	for i := int(f.Since); i < len(s.audit); i++ {
+	for i := start; i < uint64(len(s.audit)); i++ {
 		r := &s.audit[i]
-		if f.Model != "" && r.Model != f.Model || f.Version != 0 && r.Version != f.Version {
+		if f.Until != 0 && r.Seq > f.Until {
+			break
+		}
+		if !f.Match(r) {
 			continue
 		}
 		out = append(out, r.clone())
@@ -85,4 +99,14 @@ func (s *State) Audit(f AuditFilter) []AuditRecord {
 		}
 	}
 	return out
+}
+
+// FirstRetainedSeq is the Seq of the oldest record the state still holds:
+// records before it were trimmed (and live only in nodes' archives). It is
+// LastSeq+1 when the state holds none.
+func (s *State) FirstRetainedSeq() uint64 {
+	if len(s.audit) == 0 {
+		return s.seq + 1
+	}
+	return s.audit[0].Seq
 }

@@ -16,7 +16,9 @@ import (
 //	1  the first
 //	2  promote and set_stage to canary refuse a version whose signature the
 //	   champion's clients cannot call, unless the new "force" field is set
-const WireVersion = 2
+//	3  set_reference and trim_audit; a drift_reference record_alert no
+//	   longer sets the version's bootstrapped reference (set_reference does)
+const WireVersion = 3
 
 // Size limits. They keep a single Raft log entry, and the snapshot, in
 // bounds; artifacts themselves never travel in commands (only their digest).
@@ -49,7 +51,13 @@ const (
 	OpDeleteVersion Op = "delete_version" // DeleteVersionArgs
 	OpSetPolicy     Op = "set_policy"     // SetPolicyArgs
 	OpRecordAlert   Op = "record_alert"   // RecordAlertArgs
+	OpSetReference  Op = "set_reference"  // SetReferenceArgs (wire v3)
+	OpTrimAudit     Op = "trim_audit"     // TrimAuditArgs (wire v3)
 )
+
+// opSince is the wire version that introduced an op (1 when absent): an
+// older envelope naming it is refused, as a replica of that version would.
+var opSince = map[Op]int{OpSetReference: 3, OpTrimAudit: 3}
 
 // newArgs maps each op to a constructor of its arguments.
 var newArgs = map[Op]func() Args{
@@ -64,6 +72,8 @@ var newArgs = map[Op]func() Args{
 	OpDeleteVersion: func() Args { return new(DeleteVersionArgs) },
 	OpSetPolicy:     func() Args { return new(SetPolicyArgs) },
 	OpRecordAlert:   func() Args { return new(RecordAlertArgs) },
+	OpSetReference:  func() Args { return new(SetReferenceArgs) },
+	OpTrimAudit:     func() Args { return new(TrimAuditArgs) },
 }
 
 // Command is one write to the registry: who, when, what, and the key that
@@ -325,7 +335,10 @@ func DecodeCommand(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("%w: time %s is outside the years 0-9999 in UTC", ErrMalformedCommand, w.Time.Format(time.RFC3339))
 	}
 	mk, ok := newArgs[w.Op]
-	if !ok {
+	if !ok || w.V < opSince[w.Op] {
+		if ok {
+			return Command{}, fmt.Errorf("%w: %q in a v%d envelope (it came with wire v%d)", ErrUnknownOp, w.Op, w.V, opSince[w.Op])
+		}
 		return Command{}, fmt.Errorf("%w: %q", ErrUnknownOp, w.Op)
 	}
 	if len(w.Args) == 0 || bytes.Equal(w.Args, []byte("null")) {

@@ -44,6 +44,8 @@ func sampleCommands() []Command {
 		c("k-delete", &DeleteVersionArgs{Model: "fraud", Version: 3, Reason: "junk"}),
 		c("k-policy", &SetPolicyArgs{Model: "fraud", Policy: p, Reason: "tune"}),
 		c("k-alert", &RecordAlertArgs{Model: "fraud", Version: 1, Kind: "drift", Reason: "psi 0.31 on amount", Evidence: json.RawMessage(`{"psi":{"amount":0.31}}`)}),
+		c("k-ref", &SetReferenceArgs{Model: "fraud", Version: 1, Profile: json.RawMessage(`{"rows":1000}`), Rows: 1000, Reason: "the first 1000 rows"}),
+		c("k-trim", &TrimAuditArgs{KeepLast: 100, MaxAge: Duration(720 * time.Hour), Reason: "retention"}),
 	}
 }
 
@@ -58,7 +60,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.HasPrefix(b, []byte(`{"v":2,"op":"`+string(c.Op())+`","time":"2025-06-01T12:00:00.123456789Z","actor":"ci@example","idempotency_key":`)) {
+		if !bytes.HasPrefix(b, []byte(`{"v":3,"op":"`+string(c.Op())+`","time":"2025-06-01T12:00:00.123456789Z","actor":"ci@example","idempotency_key":`)) {
 			t.Fatalf("envelope: %s", b)
 		}
 		back, err := DecodeCommand(b)
@@ -88,7 +90,7 @@ func TestWireFormatStable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"v":2,"op":"set_stage","time":"2025-06-01T10:00:00Z","actor":"ops","idempotency_key":"abc","args":{"model":"fraud","version":3,"stage":"canary","weight":5,"force":true,"reason":"start canary"}}`
+	const want = `{"v":3,"op":"set_stage","time":"2025-06-01T10:00:00Z","actor":"ops","idempotency_key":"abc","args":{"model":"fraud","version":3,"stage":"canary","weight":5,"force":true,"reason":"start canary"}}`
 	if string(b) != want {
 		t.Fatalf("got  %s\nwant %s", b, want)
 	}
@@ -119,7 +121,9 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	const env = `"time":"2025-01-01T00:00:00Z","actor":"a","idempotency_key":"k"`
 	f(``, ErrMalformedCommand, "EOF")
 	f(`[]`, ErrMalformedCommand, "cannot unmarshal array")
-	f(`{"v":3,"op":"promote",`+env+`,"args":{"model":"m","version":1}}`, ErrUnsupportedVersion, "v3 (this registry reads v1 to v2)")
+	f(`{"v":4,"op":"promote",`+env+`,"args":{"model":"m","version":1}}`, ErrUnsupportedVersion, "v4 (this registry reads v1 to v3)")
+	f(`{"v":2,"op":"trim_audit",`+env+`,"args":{"keep_last":10}}`, ErrUnknownOp, `"trim_audit" in a v2 envelope (it came with wire v3)`)
+	f(`{"v":2,"op":"set_reference",`+env+`,"args":{"model":"m","version":1,"profile":{}}}`, ErrUnknownOp, `"set_reference" in a v2 envelope`)
 	f(`{"op":"promote",`+env+`,"args":{"model":"m","version":1}}`, ErrUnsupportedVersion, `has no "v"`)
 	f(`{"v":1,"op":"explode",`+env+`,"args":{}}`, ErrUnknownOp, `"explode"`)
 	f(`{"v":1,"op":"promote",`+env+`}`, ErrMalformedCommand, "promote command has no args")

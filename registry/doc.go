@@ -74,7 +74,10 @@
 //     canary).
 //   - The rollback stack holds only existing, distinct, non-champion
 //     versions; deleting a version takes it off the stack.
-//   - The audit log only grows; records are numbered 1, 2, 3 … without gaps.
+//   - The audit log only grows at its end; records are numbered 1, 2, 3 …
+//     without gaps by a counter of their own (LastSeq). trim_audit removes
+//     the oldest records from the state (nodes archive them) and never
+//     renumbers the rest: the state holds FirstRetainedSeq … LastSeq.
 //     Every successful command appends at least one record; a refused one
 //     appends none. (A failed validation is a successful command: it records
 //     the failure and its evidence.)
@@ -103,14 +106,14 @@
 // safe: it never registers a version twice. A refused command does not use
 // its key.
 //
-// # Wire format (version 2)
+// # Wire format (version 3)
 //
 // A command is one JSON object:
 //
 //	{"v":2,"op":"register","time":"2025-06-01T12:00:00Z","actor":"ci",
 //	 "idempotency_key":"b7e1…","args":{"model":"fraud","digest":"…","size":1234,…}}
 //
-// v is the wire version (1 or 2; anything else is refused with
+// v is the wire version (1 to 3; anything else is refused with
 // ErrUnsupportedVersion); op is one of the Op constants (others:
 // ErrUnknownOp); time is RFC 3339 and becomes UTC; args is the op's *Args
 // type, its fields as their json tags spell them. Unknown fields anywhere
@@ -121,10 +124,15 @@
 // replays old entries. Version 2 added the signature check on promote and
 // canary moves and their "force" field: a v1 command is applied without the
 // check, refuses "force" as an unknown field, and re-encodes as v1.
+// Version 3 added set_reference and trim_audit (refused in an older
+// envelope); a drift_reference record_alert of v1 or v2, whose evidence was
+// the bootstrapped profile, still sets the version's BootstrappedReference
+// when replayed, while a v3 one is only a record.
 //
-// Snapshots are JSON too ({"format":1,"models":[…],"audit":[…],
-// "idempotency_limit":…,"idempotency":[…]}), read back only by
-// RestoreSnapshot.
+// Snapshots are JSON too ({"format":2,"last_seq":…,"models":[…],
+// "audit":[…],"idempotency_limit":…,"idempotency":[…]}), read back only by
+// RestoreSnapshot, which also reads format 1 (no last_seq: the whole log
+// from 1).
 //
 // # Reading
 //

@@ -111,6 +111,9 @@ type Version struct {
 	// quantiles of the training data), opaque here: the drift package owns
 	// its format.
 	ReferenceProfile json.RawMessage `json:"reference_profile,omitempty"`
+	// BootstrappedReference is a reference profile drawn from the version's
+	// traffic (set_reference) when none was registered.
+	BootstrappedReference json.RawMessage `json:"bootstrapped_reference,omitempty"`
 	// Golden holds input/output pairs the validation gate checks (opaque here).
 	Golden     json.RawMessage    `json:"golden,omitempty"`
 	Stage      Stage              `json:"stage"`
@@ -195,6 +198,7 @@ func (v *Version) clone() Version {
 	c.Signature = v.Signature.clone()
 	c.Lineage.TrainingMetrics = maps.Clone(v.Lineage.TrainingMetrics)
 	c.ReferenceProfile = cloneRaw(v.ReferenceProfile)
+	c.BootstrappedReference = cloneRaw(v.BootstrappedReference)
 	c.Golden = cloneRaw(v.Golden)
 	if v.Validation != nil {
 		x := *v.Validation

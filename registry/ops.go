@@ -130,6 +130,7 @@ func (a *RecordAlertArgs) apply(t *txn) (Result, error) {
 		m.LastAlerts = make(map[string]time.Time)
 	}
 	m.LastAlerts[a.Kind] = t.now
+	a.oldReference(t, m)
 	t.record(AuditRecord{Action: ActionAlert, Version: a.Version, Kind: a.Kind, Reason: a.Reason, Evidence: cloneRaw(a.Evidence)})
 	return Result{Model: m.Name, Version: a.Version, Stage: stage}, nil
 }

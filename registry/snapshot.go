@@ -8,14 +8,19 @@ import (
 )
 
 // SnapshotFormat is the version of the snapshot encoding MarshalSnapshot
-// writes and RestoreSnapshot reads.
-const SnapshotFormat = 1
+// writes. RestoreSnapshot reads it and format 1.
+//
+//	1  the audit log whole, numbered from 1; LastSeq is its length
+//	2  last_seq of its own: the audit log holds the records trim_audit
+//	   kept, numbered without gaps up to last_seq
+const SnapshotFormat = 2
 
 // snapshot is the encoded state. Models are sorted by name, versions by
 // number, and idempotency keys oldest first; encoding/json sorts map keys,
 // so one state has exactly one encoding.
 type snapshot struct {
 	Format           int           `json:"format"`
+	LastSeq          *uint64       `json:"last_seq,omitempty"` // format 2 on
 	Models           []*Model      `json:"models"`
 	Audit            []AuditRecord `json:"audit"`
 	IdempotencyLimit int           `json:"idempotency_limit"`
@@ -26,8 +31,10 @@ type snapshot struct {
 // same state always encodes to the same bytes, so replicas can compare
 // snapshots byte for byte.
 func (s *State) MarshalSnapshot() ([]byte, error) {
+	seq := s.seq
 	snap := snapshot{
 		Format:           SnapshotFormat,
+		LastSeq:          &seq,
 		Models:           make([]*Model, 0, len(s.models)),
 		Audit:            s.audit,
 		IdempotencyLimit: s.keys.limit,
@@ -55,13 +62,20 @@ func RestoreSnapshot(b []byte) (*State, error) {
 	if err := strictUnmarshal(b, &snap); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptSnapshot, err)
 	}
-	if snap.Format != SnapshotFormat {
-		return nil, fmt.Errorf("%w: format %d (this registry reads format %d)", ErrCorruptSnapshot, snap.Format, SnapshotFormat)
+	seq := uint64(len(snap.Audit)) // format 1: the whole log, from 1
+	switch {
+	case snap.Format == 1 && snap.LastSeq == nil:
+	case snap.Format == SnapshotFormat && snap.LastSeq != nil:
+		seq = *snap.LastSeq
+	case snap.Format == 1 || snap.Format == SnapshotFormat:
+		return nil, fmt.Errorf("%w: format %d with last_seq %v (last_seq comes with format 2, and only with it)", ErrCorruptSnapshot, snap.Format, snap.LastSeq != nil)
+	default:
+		return nil, fmt.Errorf("%w: format %d (this registry reads formats 1 and %d)", ErrCorruptSnapshot, snap.Format, SnapshotFormat)
 	}
 	if snap.IdempotencyLimit < 1 {
 		return nil, fmt.Errorf("%w: idempotency_limit %d", ErrCorruptSnapshot, snap.IdempotencyLimit)
 	}
-	s := &State{models: make(map[string]*Model, len(snap.Models)), audit: snap.Audit, keys: newKeyRing(snap.IdempotencyLimit)}
+	s := &State{models: make(map[string]*Model, len(snap.Models)), audit: snap.Audit, seq: seq, keys: newKeyRing(snap.IdempotencyLimit)}
 	for _, m := range snap.Models {
 		if m == nil {
 			return nil, fmt.Errorf("%w: null model", ErrCorruptSnapshot)
@@ -83,15 +97,22 @@ func RestoreSnapshot(b []byte) (*State, error) {
 	if err := s.check(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptSnapshot, err)
 	}
+	if snap.Format == 1 {
+		s.oldReferences()
+	}
 	return s, nil
 }
 
 // check verifies the invariants every state reachable by Apply keeps. It
 // returns the first broken one.
 func (s *State) check() error {
+	if uint64(len(s.audit)) > s.seq {
+		return fmt.Errorf("%d audit records, more than last_seq %d", len(s.audit), s.seq)
+	}
+	first := s.seq - uint64(len(s.audit)) + 1 // the kept records run without gaps up to seq
 	for i := range s.audit {
-		if s.audit[i].Seq != uint64(i)+1 {
-			return fmt.Errorf("audit record %d has seq %d", i+1, s.audit[i].Seq)
+		if want := first + uint64(i); s.audit[i].Seq != want {
+			return fmt.Errorf("audit record %d has seq %d", want, s.audit[i].Seq)
 		}
 	}
 	for _, name := range s.modelNames() {

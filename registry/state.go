@@ -18,8 +18,13 @@ import (
 // Apply (Raft does) and guards reads with a lock, or reads from a Clone.
 type State struct {
 	models map[string]*Model
-	audit  []AuditRecord
-	keys   keyRing
+	// audit holds the retained records: a contiguous run of Seq ending at
+	// seq (trim_audit removes the oldest). It may be empty while seq is not.
+	audit []AuditRecord
+	// seq is the Seq of the last record ever appended. It is a counter of
+	// its own, not len(audit), so trimming never renumbers anything.
+	seq  uint64
+	keys keyRing
 }
 
 // New returns an empty state that remembers the last
@@ -78,7 +83,7 @@ func (s *State) Apply(cmd Command) (Result, error) {
 		r.Replayed = true
 		return r, nil
 	}
-	t := &txn{s: s, cmd: &cmd, now: cmd.Time.UTC()}
+	t := &txn{s: s, cmd: &cmd, now: cmd.Time.UTC(), wire: cmd.WireVersion()}
 	res, err := cmd.Args.apply(t)
 	if err != nil {
 		return Result{}, err
@@ -95,12 +100,16 @@ func (s *State) Apply(cmd Command) (Result, error) {
 		}
 		s.models[t.m.Name] = t.m
 	}
+	if t.trimThrough > 0 {
+		s.trim(t.trimThrough)
+	}
 	for _, r := range t.records {
-		r.Seq = uint64(len(s.audit)) + 1
+		s.seq++
+		r.Seq = s.seq
 		s.audit = append(s.audit, r)
 	}
 	res.Op = cmd.Op()
-	res.AuditSeq = uint64(len(s.audit))
+	res.AuditSeq = s.seq
 	s.keys.add(keyEntry{Key: cmd.IdempotencyKey, Fingerprint: fp, Result: res})
 	return res, nil
 }
@@ -128,8 +137,12 @@ type txn struct {
 	s       *State
 	cmd     *Command
 	now     time.Time
+	wire    int    // the wire version cmd was written in
 	m       *Model // the (copied) model this command changes
 	records []AuditRecord
+	// trimThrough: trim_audit drops the retained records with Seq up to
+	// this at commit (0: none).
+	trimThrough uint64
 }
 
 // load returns a writable copy of the named model.
@@ -273,14 +286,15 @@ func (s *State) PendingApprovals() []Version {
 	return out
 }
 
-// LastSeq is the sequence number of the last audit record (0 for an empty
-// state). Every successful command raises it, so it doubles as the state's
+// LastSeq is the sequence number of the last audit record ever appended (0
+// for an empty state), whether or not trim_audit has removed it since.
+// Every successful command raises it, so it doubles as the state's
 // generation: a reader that saw the same LastSeq saw the same state.
-func (s *State) LastSeq() uint64 { return uint64(len(s.audit)) }
+func (s *State) LastSeq() uint64 { return s.seq }
 
 // Clone returns a deep copy of s that shares nothing with it.
 func (s *State) Clone() *State {
-	c := &State{models: make(map[string]*Model, len(s.models)), audit: make([]AuditRecord, len(s.audit)), keys: s.keys.clone()}
+	c := &State{models: make(map[string]*Model, len(s.models)), audit: make([]AuditRecord, len(s.audit)), seq: s.seq, keys: s.keys.clone()}
 	for name, m := range s.models {
 		mc := m.clone()
 		c.models[name] = &mc

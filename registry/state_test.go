@@ -338,7 +338,9 @@ func TestRestoreRefusesCorrupt(t *testing.T) {
 			t.Fatalf("got %v, want ErrCorruptSnapshot containing %q", err, want)
 		}
 	}
-	f(`"format":1`, `"format":2`, "format 2")
+	f(`"format":2`, `"format":3`, "format 3")
+	f(`"format":2,"last_seq":`, `"format":1,"last_seq":`, "format 1 with last_seq")
+	f(`"last_seq":`, `"last_seq":9`, "has seq 1") // the kept records must end at last_seq
 	f(`"champion":1,`, `"champion":2,`, "alias points at v2")
 	f(`"canary_weight":0`, `"canary_weight":7`, "canary weight 7")
 	f(`"seq":2,`, `"seq":5,`, "audit record 2 has seq 5")
@@ -347,7 +349,7 @@ func TestRestoreRefusesCorrupt(t *testing.T) {
 	f(`"stage":"rolled_back"`, `"stage":"registered"`, "registered but has a validation result")
 	f(`"stage":"registered"`, `"stage":"validated"`, "validated without a passed validation")
 	f(`"name":"fraud"`, `"name":"Fraud"`, "bad name")
-	f(`"format":1`, `"format":1,"extra":true`, `unknown field "extra"`)
+	f(`"format":2`, `"format":2,"extra":true`, `unknown field "extra"`)
 	f(`"idempotency_limit":10000`, `"idempotency_limit":0`, "idempotency_limit 0")
 	if _, err := RestoreSnapshot([]byte(good[:len(good)/2])); !errors.Is(err, ErrCorruptSnapshot) {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/modelgate/modelgate/cluster"
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/artifact"
+	"github.com/modelgate/modelgate/internal/auditarchive"
 	"github.com/modelgate/modelgate/internal/memlimit"
 	modelnode "github.com/modelgate/modelgate/internal/node"
 	"github.com/modelgate/modelgate/internal/ortlib"
@@ -127,6 +128,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	logAge := fs.Duration("predlog-max-age", 7*24*time.Hour, "prediction log retention by age (0: keep)")
 	logBytes := fs.Int64("predlog-max-bytes", 10<<30, "prediction log retention by size in bytes (0: no limit)")
 	logSync := fs.Duration("predlog-sync-interval", predlog.DefaultSyncInterval, "async prediction logging fsyncs at least this often: what an OS crash may lose")
+	fs.IntVar(&nc.AuditRetention.KeepLast, "audit-keep", 0, "audit retention: the registry keeps the newest N audit records (0: no bound by count); older ones move to <data-dir>/audit-archive, still served by GET /api/v1/audit")
+	fs.DurationVar(&nc.AuditRetention.MaxAge, "audit-max-age", 0, "audit retention: the registry keeps audit records younger than this (0: no bound by age); older ones move to <data-dir>/audit-archive")
+	fs.DurationVar(&nc.AuditRetention.Interval, "audit-trim-interval", time.Minute, "audit retention: how often the leader checks the bounds")
 	logNice := fs.Int("predlog-nice", predlog.DefaultBackgroundNice, "nice value (1-19) of the prediction log's background threads, so scoring wins the cores (-1: the process's priority)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -146,6 +150,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return usageError("--secret wants NAME=VALUE")
 		}
 		nc.Secrets[k] = []byte(v)
+	}
+	if r := nc.AuditRetention; r.KeepLast < 0 || r.MaxAge < 0 || r.Interval <= 0 {
+		return usageError(fmt.Sprintf("--audit-keep (%d) and --audit-max-age (%s) must be >= 0 (0: no bound), --audit-trim-interval (%s) > 0", r.KeepLast, r.MaxAge, r.Interval))
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	limit, limitSource, err := memlimit.Set(*memLimit)
@@ -175,7 +182,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if gw.Node == "" {
 		gw.Node, _ = os.Hostname()
 	}
+	// Every node archives what a trim removes, retention flag or not: the
+	// leader's flags decide when the cluster trims.
+	archive, err := auditarchive.Open(filepath.Join(*dataDir, "audit-archive"), log)
+	if err != nil {
+		return err
+	}
+	defer archive.Close()
 	ccfg := cluster.DefaultConfig()
+	ccfg.AuditArchive = archive
+	gw.AuditArchive = archive
 	ccfg.NodeID, ccfg.DataDir, ccfg.BindAddr, ccfg.Bootstrap, ccfg.Logger = *nodeID, *dataDir, *raftAddr, true, log
 	ccfg.ForceBootstrap = *forceBootstrap
 	if ccfg.NodeID == "" {

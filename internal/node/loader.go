@@ -60,11 +60,6 @@ func (l loader) Load(model string, rv registry.RouteVersion) (*runtime.Slot, *ga
 	return slot, obs, nil
 }
 
-// driftReferenceKind is the audit alert kind that records a reference
-// profile bootstrapped from traffic; its evidence is the profile, which is
-// how a restarted node finds it again.
-const driftReferenceKind = "drift_reference"
-
 // monitorDrift starts drift monitoring of a loaded version against, in
 // order: the profile registered with it, one bootstrapped earlier (from
 // the audit log), or a new bootstrap: a uniform reservoir sample of the
@@ -76,18 +71,17 @@ func (n *Node) monitorDrift(slot *runtime.Slot, obs *gateway.VersionObservers, v
 	var prof json.RawMessage
 	boot := drift.BootstrapConfig{Period: registry.DefaultReferencePeriod, Seed: bootstrapSeed(model, version)}
 	n.cfg.Control.View(func(st *registry.State) {
-		if v, err := st.Version(model, version); err == nil && len(v.ReferenceProfile) > 0 {
+		if v, err := st.Version(model, version); err == nil {
 			prof = v.ReferenceProfile
+			if len(prof) == 0 {
+				prof = v.BootstrappedReference
+			}
+			if len(prof) == 0 {
+				prof = nil
+			}
 		}
 		if pol, err := st.Policy(model); err == nil {
 			boot.Rows, boot.Period = int(pol.Drift.ReferenceSampleSize), pol.Drift.Period()
-		}
-		if prof == nil {
-			for _, rec := range st.Audit(registry.AuditFilter{Model: model, Version: version}) {
-				if rec.Action == registry.ActionAlert && rec.Kind == driftReferenceKind {
-					prof = rec.Evidence
-				}
-			}
 		}
 	})
 	var p *drift.Profile
@@ -171,20 +165,20 @@ func (n *Node) referenceReason(model string, rows int64) string {
 	return fmt.Sprintf("no reference profile was registered: a uniform sample of %d rows out of those scored over %s became the reference", rows, period)
 }
 
-// recordReference writes a bootstrapped reference into the audit log.
+// recordReference keeps a bootstrapped reference in the version's state
+// (set_reference), where every node and a restart find it.
 func (n *Node) recordReference(model, version string, p *drift.Profile) {
 	num, _ := strconv.Atoi(version)
-	ev, err := json.Marshal(p)
-	if err != nil || len(ev) > registry.MaxEvidenceSize {
-		n.log.Warn("bootstrapped reference cannot go into the audit log; a restart will bootstrap again", "model", model, "version", version, "bytes", len(ev), "err", err)
-		ev = nil
+	prof, err := json.Marshal(p)
+	if err != nil || len(prof) > registry.MaxProfileSize {
+		n.log.Warn("bootstrapped reference cannot go into the registry; a restart will bootstrap again", "model", model, "version", version, "bytes", len(prof), "err", err)
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Gateway.ApplyTimeout)
 	defer cancel()
-	_, err = n.cfg.Control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: "drift", IdempotencyKey: "drift-reference/" + model + "/" + version,
-		Args: &registry.RecordAlertArgs{Model: model, Version: num, Kind: driftReferenceKind,
-			Reason: n.referenceReason(model, p.Rows), Evidence: ev}})
+	_, err = n.cfg.Control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: "drift", IdempotencyKey: "set-reference/" + model + "/" + version,
+		Args: &registry.SetReferenceArgs{Model: model, Version: num, Profile: prof, Rows: p.Rows, Reason: n.referenceReason(model, p.Rows)}})
 	if err != nil {
-		n.log.Warn("cannot record the bootstrapped drift reference", "model", model, "version", version, "err", err)
+		n.log.Warn("cannot record the bootstrapped drift reference; a restart will bootstrap again", "model", model, "version", version, "err", err)
 	}
 }

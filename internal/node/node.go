@@ -42,6 +42,9 @@ type Config struct {
 	// AdminURL is the admin API's address as webhook receivers reach it
 	// (export links). Default http:// and the admin listener's address.
 	AdminURL string
+	// AuditRetention bounds the audit log the registry keeps (see
+	// retention.go). Zero: keep everything.
+	AuditRetention AuditRetention
 }
 
 // Node is one running modelgate node.
@@ -122,6 +125,9 @@ func (n *Node) Start() error {
 	n.goLoop(n.rotateDrift)
 	n.goLoop(n.syncShadows)
 	n.goLoop(n.ctrl.Run)
+	if n.cfg.AuditRetention.On() {
+		n.goLoop(n.trimAudit)
+	}
 	return nil
 }
 
