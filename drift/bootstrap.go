@@ -200,12 +200,12 @@ func (b *Bootstrap) Progress() Progress {
 }
 
 // String says it for a person: "3,120 of 10,000 reference rows", and with
-// a period "10,000 of 10,000 reference rows, sampled from 48,200 until
-// 2026-03-02T12:00:00Z".
+// a period "10,000 of 10,000 reference rows, sampled from 48,200 rows
+// scored so far, until 2026-03-02T12:00:00Z".
 func (p Progress) String() string {
 	s := thousands(p.Rows) + " of " + thousands(p.Target) + " reference rows"
 	if !p.Until.IsZero() {
-		s += ", sampled from " + thousands(p.Seen) + " until " + p.Until.UTC().Format(time.RFC3339)
+		s += ", sampled from " + thousands(p.Seen) + " rows scored so far, until " + p.Until.UTC().Format(time.RFC3339)
 	}
 	return s
 }

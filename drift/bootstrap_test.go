@@ -88,7 +88,7 @@ func TestBootstrapReservoirSpansPeriod(t *testing.T) {
 		t.Fatalf("the day's bootstrap completed %d times, at row %d; want once, at row %d (the first after 24h)", fulls, fullAt, 24*300)
 	}
 	pr := day.Progress()
-	if pr.Seen != 24*300+1 || pr.Rows != 1000 || !pr.Done || !strings.Contains(pr.String(), "sampled from 7,201 until 2026-03-02T12:00:00Z") {
+	if pr.Seen != 24*300+1 || pr.Rows != 1000 || !pr.Done || !strings.Contains(pr.String(), "sampled from 7,201 rows scored so far, until 2026-03-02T12:00:00Z") {
 		t.Errorf("progress %+v (%q), want 1,000 rows sampled from 7,201 until the day's end", pr, pr)
 	}
 	pFirst, err := first.Profile()

@@ -81,7 +81,7 @@ func TestDriftOnARealNode(t *testing.T) {
 	calm := fraud.NewGenerator(21)
 	score(txBody(calm, "boot-a", 50), "1")
 	score(txBody(calm, "boot-b", 50), "1")
-	if out := drift(); !strings.Contains(out, "100 of 10,000 reference rows, sampled from 100 until") {
+	if out := drift(); !strings.Contains(out, "100 of 10,000 reference rows, sampled from 100 rows scored so far, until") {
 		t.Fatalf("bootstrapping:\n%s", out)
 	}
 	m := metrics()
