@@ -14,6 +14,7 @@ endif
 export MODELGATE_ORT_LIB
 
 DEMO_MODEL := $(CURDIR)/.cache/demo/fraud.onnx
+DEMO_PROFILE := $(CURDIR)/.cache/demo/fraud.profile.json
 # A count, not a duration: Go 1.26's fuzz coordinator can fail a target
 # with a bare "context deadline exceeded" when a -fuzztime duration expires
 # (go.dev/issue/75804, fixed in 1.27; seen here on FuzzLogCodec and
@@ -39,17 +40,18 @@ $(ORT_LIB):
 build:
 	$(GO) build -o $(BIN) ./cmd/modelgate
 
-## demo-model: train the demo fraud model deterministically and export it to ONNX
+## demo-model: train the demo fraud model deterministically and export it to ONNX, with
+## its drift reference profile from its training rows
 demo-model: $(DEMO_MODEL)
 $(DEMO_MODEL): build
 	@mkdir -p $(dir $@)
-	$(BIN) demo model --out $@
+	$(BIN) demo model --out $@ --profile-out $(DEMO_PROFILE)
 
 ## run: one node serving the demo fraud model on 127.0.0.1:8080 (admin on :8081)
 run: ort build demo-model
 	@echo "modelgate: scoring on http://127.0.0.1:8080, admin on http://127.0.0.1:8081"
 	@echo "modelgate: admin token (written on first start): export MODELGATE_TOKEN=\$$(cat data/admin.token)"
-	$(BIN) serve --ort-lib $(MODELGATE_ORT_LIB) --data-dir $(CURDIR)/data --model fraud=$(DEMO_MODEL)
+	$(BIN) serve --ort-lib $(MODELGATE_ORT_LIB) --data-dir $(CURDIR)/data --model fraud=$(DEMO_MODEL) --profile fraud=$(DEMO_PROFILE)
 
 ## demo: the closed loop on one node, told from the audit log: drift, the retraining
 ## webhook, examples/retrainer's candidate through shadow and canary to champion, then a

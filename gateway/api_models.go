@@ -424,8 +424,10 @@ type Seeded struct {
 //     promotes the file's version explicitly if they want it.
 //
 // A version of the file left registered by a crash before its verdict is
-// validated now.
-func (s *Server) ServeFile(ctx context.Context, model string, onnx []byte, actor string) (Seeded, error) {
+// validated now. profile, when not nil, is registered with a version the
+// file is new to as its drift reference profile (a version registered
+// before keeps its own).
+func (s *Server) ServeFile(ctx context.Context, model string, onnx, profile []byte, actor string) (Seeded, error) {
 	if s.control == nil || s.artifacts == nil || s.validator == nil {
 		return Seeded{}, errors.New("gateway: ServeFile needs a registry, an artifact store and a validator")
 	}
@@ -447,7 +449,8 @@ func (s *Server) ServeFile(ctx context.Context, model string, onnx []byte, actor
 	out := Seeded{Version: existing.Number}
 	if out.Version == 0 {
 		res, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: key,
-			Args: &registry.RegisterArgs{Model: model, Digest: digest, Size: size, Lineage: registry.Lineage{RegisteredBy: actor, Notes: "registered by serve --model at start"}}})
+			Args: &registry.RegisterArgs{Model: model, Digest: digest, Size: size, ReferenceProfile: profile,
+				Lineage: registry.Lineage{RegisteredBy: actor, Notes: "registered by serve --model at start"}}})
 		if err != nil {
 			return out, fmt.Errorf("cannot register: %w", err)
 		}

@@ -3,14 +3,17 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 
+	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/internal/demo"
 	"github.com/modelgate/modelgate/internal/fraud"
+	"github.com/modelgate/modelgate/internal/train"
 )
 
 func init() {
@@ -38,15 +41,28 @@ func runDemoModel(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Int64("seed", demo.DefaultSeed, "training seed (same seed, same bytes)")
 	kind := fs.String("kind", "lr", "lr (logistic regression, the demo) or mlp (a two-layer MLP, for batching benchmarks)")
 	hidden := fs.Int("hidden", 64, "mlp: width of each hidden layer")
+	profileOut := fs.String("profile-out", "", "lr: also write the model's drift reference profile (from its training rows) here, for serve --profile or registration")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var b []byte
+	var b, profile []byte
 	var err error
 	switch *kind {
 	case "lr":
-		b, err = demo.FraudModel(*seed)
+		var r *demo.Result[*train.LogisticRegression]
+		if r, err = demo.TrainFraudModel(*seed); err == nil {
+			b = r.ONNX
+			if *profileOut != "" {
+				var p *drift.Profile
+				if p, err = demo.FraudProfile(*seed, r.Model); err == nil {
+					profile, err = json.Marshal(p)
+				}
+			}
+		}
 	case "mlp":
+		if *profileOut != "" {
+			return usageError("--profile-out is for --kind lr")
+		}
 		b, err = demo.FraudMLP(*seed, *hidden)
 	default:
 		return usageError("--kind must be lr or mlp, got " + strconv.Quote(*kind))
@@ -59,16 +75,28 @@ func runDemoModel(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	tmp := *out + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, *out); err != nil {
+	if err := writeAtomic(*out, b); err != nil {
 		return err
 	}
 	sum := sha256.Sum256(b)
 	fmt.Fprintf(stdout, "wrote %s (%s, %d bytes, sha256 %s)\n", *out, *kind, len(b), hex.EncodeToString(sum[:]))
+	if profile != nil {
+		if err := writeAtomic(*profileOut, profile); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s (its drift reference profile, %d training rows)\n", *profileOut, demo.ProfileRows)
+	}
 	return nil
+}
+
+// writeAtomic writes b to path through a temporary file and a rename, so
+// a reader never sees half a file.
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // runDemoRequest prints an OIP request body of synthetic transactions for

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -108,4 +109,37 @@ func TestRestartWithModelKeepsPromotedChampion(t *testing.T) {
 	if champ, stages := modelState(t, n, "other"); champ != 2 || stages[1] != "retired" {
 		t.Fatalf("other: champion v%d, stages %v; want its new --model file (v2) to replace its previous one", champ, stages)
 	}
+}
+
+// TestServeRegistersTheDemoModelWithItsProfile is what `make run` does:
+// `demo model --profile-out` writes the model's drift reference beside it,
+// `serve --profile` registers it with the --model file, so drift is judged
+// from the first request instead of after a day of sampling. A --profile
+// without its --model, and a file that is no profile, are refused.
+func TestServeRegistersTheDemoModelWithItsProfile(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	model, prof := filepath.Join(dir, "fraud.onnx"), filepath.Join(dir, "fraud.profile.json")
+	if out, err := exec.Command(bin, "demo", "model", "--out", model, "--profile-out", prof).CombinedOutput(); err != nil {
+		t.Fatalf("demo model --profile-out: %v\n%s", err, out)
+	}
+	for _, bad := range [][]string{
+		{"--model", "fraud=" + model, "--profile", "other=" + prof},
+		{"--model", "fraud=" + model, "--profile", "fraud=" + model},
+	} {
+		args := append([]string{"serve", "--data-dir", filepath.Join(dir, "refused"), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0"}, bad...)
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err == nil || !strings.Contains(string(out), "--profile") {
+			t.Fatalf("serve %v: %v, want a refusal naming --profile:\n%s", bad, err, out)
+		}
+	}
+
+	n := startNode(t, bin, filepath.Join(dir, "data"), "--model", "fraud="+model, "--profile", "fraud="+prof)
+	code, b := n.api(t, "GET", "/api/v1/models/fraud/versions/1", nil, "")
+	if code != 200 || !strings.Contains(string(b), `"reference_profile"`) {
+		t.Fatalf("v1 has no reference profile: %d %s", code, b)
+	}
+	if code, b := n.api(t, "GET", "/api/v1/models/fraud/drift", nil, ""); code != 200 || strings.Contains(string(b), `"bootstrapping"`) {
+		t.Fatalf("drift with a registered profile: %d %s; want judged, not bootstrapping", code, b)
+	}
+	stopNode(t, n)
 }

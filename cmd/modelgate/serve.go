@@ -9,11 +9,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/modelgate/modelgate/cluster"
+	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/artifact"
 	"github.com/modelgate/modelgate/internal/auditarchive"
@@ -64,6 +66,29 @@ func (m *modelFlag) Set(v string) error {
 	return nil
 }
 
+// namedPaths collects repeated NAME=PATH flags.
+type namedPaths map[string]string
+
+func (n namedPaths) String() string {
+	parts := make([]string, 0, len(n))
+	for k, v := range n {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (n namedPaths) Set(v string) error {
+	name, path, ok := strings.Cut(v, "=")
+	if !ok || name == "" || path == "" {
+		return fmt.Errorf("want NAME=PATH, got %q", v)
+	}
+	if _, dup := n[name]; dup {
+		return fmt.Errorf("%s given twice", name)
+	}
+	n[name] = path
+	return nil
+}
+
 func validName(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
@@ -80,16 +105,18 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	started := time.Now().UTC()
 	fs := newFlags("serve", stderr)
 	var (
-		nc     modelnode.Config
-		gw     = &nc.Gateway
-		rt     = &nc.Runtime
-		models modelFlag
+		nc       modelnode.Config
+		gw       = &nc.Gateway
+		rt       = &nc.Runtime
+		models   modelFlag
+		profiles = namedPaths{}
 	)
 	def := gateway.DefaultConfig()
 	fs.StringVar(&gw.Listen, "listen", def.Listen, "scoring address (Open Inference Protocol)")
 	fs.StringVar(&gw.AdminListen, "admin-listen", def.AdminListen, "admin and /metrics address")
 	dataDir := fs.String("data-dir", "data", "node state directory (created if missing)")
 	lib := fs.String("ort-lib", ortlib.Path(), "ONNX Runtime shared library, "+runtime.RequiredVersion+"x (env "+ortlib.EnvVar+"; `make ort` fetches it)")
+	fs.Var(&profiles, "profile", "`NAME=PATH.json` (repeatable): the drift reference profile registered with --model NAME's file when serve registers it (modelgate profile or demo model --profile-out writes one); without it the reference is sampled from traffic over the policy's reference_period")
 	fs.Var(&models, "model", "serve `NAME=PATH.onnx` (repeatable): registers the file as a new version when the model lacks it, and makes it champion only when the model has none, or when the champion was the previous --model file")
 	fs.IntVar(&rt.Sessions, "sessions", 0, "ORT sessions per model version (default: one per core)")
 	fs.IntVar(&rt.IntraOpThreads, "intra-op-threads", 1, "ORT threads inside one run")
@@ -134,6 +161,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	logNice := fs.Int("predlog-nice", predlog.DefaultBackgroundNice, "nice value (1-19) of the prediction log's background threads, so scoring wins the cores (-1: the process's priority)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	for name := range profiles {
+		if !slices.ContainsFunc(models, func(m modelSpec) bool { return m.name == name }) {
+			return usageError("--profile " + name + ": no --model " + name + " to register it with")
+		}
 	}
 	rt.Optimization = runtime.GraphOptimization(*opt)
 	spareProcs(rt)
@@ -244,7 +276,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	loaded := make(chan error, 1)
-	go func() { loaded <- startModels(srv, cnode, models, started, log) }()
+	go func() { loaded <- startModels(srv, cnode, models, profiles, started, log) }()
 	select {
 	case err := <-loaded:
 		if err != nil {
@@ -269,7 +301,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 // (once per digest: a restart registers nothing new; a champion chosen
 // through the registry is never replaced, see gateway.Server.ServeFile),
 // and waits until the node serves everything the registry says it should.
-func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, started time.Time, log *slog.Logger) error {
+func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, profiles namedPaths, started time.Time, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := node.WaitLeader(ctx); err != nil {
@@ -294,8 +326,17 @@ func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, star
 		if err != nil {
 			return fmt.Errorf("model %s: %w", m.name, err)
 		}
+		var prof []byte
+		if path := profiles[m.name]; path != "" {
+			if prof, err = os.ReadFile(path); err != nil {
+				return fmt.Errorf("--profile %s: %w", m.name, err)
+			}
+			if _, err := drift.ParseProfile(prof); err != nil {
+				return fmt.Errorf("--profile %s=%s: not a drift reference profile: %w", m.name, path, err)
+			}
+		}
 		start := time.Now()
-		seed, err := srv.ServeFile(ctx, m.name, b, "modelgate serve")
+		seed, err := srv.ServeFile(ctx, m.name, b, prof, "modelgate serve")
 		if err != nil {
 			return fmt.Errorf("model %s from %s: %w", m.name, filepath.Clean(m.path), err)
 		}

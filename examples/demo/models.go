@@ -5,16 +5,10 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/internal/demo"
 	"github.com/modelgate/modelgate/internal/fraud"
 	"github.com/modelgate/modelgate/internal/onnxexport"
 )
-
-// profileRows is how many of the champion's training rows its drift
-// reference profile is built from: the first of the same stream, plenty
-// for bins and quantiles.
-const profileRows = 20_000
 
 // models are the two versions the demo registers itself; the third (the
 // good candidate) comes from the retraining job.
@@ -39,23 +33,9 @@ func buildModels() (*models, error) {
 	}
 	m := &models{champion: r.ONNX, championAUC: r.HoldoutAUC, championLoss: r.HoldoutLoss}
 
-	b := drift.NewProfileBuilder(drift.ProfileOptions{
-		Inputs:    []drift.Input{{Name: onnxexport.InputName, Width: fraud.NumFeatures}},
-		Names:     fraud.FeatureNames[:],
-		Output:    onnxexport.OutputName,
-		Threshold: 0.5,
-		Seed:      uint64(demo.DefaultSeed),
-	})
-	x, _ := fraud.NewGenerator(demo.DefaultSeed).Batch(profileRows)
-	for i := range profileRows {
-		row := x[i*fraud.NumFeatures : (i+1)*fraud.NumFeatures]
-		if err := b.AddScored(row, r.Model.Predict(row)); err != nil {
-			return nil, fmt.Errorf("cannot profile the champion's training row %d: %w", i, err)
-		}
-	}
-	p, err := b.Build()
+	p, err := demo.FraudProfile(demo.DefaultSeed, r.Model)
 	if err != nil {
-		return nil, fmt.Errorf("cannot build the champion's reference profile: %w", err)
+		return nil, err
 	}
 	if m.profile, err = json.Marshal(p); err != nil {
 		return nil, err
@@ -88,7 +68,7 @@ func (m *models) championRegistration(commit string) registration {
 			CodeCommit:     commit,
 			TrainingMetrics: map[string]float64{"auc": m.championAUC, "log_loss": m.championLoss,
 				"train_rows": demo.TrainRows, "holdout_rows": demo.HoldoutRows},
-			Notes: "the demo champion (modelgate demo model); reference profile from its first " + strconv.Itoa(profileRows) + " training rows",
+			Notes: "the demo champion (modelgate demo model); reference profile from its first " + strconv.Itoa(demo.ProfileRows) + " training rows",
 		},
 		Profile:        m.profile,
 		IdempotencyKey: "demo/champion",
