@@ -25,11 +25,11 @@ start() { # start SYSTEM: the server on core 0, its pid in PID, its address in A
 	local d="$W/data-$RANDOM$RANDOM"
 	ADDR=127.0.0.1:$P
 	case $1 in
-	bare) GOMAXPROCS=1 taskset -c 0 $BIN baseline bare --model "$W/fraud.onnx" --listen $ADDR --sessions 1 2>"$W/$1.log" & ;;
+	bare) GOMAXPROCS=1 taskset -c 0 $BIN baseline bare --model "$W/fraud.onnx" --listen $ADDR --sessions 1 >"$W/$1.log" 2>&1 & ;;
 	off) GOMAXPROCS=1 taskset -c 0 $BIN serve --model fraud="$W/fraud.onnx" --sessions 1 --data-dir "$d" --listen $ADDR \
-		--admin-listen 127.0.0.1:$((P + 1)) --raft-listen 127.0.0.1:$((P + 2)) --drift=false --predlog=false 2>"$W/$1.log" & ;;
+		--admin-listen 127.0.0.1:$((P + 1)) --raft-listen 127.0.0.1:$((P + 2)) --drift=false --predlog=false >"$W/$1.log" 2>&1 & ;;
 	on) GOMAXPROCS=1 taskset -c 0 $BIN serve --model fraud="$W/fraud.onnx" --sessions 1 --data-dir "$d" --listen $ADDR \
-		--admin-listen 127.0.0.1:$((P + 1)) --raft-listen 127.0.0.1:$((P + 2)) 2>"$W/$1.log" & ;;
+		--admin-listen 127.0.0.1:$((P + 1)) --raft-listen 127.0.0.1:$((P + 2)) >"$W/$1.log" 2>&1 & ;;
 	esac
 	PID=$!
 	until curl -sf http://$ADDR/v2/health/ready >/dev/null; do sleep 0.2; done

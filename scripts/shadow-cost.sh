@@ -61,11 +61,11 @@ echo "|---|---|---|---|---|---|---|"
 for r in $(seq 1 "$ROUNDS"); do
 	read -r rps0 _ _ <<<"$(run closed-off-$r --connections 64)"
 	half=$((rps0 / 2))
-	read -r orps0 p990 cov0 <<<"$(run open-off-$r --rate $half --poisson --connections 256)"
+	read -r orps0 p990 cov0 <<<"$(run open-off-$r --rate $half --poisson --connections 64)"
 	echo "| $r | no shadow | $rps0 | - | $orps0 | $p990 | - |"
 	shadow_on 2
 	read -r rps1 _ ccov1 <<<"$(run closed-on-$r --connections 64)"
-	read -r orps1 p991 cov1 <<<"$(run open-on-$r --rate $half --poisson --connections 256)"
+	read -r orps1 p991 cov1 <<<"$(run open-on-$r --rate $half --poisson --connections 64)"
 	shadow_off 2
 	echo "| $r | shadow v2 (same cost) | $rps1 ($((100 * rps1 / rps0))%) | $ccov1 | $orps1 | $p991 ($(python3 -c "print('%.2f' % ($p991/$p990))")×) | $cov1 |"
 done
