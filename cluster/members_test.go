@@ -3,8 +3,8 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"io"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
