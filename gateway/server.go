@@ -89,6 +89,9 @@ type Config struct {
 	// PredLog, when set, logs every prediction (async or durable per the
 	// model's policy) and serves labels, exports and lookups.
 	PredLog *predlog.Log
+	// Cluster, when set, gives the admin API membership (/api/v1/cluster)
+	// and forwards registry writes to the leader (api_cluster.go).
+	Cluster Cluster
 	// Logger receives the node's operational log. Default: discard.
 	Logger *slog.Logger
 }
@@ -173,7 +176,9 @@ type Server struct {
 	validator Validator
 	predlog   *predlog.Log
 	log       *slog.Logger
-	routing   Routing
+	cluster   Cluster
+	forwarding
+	routing Routing
 	// ctx is what work a request starts and outlives it runs under (a
 	// registration's validation); Drain cancels it.
 	ctx    context.Context
@@ -190,7 +195,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg.fill()
 	s := &Server{cfg: cfg, auth: cfg.Auth, control: cfg.Control, artifacts: cfg.Artifacts, validator: cfg.Validator,
-		predlog: cfg.PredLog, log: cfg.Logger, routing: cfg.Routing, Catalog: cfg.Catalog}
+		predlog: cfg.PredLog, log: cfg.Logger, routing: cfg.Routing, Catalog: cfg.Catalog, cluster: cfg.Cluster}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.Catalog == nil {
 		s.Catalog = NewCatalog(NewMetrics())

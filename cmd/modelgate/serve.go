@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -110,6 +112,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	raftAddr := fs.String("raft-listen", cluster.DefaultBindAddr, "Raft address of this node (the registry's replication)")
 	nodeID := fs.String("node-id", "", "Raft node ID (default the node name)")
+	join := fs.String("join", "", "join the cluster of the node at this admin `ADDR` (host:port or URL; any member) instead of bootstrapping a one-voter cluster; a joining node learns every model from the registry and needs no --model")
+	joinToken := fs.String("join-token", "", "admin-scoped token the join authenticates with (default env MODELGATE_TOKEN)")
+	nonVoter := fs.Bool("non-voter", false, "with --join: join as a non-voter (an edge site: receives and serves the registry, never votes)")
+	advertiseAdmin := fs.String("advertise-admin", "", "admin address other nodes forward writes to (default the bound --admin-listen address; required when that is 0.0.0.0)")
 	forceBootstrap := fs.Bool("force-bootstrap", false, "start a new, empty registry even though <data-dir>/raft was lost (the node refuses otherwise); only the --model files are served again")
 	var tokenSpecs stringsFlag
 	fs.Var(&tokenSpecs, "token", "bearer token `\"NAME SCOPE[,SCOPE…] SECRET\"` (repeatable; scopes: score, register, labels, read, admin)")
@@ -130,6 +136,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	logNice := fs.Int("predlog-nice", predlog.DefaultBackgroundNice, "nice value (1-19) of the prediction log's background threads, so scoring wins the cores (-1: the process's priority)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *join == "" && *nonVoter {
+		return usageError("--non-voter needs --join: a node that bootstraps its cluster is its voter")
+	}
+	if *join != "" && *joinToken == "" {
+		if *joinToken = os.Getenv("MODELGATE_TOKEN"); *joinToken == "" {
+			return usageError("--join needs an admin-scoped token: --join-token or MODELGATE_TOKEN")
+		}
 	}
 	rt.Optimization = runtime.GraphOptimization(*opt)
 	spareProcs(rt)
@@ -176,7 +190,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		gw.Node, _ = os.Hostname()
 	}
 	ccfg := cluster.DefaultConfig()
-	ccfg.NodeID, ccfg.DataDir, ccfg.BindAddr, ccfg.Bootstrap, ccfg.Logger = *nodeID, *dataDir, *raftAddr, true, log
+	// A joining node starts with no Raft state and waits for the leader to
+	// add it; a restarted one finds its state and rejoins as it was.
+	ccfg.NodeID, ccfg.DataDir, ccfg.BindAddr, ccfg.Bootstrap, ccfg.Logger = *nodeID, *dataDir, *raftAddr, *join == "", log
 	ccfg.ForceBootstrap = *forceBootstrap
 	if ccfg.NodeID == "" {
 		ccfg.NodeID = gw.Node
@@ -219,6 +235,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := n.Server
+	adminAddr := *advertiseAdmin
+	if adminAddr == "" {
+		adminAddr = srv.AdminAddr()
+	}
+	if host, _, err := net.SplitHostPort(adminAddr); err != nil || net.ParseIP(host) == nil || net.ParseIP(host).IsUnspecified() {
+		shutdown(n, *drain, log)
+		return usageError("the admin address other nodes forward to, " + strconv.Quote(adminAddr) + ", is not an ip:port they can dial: set --advertise-admin")
+	}
+	member := memberSpec{join: *join, token: *joinToken, id: ccfg.NodeID, raftAddr: cnode.Addr(), adminAddr: adminAddr, voter: !*nonVoter}
 	log.Info("listening", "scoring", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "raft", *raftAddr, "onnxruntime", runtime.Version(), "data_dir", *dataDir,
 		"memory_limit", limit, "memory_limit_from", limitSource)
 	if tokenNote != "" {
@@ -228,7 +253,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	loaded := make(chan error, 1)
-	go func() { loaded <- startModels(srv, cnode, models, started, log) }()
+	go func() { loaded <- startModels(srv, cnode, member, models, started, log) }()
 	select {
 	case err := <-loaded:
 		if err != nil {
@@ -253,17 +278,32 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 // (once per digest: a restart registers nothing new; a champion chosen
 // through the registry is never replaced, see gateway.Server.ServeFile),
 // and waits until the node serves everything the registry says it should.
-func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, started time.Time, log *slog.Logger) error {
+func startModels(srv *gateway.Server, node *cluster.Node, member memberSpec, models modelFlag, started time.Time, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if member.join != "" {
+		// Every start asks again: joining as before changes nothing, and
+		// a changed admin address is recorded.
+		if err := joinCluster(ctx, member.join, member.token, member.id, member.raftAddr, member.adminAddr, member.voter); err != nil {
+			return err
+		}
+		log.Info("joined the cluster", "through", member.join, "id", member.id, "raft", member.raftAddr, "admin", member.adminAddr, "voter", member.voter)
+	}
 	if err := node.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("the registry has no leader: %w", err)
 	}
-	if err := node.Barrier(ctx); err != nil {
+	if err := node.CatchUp(ctx); err != nil {
 		return fmt.Errorf("the registry cannot catch up: %w", err)
 	}
+	if node.IsLeader() {
+		// Followers forward admin writes to this address.
+		if err := node.Announce(ctx, member.adminAddr); err != nil {
+			log.Warn("cannot record this node's admin address in the cluster; followers cannot forward writes to it until it can", "err", err)
+		}
+	}
 	// Each validation is bounded by the gate's own timeout, not the start's.
-	for _, r := range srv.RecoverStranded(context.Background(), started, "modelgate serve (recovery)") {
+	// Only the leader judges: a follower's verdict could not be committed.
+	for _, r := range recoverStranded(srv, node, started) {
 		switch r.Stage {
 		case registry.StageRegistered:
 			log.Warn("a version left registered by a crash could not be judged; it stays registered until the next start", "model", r.Model, "version", r.Version, "reason", r.Reason)
@@ -297,6 +337,14 @@ func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, star
 		}
 		select {
 		case <-ctx.Done():
+			if member.join != "" {
+				// A member serves what it can; what it cannot (an artifact
+				// registered on another node, not here) keeps it not ready,
+				// with the reason in /api/v1/cluster, and the reconciler
+				// retries. Artifact distribution will bring the bytes.
+				log.Error("not ready: this node cannot serve every version the registry routes to; the others are served", "err", err)
+				return nil
+			}
 			return err
 		case <-time.After(200 * time.Millisecond):
 		}
@@ -365,4 +413,19 @@ func spareProcs(rt *runtime.Config) {
 		rt.Sessions = cores
 	}
 	goruntime.GOMAXPROCS(cores + predlog.BackgroundThreads)
+}
+
+// memberSpec is how this node takes part in its cluster.
+type memberSpec struct {
+	join, token, id, raftAddr, adminAddr string
+	voter                                bool
+}
+
+// recoverStranded judges crash-stranded versions on the leader; a
+// follower leaves them to it.
+func recoverStranded(srv *gateway.Server, node *cluster.Node, started time.Time) []gateway.Stranded {
+	if !node.IsLeader() {
+		return nil
+	}
+	return srv.RecoverStranded(context.Background(), started, "modelgate serve (recovery)")
 }
