@@ -161,8 +161,16 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 // when it was called: on the leader a Barrier, on a follower until it has
 // applied the commit index its leader last told it. A node starting (or
 // joining) calls it before it reads the registry for what to serve.
+//
+// On a leader that has applied its whole log it returns at once, without
+// a Barrier: admin writes call it before they read the state they change,
+// because a newly elected leader replays its log only after it commits an
+// entry of its term.
 func (n *Node) CatchUp(ctx context.Context) error {
 	if n.IsLeader() {
+		if n.raft.AppliedIndex() >= n.raft.LastIndex() {
+			return nil
+		}
 		return n.Barrier(ctx)
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
@@ -350,4 +358,42 @@ func (n *Node) proposeMember(ctx context.Context, op registry.Op, rec memberReco
 		return resp.Err
 	}
 	return fmt.Errorf("cluster: raft returned %T for a member record, want *MemberResponse (a bug)", r)
+}
+
+// announceRetry is how soon a leader that could not record its admin
+// address tries again.
+const announceRetry = time.Second
+
+// AdvertiseAdmin sets the admin address this node announces: from now on,
+// whenever it leads and the member table holds another address for it (or
+// none), it records this one (Announce), so followers always forward
+// writes to where the leader listens now — after a restart on a new port,
+// or a failover to a node whose address was never recorded. Call it once,
+// when the admin listener is bound.
+func (n *Node) AdvertiseAdmin(addr string) {
+	if !n.announcing.CompareAndSwap(false, true) {
+		n.log.Warn("cluster: AdvertiseAdmin called twice; keeping the first address", "addr", addr)
+		return
+	}
+	go func() {
+		for {
+			ch := n.leaderChanged()
+			retry := (<-chan time.Time)(nil)
+			if n.IsLeader() {
+				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+				err := n.Announce(ctx, addr)
+				cancel()
+				if err != nil && !n.closing.Load() {
+					n.log.Warn("cluster: cannot record this leader's admin address; followers cannot forward writes to it until it can (retrying)", "addr", addr, "err", err)
+					retry = time.After(announceRetry)
+				}
+			}
+			select {
+			case <-ch:
+			case <-retry:
+			case <-n.stop:
+				return
+			}
+		}
+	}()
 }

@@ -41,9 +41,10 @@ type Node struct {
 	stop     chan struct{}
 	done     chan struct{}
 
-	closing   atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
+	closing    atomic.Bool
+	announcing atomic.Bool // AdvertiseAdmin's goroutine runs
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Open starts a node from cfg: it opens (or creates) the Raft store in

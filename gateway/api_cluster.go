@@ -43,6 +43,11 @@ type Cluster interface {
 	AppliedIndex() uint64
 	// WaitApplied waits until this node has applied index, or ctx ends.
 	WaitApplied(ctx context.Context, index uint64) error
+	// WaitLeader waits until a leader is known, or ctx ends.
+	WaitLeader(ctx context.Context) error
+	// CatchUp, on the leader, returns once its state holds every entry of
+	// its log (a newly elected leader replays it first).
+	CatchUp(ctx context.Context) error
 	// LinearizableRead, on the leader, returns once a read on this node
 	// sees every write committed before the call.
 	LinearizableRead(ctx context.Context) error
@@ -125,14 +130,28 @@ func (s *Server) routeToLeader(ctx *fasthttp.RequestCtx, r *apiRoute) bool {
 	if !r.forwards() && !consistent {
 		return false
 	}
+	c, cancel := context.WithTimeout(s.ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	id, admin := s.cluster.LeaderAdmin()
+	if id == "" {
+		// An election in progress, or no quorum: wait for a leader within
+		// the write's deadline rather than answer from a state that may
+		// not be replayed yet.
+		if err := s.cluster.WaitLeader(c); err != nil {
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "no leader within "+s.cfg.ApplyTimeout.String()+" ("+err.Error()+
+				"): nothing was applied; retry when the cluster has a quorum")
+			return true
+		}
+		id, admin = s.cluster.LeaderAdmin()
+	}
 	if s.cluster.IsLeader() {
-		if consistent {
-			c, cancel := context.WithTimeout(s.ctx, s.cfg.ApplyTimeout)
-			defer cancel()
-			if err := s.cluster.LinearizableRead(c); err != nil {
-				writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot read consistently: "+err.Error())
-				return true
-			}
+		err := s.cluster.CatchUp(c)
+		if consistent && err == nil {
+			err = s.cluster.LinearizableRead(c)
+		}
+		if err != nil {
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "the leader cannot bring its registry up to date: "+err.Error()+"; nothing was applied: retry")
+			return true
 		}
 		return false
 	}
@@ -142,19 +161,9 @@ func (s *Server) routeToLeader(ctx *fasthttp.RequestCtx, r *apiRoute) bool {
 			" as the leader, but it does not lead (any more); nothing was applied: retry")
 		return true
 	}
-	id, admin := s.cluster.LeaderAdmin()
-	switch {
-	case id == "" && !consistent:
-		// No leader known: the local write waits for an election within
-		// its deadline and fails with the registry's clear 503 if none
-		// comes (or names the leader that won).
-		return false
-	case id == "":
-		writeError(ctx, fasthttp.StatusServiceUnavailable, "no leader: a consistent read needs one; retry when the cluster has a quorum")
-		return true
-	case admin == "":
-		writeError(ctx, fasthttp.StatusServiceUnavailable, "the leader "+id+" has not announced its admin address, so node "+s.cluster.NodeID()+
-			" cannot forward to it; send the request to the leader's admin API, or restart the leader so it announces itself")
+	if id == "" || admin == "" {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "the leader "+id+" has not announced its admin address (yet), so node "+s.cluster.NodeID()+
+			" cannot forward to it; nothing was applied: retry, or send the request to the leader's admin API")
 		return true
 	}
 	s.forward(ctx, r, id, admin)

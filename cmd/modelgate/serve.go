@@ -243,6 +243,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		shutdown(n, *drain, log)
 		return usageError("the admin address other nodes forward to, " + strconv.Quote(adminAddr) + ", is not an ip:port they can dial: set --advertise-admin")
 	}
+	// Whenever this node leads, followers forward admin writes here.
+	cnode.AdvertiseAdmin(adminAddr)
 	member := memberSpec{join: *join, token: *joinToken, id: ccfg.NodeID, raftAddr: cnode.Addr(), adminAddr: adminAddr, voter: !*nonVoter}
 	log.Info("listening", "scoring", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "raft", *raftAddr, "onnxruntime", runtime.Version(), "data_dir", *dataDir,
 		"memory_limit", limit, "memory_limit_from", limitSource)
@@ -294,12 +296,6 @@ func startModels(srv *gateway.Server, node *cluster.Node, member memberSpec, mod
 	}
 	if err := node.CatchUp(ctx); err != nil {
 		return fmt.Errorf("the registry cannot catch up: %w", err)
-	}
-	if node.IsLeader() {
-		// Followers forward admin writes to this address.
-		if err := node.Announce(ctx, member.adminAddr); err != nil {
-			log.Warn("cannot record this node's admin address in the cluster; followers cannot forward writes to it until it can", "err", err)
-		}
 	}
 	// Each validation is bounded by the gate's own timeout, not the start's.
 	// Only the leader judges: a follower's verdict could not be committed.
