@@ -50,6 +50,11 @@ type FSM struct {
 	mu      sync.RWMutex
 	state   *registry.State
 	members map[string]MemberInfo // by node ID: what Raft's configuration does not hold
+	// index is the raft index of the last entry Apply applied; restored is
+	// set when a snapshot replaced the state since (Restore is not told
+	// the snapshot's index: Node.AppliedIndex asks raft then).
+	index    uint64
+	restored bool
 	changed chan struct{}         // closed and replaced whenever state changes
 }
 
@@ -75,6 +80,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	defer f.noteIndex(l.Index)
 	if bytes.Equal(l.Extensions, []byte(memberExtension)) {
 		return f.applyMember(l)
 	}
@@ -137,6 +143,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.state = s
+	f.index, f.restored = 0, true
 	f.members = map[string]MemberInfo{}
 	for _, m := range members {
 		f.members[m.ID] = m

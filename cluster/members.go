@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -126,10 +127,34 @@ func (n *Node) LeaderAdmin() (id, adminAddr string) {
 	return string(lid), info.AdminAddr
 }
 
-// AppliedIndex is the index of the newest Raft log entry applied to this
-// node's FSM. A follower that has applied the index a leader reported
-// after a write sees that write.
-func (n *Node) AppliedIndex() uint64 { return n.raft.AppliedIndex() }
+// AppliedIndex is the index of the newest Raft log entry whose effect this
+// node's registry holds: a follower that has reached the index a leader
+// reported after a write sees that write. (raft's own AppliedIndex counts
+// entries handed to the FSM, not yet applied by it: too early for that.)
+func (n *Node) AppliedIndex() uint64 {
+	idx, restored := n.fsm.appliedIndex()
+	if restored {
+		// A snapshot restore is done by the time raft records it as the
+		// last snapshot: the state holds everything up to its index.
+		if s, err := strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64); err == nil {
+			idx = max(idx, s)
+		}
+	}
+	return idx
+}
+
+// noteIndex records that the entry at index was applied.
+func (f *FSM) noteIndex(index uint64) {
+	f.mu.Lock()
+	f.index, f.restored = max(f.index, index), false
+	f.mu.Unlock()
+}
+
+func (f *FSM) appliedIndex() (uint64, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.index, f.restored || f.index == 0
+}
 
 // appliedPoll is how often WaitApplied looks again: member records and
 // refused commands change the applied index without waking Changed.
@@ -142,7 +167,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	defer t.Stop()
 	for {
 		ch := n.fsm.Changed()
-		if n.raft.AppliedIndex() >= index {
+		if n.AppliedIndex() >= index {
 			return nil
 		}
 		if n.closing.Load() {
@@ -152,7 +177,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 		case <-ch:
 		case <-t.C:
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: node %s has applied the log to %d, not yet to %d: %w: %w", n.cfg.NodeID, n.raft.AppliedIndex(), index, ErrTimeout, ctx.Err())
+			return fmt.Errorf("cluster: node %s has applied the log to %d, not yet to %d: %w: %w", n.cfg.NodeID, n.AppliedIndex(), index, ErrTimeout, ctx.Err())
 		}
 	}
 }
@@ -175,7 +200,19 @@ func (n *Node) CatchUp(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
-	return n.WaitApplied(ctx, n.raft.CommitIndex())
+	// The commit index may name an entry the FSM never sees (a
+	// configuration change, a new term's no-op): wait on raft's own count.
+	commit := n.raft.CommitIndex()
+	t := time.NewTicker(appliedPoll)
+	defer t.Stop()
+	for n.raft.AppliedIndex() < commit {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: node %s has applied the log to %d, not yet to the commit index %d: %w: %w", n.cfg.NodeID, n.raft.AppliedIndex(), commit, ErrTimeout, ctx.Err())
+		}
+	}
+	return nil
 }
 
 // LinearizableRead makes a read that follows it on this node see every
