@@ -55,7 +55,7 @@ type FSM struct {
 	// the snapshot's index: Node.AppliedIndex asks raft then).
 	index    uint64
 	restored bool
-	changed chan struct{}         // closed and replaced whenever state changes
+	changed  chan struct{} // closed and replaced whenever state changes
 }
 
 var _ raft.FSM = (*FSM)(nil)
