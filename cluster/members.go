@@ -182,15 +182,15 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	}
 }
 
-// CatchUp waits until this node's registry holds everything committed
-// when it was called: on the leader a Barrier, on a follower until it has
-// applied the commit index its leader last told it. A node starting (or
-// joining) calls it before it reads the registry for what to serve.
-//
-// On a leader that has applied its whole log it returns at once, without
-// a Barrier: admin writes call it before they read the state they change,
-// because a newly elected leader replays its log only after it commits an
-// entry of its term.
+// CatchUp waits until this node's registry holds what it must before the
+// node reads it for what to serve. On the leader: everything committed (a
+// Barrier, skipped when its whole log is applied — admin writes call it
+// before they read the state they change, because a newly elected leader
+// replays its log only after it commits an entry of its term). On a
+// follower, which cannot ask the leader's commit index: every entry its
+// own log held when it opened, and, on a node that joined rather than
+// bootstrapped, its own member record — the leader writes that after
+// adding it, so everything committed before the join comes first.
 func (n *Node) CatchUp(ctx context.Context) error {
 	if n.IsLeader() {
 		if n.raft.AppliedIndex() >= n.raft.LastIndex() {
@@ -198,21 +198,28 @@ func (n *Node) CatchUp(ctx context.Context) error {
 		}
 		return n.Barrier(ctx)
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
-	defer cancel()
-	// The commit index may name an entry the FSM never sees (a
-	// configuration change, a new term's no-op): wait on raft's own count.
-	commit := n.raft.CommitIndex()
+	// Bounded by ctx alone: a leader retries a follower it could not reach
+	// with a backoff of up to about 40 s (raft's replication), so a node
+	// that was down a while may wait that long for its first entries.
 	t := time.NewTicker(appliedPoll)
 	defer t.Stop()
-	for n.raft.AppliedIndex() < commit {
+	for {
+		// raft's own counts: the commit index may name an entry the FSM
+		// never sees (a configuration change, a new term's no-op).
+		commit, applied := n.raft.CommitIndex(), n.raft.AppliedIndex()
+		_, member := n.fsm.MemberInfo(n.cfg.NodeID)
+		if commit >= max(n.openIndex, 1) && applied >= commit && (member || n.cfg.Bootstrap) {
+			// Handed to the FSM is not applied by it yet: wait for the
+			// last entry it will see.
+			return n.WaitApplied(ctx, n.lastCommandIndex(commit))
+		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: node %s has applied the log to %d, not yet to the commit index %d: %w: %w", n.cfg.NodeID, n.raft.AppliedIndex(), commit, ErrTimeout, ctx.Err())
+			return fmt.Errorf("cluster: node %s has applied the log to %d of the %d it held at start (commit index %d; own member record applied: %v): %w: %w",
+				n.cfg.NodeID, applied, n.openIndex, commit, member, ErrTimeout, ctx.Err())
 		}
 	}
-	return nil
 }
 
 // LinearizableRead makes a read that follows it on this node see every
@@ -433,4 +440,20 @@ func (n *Node) AdvertiseAdmin(addr string) {
 			}
 		}
 	}()
+}
+
+// lastCommandIndex is the index of the newest entry at or below upTo that
+// the FSM applies (a command or member record), or 0 when the log holds
+// none (compacted into a snapshot, which is applied whole).
+func (n *Node) lastCommandIndex(upTo uint64) uint64 {
+	for i := upTo; i > 0; i-- {
+		var l raft.Log
+		if err := n.store.GetLog(i, &l); err != nil {
+			return 0
+		}
+		if l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return 0
 }

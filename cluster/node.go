@@ -43,6 +43,7 @@ type Node struct {
 
 	closing    atomic.Bool
 	announcing atomic.Bool // AdvertiseAdmin's goroutine runs
+	openIndex  uint64      // the last index of the raft log at Open (CatchUp)
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -115,6 +116,7 @@ func Open(cfg Config) (*Node, error) {
 	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.store, n.snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("cluster: cannot start raft in %s: %w", raftDir, err)
 	}
+	n.openIndex = n.raft.LastIndex()
 	n.obsCh = make(chan raft.Observation, 16)
 	n.obs = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {

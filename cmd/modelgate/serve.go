@@ -294,9 +294,15 @@ func startModels(srv *gateway.Server, node *cluster.Node, member memberSpec, mod
 	if err := node.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("the registry has no leader: %w", err)
 	}
-	if err := node.CatchUp(ctx); err != nil {
+	// A follower that was down a while may wait for its leader's
+	// replication backoff (up to about 40 s) before its first entries.
+	catchUp, cancelCatchUp := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancelCatchUp()
+	if err := node.CatchUp(catchUp); err != nil {
 		return fmt.Errorf("the registry cannot catch up: %w", err)
 	}
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	// Each validation is bounded by the gate's own timeout, not the start's.
 	// Only the leader judges: a follower's verdict could not be committed.
 	for _, r := range recoverStranded(srv, node, started) {
