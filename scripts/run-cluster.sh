@@ -12,7 +12,7 @@ mkdir -p "$DIR"
 # the leader, so every node must know it.
 if [[ ! -s $DIR/tokens ]]; then
 	umask 077
-	echo "admin admin,read,register,labels $(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$DIR/tokens"
+	echo "admin admin $(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$DIR/tokens"
 fi
 TOKEN=$(awk '{print $3}' "$DIR/tokens")
 pids=()
