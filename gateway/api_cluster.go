@@ -174,17 +174,20 @@ func (s *Server) routeToLeader(ctx *fasthttp.RequestCtx, r *apiRoute) bool {
 // answer, after waiting until this node has applied what it reported.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, r *apiRoute, leaderID, leaderAdmin string) {
 	var body io.Reader
-	length := int64(len(ctx.Request.Body()))
+	var length int64
 	timeout := s.cfg.ApplyTimeout + 5*time.Second
 	if r.maxBody == bodyUpload {
 		timeout = uploadForwardTimeout
+		// Streamed as it arrives, never through ctx.Request.Body(), which
+		// would read the whole stream into memory; the leader bounds it
+		// again.
 		if stream := ctx.RequestBodyStream(); stream != nil {
-			// Streamed as it arrives; the leader bounds it again.
 			body, length = io.LimitReader(stream, s.uploadLimit()+1), int64(ctx.Request.Header.ContentLength())
 		}
 	}
-	if body == nil {
-		body = bytes.NewReader(ctx.Request.Body())
+	if body == nil { // read whole by readAPIBody (bounded), or built in process
+		b := ctx.Request.Body()
+		body, length = bytes.NewReader(b), int64(len(b))
 	}
 	if length < 0 {
 		length = -1 // chunked
