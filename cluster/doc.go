@@ -11,6 +11,7 @@
 //	FSM     the registry as a raft.FSM: Apply, Snapshot, Restore; Read, Clone, Changed (fsm.go)
 //	Node    raft + Store + file snapshots + TCP transport + FSM: Open, Apply, Close (node.go)
 //	Members Join, Remove, Members, the member table, AppliedIndex, CatchUp (members.go)
+//	TLS     mutual TLS on the Raft transport: LoadMutualTLS, the stream layer (tls.go)
 //	Config  a node's configuration: DefaultConfig, Validate (config.go)
 //
 // On disk, under Config.DataDir:
@@ -165,8 +166,10 @@
 // VerifyLeader, then Barrier). CatchUp is what a starting node waits for
 // before it reads the registry for what to serve.
 //
-// Not built yet: mutual TLS on the transport (it is plain TCP: bind it to
-// a private network) and artifact distribution between nodes.
+// The transport is plain TCP unless Config.TLS makes it mutual TLS
+// (tls.go: both ends verify the other's certificate against the cluster's
+// CA). Not built yet: TLS on the admin HTTP that forwarding uses, and
+// artifact distribution between nodes.
 //
 // # Limits
 //

@@ -90,11 +90,20 @@ func Open(cfg Config) (*Node, error) {
 		}
 		advertise = a
 	}
-	n.trans, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &raft.NetworkTransportConfig{
+	tcfg := &raft.NetworkTransportConfig{
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  hl.Named("transport"),
-	})
+	}
+	if cfg.TLS != nil {
+		var stream *tlsStream
+		if stream, err = newTLSStream(cfg.BindAddr, advertise, cfg.TLS); err == nil {
+			tcfg.Stream = stream
+			n.trans = raft.NewNetworkTransportWithConfig(tcfg)
+		}
+	} else {
+		n.trans, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, tcfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: cannot listen for raft on %s: %w", cfg.BindAddr, err)
 	}

@@ -116,6 +116,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	joinToken := fs.String("join-token", "", "admin-scoped token the join authenticates with (default env MODELGATE_TOKEN)")
 	nonVoter := fs.Bool("non-voter", false, "with --join: join as a non-voter (an edge site: receives and serves the registry, never votes)")
 	advertiseAdmin := fs.String("advertise-admin", "", "admin address other nodes forward writes to (default the bound --admin-listen address; required when that is 0.0.0.0)")
+	raftCert := fs.String("raft-tls-cert", "", "mutual TLS on the Raft transport: this node's certificate (PEM; its IP address a SAN); with --raft-tls-key and --raft-tls-ca, on every member alike")
+	raftKey := fs.String("raft-tls-key", "", "mutual TLS on the Raft transport: this node's private key (PEM)")
+	raftCA := fs.String("raft-tls-ca", "", "mutual TLS on the Raft transport: the CA (PEM) that signs every member's certificate")
 	forceBootstrap := fs.Bool("force-bootstrap", false, "start a new, empty registry even though <data-dir>/raft was lost (the node refuses otherwise); only the --model files are served again")
 	var tokenSpecs stringsFlag
 	fs.Var(&tokenSpecs, "token", "bearer token `\"NAME SCOPE[,SCOPE…] SECRET\"` (repeatable; scopes: score, register, labels, read, admin)")
@@ -194,6 +197,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	// add it; a restarted one finds its state and rejoins as it was.
 	ccfg.NodeID, ccfg.DataDir, ccfg.BindAddr, ccfg.Bootstrap, ccfg.Logger = *nodeID, *dataDir, *raftAddr, *join == "", log
 	ccfg.ForceBootstrap = *forceBootstrap
+	switch set := btoi(*raftCert != "") + btoi(*raftKey != "") + btoi(*raftCA != ""); set {
+	case 0:
+	case 3:
+		if ccfg.TLS, err = cluster.LoadMutualTLS(*raftCert, *raftKey, *raftCA); err != nil {
+			return err
+		}
+	default:
+		return usageError("Raft's mutual TLS needs all of --raft-tls-cert, --raft-tls-key and --raft-tls-ca")
+	}
 	if ccfg.NodeID == "" {
 		ccfg.NodeID = gw.Node
 	}
@@ -430,4 +442,11 @@ func recoverStranded(srv *gateway.Server, node *cluster.Node, started time.Time)
 		return nil
 	}
 	return srv.RecoverStranded(context.Background(), started, "modelgate serve (recovery)")
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
