@@ -176,9 +176,7 @@ type Server struct {
 	validator Validator
 	predlog   *predlog.Log
 	log       *slog.Logger
-	cluster   Cluster
-	forwarding
-	routing Routing
+	routing   Routing
 	// ctx is what work a request starts and outlives it runs under (a
 	// registration's validation); Drain cancels it.
 	ctx    context.Context
@@ -189,6 +187,10 @@ type Server struct {
 
 	// shadows holds each model's mirror, comparisons and evaluation.
 	shadows shadowSet
+
+	// cluster, when set, is membership and leader forwarding (api_cluster.go).
+	cluster Cluster
+	forwarding
 }
 
 // New returns a server that is not yet listening.
