@@ -197,7 +197,8 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg.fill()
 	s := &Server{cfg: cfg, auth: cfg.Auth, control: cfg.Control, artifacts: cfg.Artifacts, validator: cfg.Validator,
-		predlog: cfg.PredLog, log: cfg.Logger, routing: cfg.Routing, Catalog: cfg.Catalog, cluster: cfg.Cluster}
+		predlog: cfg.PredLog, log: cfg.Logger, routing: cfg.Routing, Catalog: cfg.Catalog}
+	s.cluster = cfg.Cluster
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.Catalog == nil {
 		s.Catalog = NewCatalog(NewMetrics())
