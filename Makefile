@@ -27,7 +27,7 @@ FUZZMINIMIZE ?= 200x
 FUZZ       = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE)
 BIN        := bin/modelgate
 
-.PHONY: all run build test test-unit test-race fuzz bench fmt vet ort demo-model demo clean
+.PHONY: all run run-cluster build test test-unit test-race fuzz bench fmt vet ort demo-model demo clean
 
 all: build
 
@@ -52,6 +52,11 @@ run: ort build demo-model
 	@echo "modelgate: scoring on http://127.0.0.1:8080, admin on http://127.0.0.1:8081"
 	@echo "modelgate: admin token (written on first start): export MODELGATE_TOKEN=\$$(cat data/admin.token)"
 	$(BIN) serve --ort-lib $(MODELGATE_ORT_LIB) --data-dir $(CURDIR)/data --model fraud=$(DEMO_MODEL) --profile fraud=$(DEMO_PROFILE)
+
+## run-cluster: three nodes on 127.0.0.1 (n1 bootstraps, n2 and n3 join), the demo model
+## served by all; scoring on :8180/:8280/:8380, admin on :8181/:8281/:8381, data in cluster-data/
+run-cluster: ort build demo-model
+	scripts/run-cluster.sh $(BIN) $(DEMO_MODEL) $(MODELGATE_ORT_LIB) $(CURDIR)/cluster-data
 
 ## demo: the closed loop on one node, told from the audit log: drift, the retraining
 ## webhook, examples/retrainer's candidate through shadow and canary to champion, then a
@@ -95,4 +100,4 @@ vet:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin data
+	rm -rf bin data cluster-data

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -84,6 +85,14 @@ type Config struct {
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration
 
+	// TLS, when set, makes the Raft transport mutual TLS (tls.go): it must
+	// hold this node's certificate, the CA to verify members it dials
+	// (RootCAs) and require verified certificates of members dialing it
+	// (ClientCAs, RequireAndVerifyClientCert) — LoadMutualTLS builds one.
+	// Every member of a cluster must use it alike. nil: plain TCP, for a
+	// private network.
+	TLS *tls.Config
+
 	// Logger receives the node's and Raft's log lines. nil: slog.Default().
 	Logger *slog.Logger
 
@@ -153,6 +162,11 @@ func (c Config) Validate() error {
 		}
 	} else if host, _, _ := net.SplitHostPort(c.BindAddr); net.ParseIP(host).IsUnspecified() {
 		return bad("BindAddr", strconv.Quote(c.BindAddr), "is not an address other nodes can dial: set AdvertiseAddr")
+	}
+	if c.TLS != nil {
+		if err := checkTLS(c.TLS); err != "" {
+			return bad("TLS", "(a *tls.Config)", err)
+		}
 	}
 	if len(c.InitialCluster) > 0 {
 		if !c.Bootstrap {

@@ -1,18 +1,17 @@
 // Package cluster replicates modelgate's model registry with Raft
 // (hashicorp/raft): every change to models, versions, aliases and policies is
 // a registry.Command, committed to the Raft log and applied, in log order, to
-// a registry.State on every node. This is the single-node half: a node
-// bootstraps a one-voter cluster of itself on first start and comes back from
-// its data dir with the same state. Membership (join, remove, non-voters) and
-// forwarding writes to the leader come in a later change; the transport, the
-// configuration and the errors are already shaped for them (see "Growing to
-// several nodes").
+// a registry.State on every node. A node bootstraps a one-voter cluster of
+// itself on first start, or joins an existing one, and comes back from its
+// data dir with the same state (see "Membership and forwarding").
 //
 // # Parts
 //
 //	Store   the Raft LogStore and StableStore on a Pebble DB of its own (store.go)
 //	FSM     the registry as a raft.FSM: Apply, Snapshot, Restore; Read, Clone, Changed (fsm.go)
 //	Node    raft + Store + file snapshots + TCP transport + FSM: Open, Apply, Close (node.go)
+//	Members Join, Remove, Members, the member table, AppliedIndex, CatchUp (members.go)
+//	TLS     mutual TLS on the Raft transport: LoadMutualTLS, the stream layer (tls.go)
 //	Config  a node's configuration: DefaultConfig, Validate (config.go)
 //
 // On disk, under Config.DataDir:
@@ -144,15 +143,33 @@
 // node rather than crash-looping them all on the same entry. Upgrade every
 // node before proposing a command of a newer wire version.
 //
-// # Growing to several nodes
+// # Membership and forwarding (members.go)
 //
-// In place: the TCP transport (BindAddr, AdvertiseAddr), static bootstrap of
-// several voters (InitialCluster, used by the three-node test), ErrNotLeader
-// carrying the leader's address for forwarding, ShutdownOnRemove, and a node
-// that starts empty without Bootstrap waiting to be added. Not built yet: the
-// join/remove API (raft AddVoter, AddNonvoter, RemoveServer on the leader),
-// non-voters for edge sites, forwarding of admin writes to the leader, and
-// Raft's TLS (the transport is plain TCP: bind it to a private network).
+// A node bootstraps a one-voter cluster (Config.Bootstrap), or starts
+// empty and is added by the leader: Join (AddVoter, or AddNonvoter for a
+// member that receives the log but never votes), Remove (RemoveServer;
+// the leader does not remove itself). Raft's configuration is the truth
+// about members and suffrage. What it does not hold — each member's admin
+// address, where followers forward writes — is the member table: member
+// records are Raft log entries tagged by their Extensions
+// (memberExtension), applied by the FSM beside the registry (never
+// touching its LastSeq or audit log) and kept in snapshots (format 2: the
+// table as one JSON line after the header; a cluster without records
+// writes format 1 as before). Every leader records its own address
+// (AdvertiseAdmin), so a failover or a restart on a new port is followed.
+//
+// Forwarding itself is the gateway's (api_cluster.go): it asks a Node who
+// leads and where (LeaderAdmin), waits until this node has applied what
+// the leader reported (AppliedIndex, WaitApplied: the index of the last
+// entry the FSM applied, not raft's count of entries handed to it), and
+// makes ?consistent=true reads linearizable (LinearizableRead:
+// VerifyLeader, then Barrier). CatchUp is what a starting node waits for
+// before it reads the registry for what to serve.
+//
+// The transport is plain TCP unless Config.TLS makes it mutual TLS
+// (tls.go: both ends verify the other's certificate against the cluster's
+// CA). Not built yet: TLS on the admin HTTP that forwarding uses, and
+// artifact distribution between nodes.
 //
 // # Limits
 //

@@ -43,6 +43,15 @@ var (
 	// error says what is missing and how to recover.
 	ErrLostRaftState = errors.New("cluster: the data dir has lost its raft state")
 
+	// ErrInvalidMember: a join named a bad member id or address (HTTP 400).
+	ErrInvalidMember = errors.New("cluster: invalid member")
+	// ErrMemberConflict: a join or removal contradicts the configuration:
+	// the id is a member at another address or suffrage, the address is
+	// another member's, or the leader was asked to remove itself (HTTP 409).
+	ErrMemberConflict = errors.New("cluster: membership conflict")
+	// ErrNotMember: no member has that id (HTTP 404).
+	ErrNotMember = errors.New("cluster: no such member")
+
 	// ErrInvalidConfig: Config.Validate refused a field (the error names it).
 	ErrInvalidConfig = errors.New("cluster: invalid config")
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,12 @@ import (
 // lives beside the registry in the same FSM (artifact holders, readiness)
 // without guessing what an old snapshot holds.
 const snapshotMagic = "modelgate/cluster-snapshot/1\n"
+
+// snapshotMagicMembers starts a snapshot of a cluster whose members have
+// announced their admin addresses: the header, one line of JSON (the
+// member table, members.go), then the registry snapshot. A cluster with
+// no member records still writes format 1, byte for byte as before.
+const snapshotMagicMembers = "modelgate/cluster-snapshot/2\n"
 
 // ApplyResponse is what FSM.Apply returns for a command entry, and so what
 // raft's ApplyFuture.Response holds on the node that proposed it. Exactly one
@@ -43,7 +50,13 @@ type FSM struct {
 
 	mu      sync.RWMutex
 	state   *registry.State
-	changed chan struct{} // closed and replaced whenever state changes
+	members map[string]MemberInfo // by node ID: what Raft's configuration does not hold
+	// index is the raft index of the last entry Apply applied; restored is
+	// set when a snapshot replaced the state since (Restore is not told
+	// the snapshot's index: Node.AppliedIndex asks raft then).
+	index    uint64
+	restored bool
+	changed  chan struct{} // closed and replaced whenever state changes
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -54,7 +67,7 @@ func NewFSM(logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &FSM{log: logger, state: registry.New(), changed: make(chan struct{})}
+	return &FSM{log: logger, state: registry.New(), members: map[string]MemberInfo{}, changed: make(chan struct{})}
 }
 
 // Apply implements raft.FSM. It decodes the entry's command
@@ -62,9 +75,15 @@ func NewFSM(logger *slog.Logger) *FSM {
 // *ApplyResponse. A refused or undecodable command is a result, not a
 // failure: the state is unchanged on every replica and the proposer gets the
 // error. Entries of other types are ignored (raft sends only commands).
+// An entry whose Extensions name a member record (members.go) updates the
+// member table instead and answers a *MemberResponse.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
+	}
+	defer f.noteIndex(l.Index)
+	if bytes.Equal(l.Extensions, []byte(memberExtension)) {
+		return f.applyMember(l)
 	}
 	cmd, err := registry.DecodeCommand(l.Data)
 	if err != nil {
@@ -147,7 +166,7 @@ func (f *FSM) notifyLocked() {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &fsmSnapshot{state: f.state.Clone()}, nil
+	return &fsmSnapshot{state: f.state.Clone(), members: f.memberList()}, nil
 }
 
 // Restore implements raft.FSM: it replaces the whole state with the
@@ -158,29 +177,46 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("cluster: cannot read snapshot: %w", err)
 	}
-	s, err := decodeSnapshot(b)
+	s, members, err := decodeSnapshot(b)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
 	f.state = s
+	f.index, f.restored = 0, true
+	f.members = map[string]MemberInfo{}
+	for _, m := range members {
+		f.members[m.ID] = m
+	}
 	f.notifyLocked()
 	f.mu.Unlock()
 	return nil
 }
 
-// decodeSnapshot reads a snapshot written by fsmSnapshot.Persist.
-func decodeSnapshot(b []byte) (*registry.State, error) {
+// decodeSnapshot reads a snapshot written by fsmSnapshot.Persist, of
+// either format.
+func decodeSnapshot(b []byte) (*registry.State, []MemberInfo, error) {
+	var members []MemberInfo
 	body, ok := bytes.CutPrefix(b, []byte(snapshotMagic))
 	if !ok {
-		n := min(len(b), len(snapshotMagic))
-		return nil, fmt.Errorf("%w: header %q, want %q", ErrCorruptSnapshot, b[:n], snapshotMagic)
+		if body, ok = bytes.CutPrefix(b, []byte(snapshotMagicMembers)); !ok {
+			n := min(len(b), len(snapshotMagic))
+			return nil, nil, fmt.Errorf("%w: header %q, want %q or %q", ErrCorruptSnapshot, b[:n], snapshotMagic, snapshotMagicMembers)
+		}
+		line, rest, found := bytes.Cut(body, []byte("\n"))
+		if !found {
+			return nil, nil, fmt.Errorf("%w: the member table has no end of line", ErrCorruptSnapshot)
+		}
+		if err := json.Unmarshal(line, &members); err != nil {
+			return nil, nil, fmt.Errorf("%w: member table: %w", ErrCorruptSnapshot, err)
+		}
+		body = rest
 	}
 	s, err := registry.RestoreSnapshot(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 	}
-	return s, nil
+	return s, members, nil
 }
 
 // Read calls fn with the current state under the read lock: fn sees one
@@ -231,14 +267,25 @@ func (f *FSM) Changed() <-chan struct{} {
 }
 
 // fsmSnapshot is a private copy of the state, serialised by Persist.
-type fsmSnapshot struct{ state *registry.State }
+type fsmSnapshot struct {
+	state   *registry.State
+	members []MemberInfo
+}
 
 // Persist implements raft.FSMSnapshot: the envelope header, then the
 // registry snapshot.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	b, err := s.state.MarshalSnapshot()
 	if err == nil {
-		if _, err = io.WriteString(sink, snapshotMagic); err == nil {
+		if len(s.members) == 0 {
+			_, err = io.WriteString(sink, snapshotMagic)
+		} else {
+			var line []byte
+			if line, err = json.Marshal(s.members); err == nil {
+				_, err = sink.Write(append(append([]byte(snapshotMagicMembers), line...), '\n'))
+			}
+		}
+		if err == nil {
 			_, err = sink.Write(b)
 		}
 	}

@@ -41,9 +41,11 @@ type Node struct {
 	stop     chan struct{}
 	done     chan struct{}
 
-	closing   atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
+	closing    atomic.Bool
+	announcing atomic.Bool // AdvertiseAdmin's goroutine runs
+	openIndex  uint64      // the last index of the raft log at Open (CatchUp)
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Open starts a node from cfg: it opens (or creates) the Raft store in
@@ -88,11 +90,20 @@ func Open(cfg Config) (*Node, error) {
 		}
 		advertise = a
 	}
-	n.trans, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &raft.NetworkTransportConfig{
+	tcfg := &raft.NetworkTransportConfig{
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  hl.Named("transport"),
-	})
+	}
+	if cfg.TLS != nil {
+		var stream *tlsStream
+		if stream, err = newTLSStream(cfg.BindAddr, advertise, cfg.TLS); err == nil {
+			tcfg.Stream = stream
+			n.trans = raft.NewNetworkTransportWithConfig(tcfg)
+		}
+	} else {
+		n.trans, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, tcfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: cannot listen for raft on %s: %w", cfg.BindAddr, err)
 	}
@@ -115,6 +126,7 @@ func Open(cfg Config) (*Node, error) {
 	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.store, n.snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("cluster: cannot start raft in %s: %w", raftDir, err)
 	}
+	n.openIndex = n.raft.LastIndex()
 	n.obsCh = make(chan raft.Observation, 16)
 	n.obs = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
@@ -292,12 +304,27 @@ func (n *Node) Apply(ctx context.Context, cmd registry.Command) (registry.Result
 	if len(data) > registry.MaxCommandSize {
 		return registry.Result{}, fmt.Errorf("%w: %s command encodes to %d bytes, more than the %d allowed", registry.ErrMalformedCommand, cmd.Op(), len(data), registry.MaxCommandSize)
 	}
+	r, err := n.propose(ctx, start, cmd.Op(), cmd.IdempotencyKey, raft.Log{Data: data})
+	if err != nil {
+		return registry.Result{}, err
+	}
+	resp, ok := r.(*ApplyResponse)
+	if !ok {
+		return registry.Result{}, fmt.Errorf("cluster: raft returned %T for a %s command, want *ApplyResponse (a bug)", r, cmd.Op())
+	}
+	return resp.Result, resp.Err
+}
+
+// propose hands one entry to Raft on the leader and returns what the FSM
+// answered for it, under Apply's rules: bounded by ctx and ApplyTimeout,
+// every failure an *UnavailableError naming op and key.
+func (n *Node) propose(ctx context.Context, start time.Time, op registry.Op, key string, entry raft.Log) (any, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
 	unavailable := func(reason error, unknown bool, cause error) error {
 		addr, id := n.raft.LeaderWithID()
 		return &UnavailableError{
-			Op: cmd.Op(), IdempotencyKey: cmd.IdempotencyKey, Err: reason, OutcomeUnknown: unknown,
+			Op: op, IdempotencyKey: key, Err: reason, OutcomeUnknown: unknown,
 			Leader: string(addr), LeaderID: string(id), Waited: time.Since(start), Cause: cause,
 		}
 	}
@@ -307,18 +334,18 @@ func (n *Node) Apply(ctx context.Context, cmd registry.Command) (registry.Result
 		ch := n.leaderChanged()
 		state := n.raft.State()
 		if n.closing.Load() || state == raft.Shutdown {
-			return registry.Result{}, unavailable(ErrClosed, false, nil)
+			return nil, unavailable(ErrClosed, false, nil)
 		}
 		if state == raft.Leader {
 			break
 		}
 		if _, id := n.raft.LeaderWithID(); id != "" && string(id) != n.cfg.NodeID {
-			return registry.Result{}, unavailable(ErrNotLeader, false, nil)
+			return nil, unavailable(ErrNotLeader, false, nil)
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return registry.Result{}, unavailable(ErrNoLeader, false, ctx.Err())
+			return nil, unavailable(ErrNoLeader, false, ctx.Err())
 		}
 	}
 
@@ -327,9 +354,9 @@ func (n *Node) Apply(ctx context.Context, cmd registry.Command) (registry.Result
 	deadline, _ := ctx.Deadline()
 	remaining := time.Until(deadline)
 	if remaining <= 0 { // raft would take 0 as "no timeout"
-		return registry.Result{}, unavailable(ErrTimeout, false, context.DeadlineExceeded)
+		return nil, unavailable(ErrTimeout, false, context.DeadlineExceeded)
 	}
-	f := n.raft.Apply(data, remaining)
+	f := n.raft.ApplyLog(entry, remaining)
 	done := make(chan struct{})
 	go func() {
 		_ = f.Error() // returns once raft commits, fails or shuts down
@@ -338,32 +365,28 @@ func (n *Node) Apply(ctx context.Context, cmd registry.Command) (registry.Result
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return registry.Result{}, unavailable(ErrTimeout, true, ctx.Err())
+		return nil, unavailable(ErrTimeout, true, ctx.Err())
 	}
 	if err := f.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
-			return registry.Result{}, unavailable(ErrNotLeader, false, nil)
+			return nil, unavailable(ErrNotLeader, false, nil)
 		case errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return registry.Result{}, unavailable(ErrNoLeader, false, err)
+			return nil, unavailable(ErrNoLeader, false, err)
 		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return registry.Result{}, unavailable(ErrTimeout, false, err)
+			return nil, unavailable(ErrTimeout, false, err)
 		case errors.Is(err, raft.ErrLeadershipLost):
-			return registry.Result{}, unavailable(ErrLeadershipLost, true, nil)
+			return nil, unavailable(ErrLeadershipLost, true, nil)
 		case errors.Is(err, raft.ErrAbortedByRestore):
 			// The entry's effects are discarded by the restore.
-			return registry.Result{}, unavailable(ErrLeadershipLost, false, err)
+			return nil, unavailable(ErrLeadershipLost, false, err)
 		case errors.Is(err, raft.ErrRaftShutdown):
-			return registry.Result{}, unavailable(ErrClosed, true, nil)
+			return nil, unavailable(ErrClosed, true, nil)
 		default:
-			return registry.Result{}, unavailable(ErrUnavailable, true, err)
+			return nil, unavailable(ErrUnavailable, true, err)
 		}
 	}
-	resp, ok := f.Response().(*ApplyResponse)
-	if !ok {
-		return registry.Result{}, fmt.Errorf("cluster: raft returned %T for a %s command, want *ApplyResponse (a bug)", f.Response(), cmd.Op())
-	}
-	return resp.Result, resp.Err
+	return f.Response(), nil
 }
 
 // Barrier waits until every entry committed before it is applied to this

@@ -105,7 +105,13 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx) {
 		if !s.readAPIBody(ctx, r) {
 			return
 		}
+		if s.cluster != nil && s.routeToLeader(ctx, r) {
+			return
+		}
 		r.handle(s, ctx, &p)
+		if s.cluster != nil {
+			ctx.Response.Header.Set(HeaderAppliedIndex, strconv.FormatUint(s.cluster.AppliedIndex(), 10))
+		}
 		return
 	}
 	if len(allowed) > 0 {

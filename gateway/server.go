@@ -96,6 +96,9 @@ type Config struct {
 	// from the registry on this node; GET /api/v1/audit reads it for
 	// records older than the registry keeps.
 	AuditArchive AuditArchive
+	// Cluster, when set, gives the admin API membership (/api/v1/cluster)
+	// and forwards registry writes to the leader (api_cluster.go).
+	Cluster Cluster
 	// Logger receives the node's operational log. Default: discard.
 	Logger *slog.Logger
 }
@@ -191,6 +194,10 @@ type Server struct {
 
 	// shadows holds each model's mirror, comparisons and evaluation.
 	shadows shadowSet
+
+	// cluster, when set, is membership and leader forwarding (api_cluster.go).
+	cluster Cluster
+	forwarding
 }
 
 // New returns a server that is not yet listening.
@@ -198,6 +205,7 @@ func New(cfg Config) *Server {
 	cfg.fill()
 	s := &Server{cfg: cfg, auth: cfg.Auth, control: cfg.Control, artifacts: cfg.Artifacts, validator: cfg.Validator,
 		predlog: cfg.PredLog, log: cfg.Logger, routing: cfg.Routing, Catalog: cfg.Catalog}
+	s.cluster = cfg.Cluster
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.Catalog == nil {
 		s.Catalog = NewCatalog(NewMetrics())

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -138,6 +140,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	raftAddr := fs.String("raft-listen", cluster.DefaultBindAddr, "Raft address of this node (the registry's replication)")
 	nodeID := fs.String("node-id", "", "Raft node ID (default the node name)")
+	join := fs.String("join", "", "join the cluster of the node at this admin `ADDR` (host:port or URL; any member) instead of bootstrapping a one-voter cluster; a joining node learns every model from the registry and needs no --model")
+	joinToken := fs.String("join-token", "", "admin-scoped token the join authenticates with (default env MODELGATE_TOKEN)")
+	nonVoter := fs.Bool("non-voter", false, "with --join: join as a non-voter (an edge site: receives and serves the registry, never votes)")
+	advertiseAdmin := fs.String("advertise-admin", "", "admin address other nodes forward writes to (default the bound --admin-listen address; required when that is 0.0.0.0)")
+	raftCert := fs.String("raft-tls-cert", "", "mutual TLS on the Raft transport: this node's certificate (PEM; its IP address a SAN); with --raft-tls-key and --raft-tls-ca, on every member alike")
+	raftKey := fs.String("raft-tls-key", "", "mutual TLS on the Raft transport: this node's private key (PEM)")
+	raftCA := fs.String("raft-tls-ca", "", "mutual TLS on the Raft transport: the CA (PEM) that signs every member's certificate")
 	forceBootstrap := fs.Bool("force-bootstrap", false, "start a new, empty registry even though <data-dir>/raft was lost (the node refuses otherwise); only the --model files are served again")
 	var tokenSpecs stringsFlag
 	fs.Var(&tokenSpecs, "token", "bearer token `\"NAME SCOPE[,SCOPE…] SECRET\"` (repeatable; scopes: score, register, labels, read, admin)")
@@ -165,6 +174,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	for name := range profiles {
 		if !slices.ContainsFunc(models, func(m modelSpec) bool { return m.name == name }) {
 			return usageError("--profile " + name + ": no --model " + name + " to register it with")
+		}
+	}
+	if *join == "" && *nonVoter {
+		return usageError("--non-voter needs --join: a node that bootstraps its cluster is its voter")
+	}
+	if *join != "" && *joinToken == "" {
+		if *joinToken = os.Getenv("MODELGATE_TOKEN"); *joinToken == "" {
+			return usageError("--join needs an admin-scoped token: --join-token or MODELGATE_TOKEN")
 		}
 	}
 	rt.Optimization = runtime.GraphOptimization(*opt)
@@ -224,8 +241,19 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	ccfg := cluster.DefaultConfig()
 	ccfg.AuditArchive = archive
 	gw.AuditArchive = archive
-	ccfg.NodeID, ccfg.DataDir, ccfg.BindAddr, ccfg.Bootstrap, ccfg.Logger = *nodeID, *dataDir, *raftAddr, true, log
+	// A joining node starts with no Raft state and waits for the leader to
+	// add it; a restarted one finds its state and rejoins as it was.
+	ccfg.NodeID, ccfg.DataDir, ccfg.BindAddr, ccfg.Bootstrap, ccfg.Logger = *nodeID, *dataDir, *raftAddr, *join == "", log
 	ccfg.ForceBootstrap = *forceBootstrap
+	switch set := btoi(*raftCert != "") + btoi(*raftKey != "") + btoi(*raftCA != ""); set {
+	case 0:
+	case 3:
+		if ccfg.TLS, err = cluster.LoadMutualTLS(*raftCert, *raftKey, *raftCA); err != nil {
+			return err
+		}
+	default:
+		return usageError("Raft's mutual TLS needs all of --raft-tls-cert, --raft-tls-key and --raft-tls-ca")
+	}
 	if ccfg.NodeID == "" {
 		ccfg.NodeID = gw.Node
 	}
@@ -267,6 +295,17 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := n.Server
+	adminAddr := *advertiseAdmin
+	if adminAddr == "" {
+		adminAddr = srv.AdminAddr()
+	}
+	if host, _, err := net.SplitHostPort(adminAddr); err != nil || net.ParseIP(host) == nil || net.ParseIP(host).IsUnspecified() {
+		shutdown(n, *drain, log)
+		return usageError("the admin address other nodes forward to, " + strconv.Quote(adminAddr) + ", is not an ip:port they can dial: set --advertise-admin")
+	}
+	// Whenever this node leads, followers forward admin writes here.
+	cnode.AdvertiseAdmin(adminAddr)
+	member := memberSpec{join: *join, token: *joinToken, id: ccfg.NodeID, raftAddr: cnode.Addr(), adminAddr: adminAddr, voter: !*nonVoter}
 	log.Info("listening", "scoring", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "raft", *raftAddr, "onnxruntime", runtime.Version(), "data_dir", *dataDir,
 		"memory_limit", limit, "memory_limit_from", limitSource)
 	if tokenNote != "" {
@@ -276,7 +315,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	loaded := make(chan error, 1)
-	go func() { loaded <- startModels(srv, cnode, models, profiles, started, log) }()
+	go func() { loaded <- startModels(srv, cnode, member, models, profiles, started, log) }()
 	select {
 	case err := <-loaded:
 		if err != nil {
@@ -301,17 +340,32 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 // (once per digest: a restart registers nothing new; a champion chosen
 // through the registry is never replaced, see gateway.Server.ServeFile),
 // and waits until the node serves everything the registry says it should.
-func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, profiles namedPaths, started time.Time, log *slog.Logger) error {
+func startModels(srv *gateway.Server, node *cluster.Node, member memberSpec, models modelFlag, profiles namedPaths, started time.Time, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if member.join != "" {
+		// Every start asks again: joining as before changes nothing, and
+		// a changed admin address is recorded.
+		if err := joinCluster(ctx, member.join, member.token, member.id, member.raftAddr, member.adminAddr, member.voter); err != nil {
+			return err
+		}
+		log.Info("joined the cluster", "through", member.join, "id", member.id, "raft", member.raftAddr, "admin", member.adminAddr, "voter", member.voter)
+	}
 	if err := node.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("the registry has no leader: %w", err)
 	}
-	if err := node.Barrier(ctx); err != nil {
+	// A follower that was down a while may wait for its leader's
+	// replication backoff (up to about 40 s) before its first entries.
+	catchUp, cancelCatchUp := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancelCatchUp()
+	if err := node.CatchUp(catchUp); err != nil {
 		return fmt.Errorf("the registry cannot catch up: %w", err)
 	}
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	// Each validation is bounded by the gate's own timeout, not the start's.
-	for _, r := range srv.RecoverStranded(context.Background(), started, "modelgate serve (recovery)") {
+	// Only the leader judges: a follower's verdict could not be committed.
+	for _, r := range recoverStranded(srv, node, started) {
 		switch r.Stage {
 		case registry.StageRegistered:
 			log.Warn("a version left registered by a crash could not be judged; it stays registered until the next start", "model", r.Model, "version", r.Version, "reason", r.Reason)
@@ -354,6 +408,14 @@ func startModels(srv *gateway.Server, node *cluster.Node, models modelFlag, prof
 		}
 		select {
 		case <-ctx.Done():
+			if member.join != "" {
+				// A member serves what it can; what it cannot (an artifact
+				// registered on another node, not here) keeps it not ready,
+				// with the reason in /api/v1/cluster, and the reconciler
+				// retries. Artifact distribution will bring the bytes.
+				log.Error("not ready: this node cannot serve every version the registry routes to; the others are served", "err", err)
+				return nil
+			}
 			return err
 		case <-time.After(200 * time.Millisecond):
 		}
@@ -422,4 +484,26 @@ func spareProcs(rt *runtime.Config) {
 		rt.Sessions = cores
 	}
 	goruntime.GOMAXPROCS(cores + predlog.BackgroundThreads)
+}
+
+// memberSpec is how this node takes part in its cluster.
+type memberSpec struct {
+	join, token, id, raftAddr, adminAddr string
+	voter                                bool
+}
+
+// recoverStranded judges crash-stranded versions on the leader; a
+// follower leaves them to it.
+func recoverStranded(srv *gateway.Server, node *cluster.Node, started time.Time) []gateway.Stranded {
+	if !node.IsLeader() {
+		return nil
+	}
+	return srv.RecoverStranded(context.Background(), started, "modelgate serve (recovery)")
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/gateway"
+	"github.com/modelgate/modelgate/internal/artifact"
 	"github.com/modelgate/modelgate/lifecycle"
 	"github.com/modelgate/modelgate/registry"
 	"github.com/modelgate/modelgate/runtime"
@@ -41,6 +42,11 @@ func (l loader) Load(model string, rv registry.RouteVersion) (*runtime.Slot, *ga
 		return nil, nil, errors.New("this node has no artifact store")
 	}
 	b, err := n.cfg.Artifacts.Get(rv.Digest)
+	if errors.Is(err, artifact.ErrNotFound) {
+		// Registered through another node: its bytes are there, not here
+		// (nodes do not fetch artifacts from each other yet). Not routed.
+		return nil, nil, fmt.Errorf("artifact %s is not on this node, so the version is not routed here: it was uploaded to another member; give this node the same file (serve --model %s=PATH) until artifact distribution fetches it: %w", rv.Digest, model, err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot read artifact %s: %w", rv.Digest, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/modelgate/modelgate/cluster"
 	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/lifecycle"
@@ -89,6 +90,9 @@ func New(cfg Config) (*Node, error) {
 	gw := cfg.Gateway
 	gw.Control, gw.Artifacts, gw.Catalog, gw.Routing = cfg.Control, cfg.Artifacts, n.catalog, n.rec
 	gw.Rollouts = rolloutReporter{n}
+	if c, ok := cfg.Control.(*cluster.Node); ok && gw.Cluster == nil {
+		gw.Cluster = clusterMembership{c}
+	}
 	n.Server = gateway.New(gw)
 
 	ccfg := lifecycle.ControllerConfig{
