@@ -110,12 +110,10 @@ func (l *Log) runDurable() {
 // commitInterval is the shortest time between the starts of two async
 // group commits while records keep coming. Each wake-up of the committer,
 // on a locked and niced thread, costs the Go scheduler a hand-over of its P
-// and a few futex calls, tens of µs on this VM: at 2 ms the log spent
-// ~1.9 µs of CPU per record at 100,000 records/s, at 10 ms ~1.3
-// (AppendPaced, interleaved), and the scoring node over HTTP kept 94.2% of
-// features off against 92.8%. Durable records do not wait for it
-// (runDurable), and an async record waits at most about 10 ms and one
-// commit to be committed, far inside SyncInterval.
+// and a few futex calls, so fewer, larger groups leave more CPU to scoring
+// (BENCHMARKS.md, BenchmarkAppendPaced). Durable records do not wait for it
+// (runDurable), and an async record waits at most about one interval and
+// one commit to be committed, far inside SyncInterval.
 const commitInterval = 10 * time.Millisecond
 
 // take is what the committer took from the ring's shards in one swap.
