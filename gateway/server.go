@@ -16,6 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/modelgate/modelgate/internal/ctxwait"
 	"github.com/modelgate/modelgate/predlog"
 )
 
@@ -350,7 +351,7 @@ func (s *Server) Drain(ctx context.Context) error {
 		}
 	}
 	s.cancel()
-	if !waitCtx(ctx, s.wg.Wait) {
+	if !ctxwait.Wait(ctx, s.wg.Wait) {
 		errs = append(errs, fmt.Errorf("gateway: listeners still serving at the drain deadline: %w", ctx.Err()))
 	}
 	return errors.Join(errs...)
@@ -362,31 +363,10 @@ func (s *Server) Drain(ctx context.Context) error {
 // deadline.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeShadows(ctx.Done())
-	if !waitCtx(ctx, s.Catalog.Close) {
+	if !ctxwait.Wait(ctx, s.Catalog.Close) {
 		return fmt.Errorf("gateway: model versions still running calls at the drain deadline, their sessions not freed: %w", ctx.Err())
 	}
 	return nil
-}
-
-// waitCtx runs wait and reports whether it returned before ctx ended; when
-// it did not, wait goes on in the background (the process is exiting).
-func waitCtx(ctx context.Context, wait func()) bool {
-	done := make(chan struct{})
-	go func() {
-		wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		select {
-		case <-done: // finished as the deadline came: not late
-			return true
-		default:
-			return false
-		}
-	}
 }
 
 // recovering turns a handler panic into a 500 and a counted metric:

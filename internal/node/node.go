@@ -12,6 +12,7 @@ import (
 	"github.com/modelgate/modelgate/cluster"
 	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/gateway"
+	"github.com/modelgate/modelgate/internal/ctxwait"
 	"github.com/modelgate/modelgate/lifecycle"
 	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/routing"
@@ -160,7 +161,7 @@ func (n *Node) Controller() *lifecycle.Controller { return n.ctrl }
 func (n *Node) Shutdown(ctx context.Context) error {
 	errs := []error{n.Server.Drain(ctx)}
 	n.stopOnce.Do(func() { close(n.stop) })
-	if !waitCtx(ctx, func() {
+	if !ctxwait.Wait(ctx, func() {
 		n.ctrl.Close()
 		n.wg.Wait()
 	}) {
@@ -224,25 +225,4 @@ func (d championDrift) ChampionDrift() []lifecycle.ChampionDrift {
 		out = append(out, lifecycle.ChampionDrift{Model: model, Version: version, Windows: w})
 	})
 	return out
-}
-
-// waitCtx runs wait and reports whether it returned before ctx ended; when
-// it did not, wait goes on in the background (the process is exiting).
-func waitCtx(ctx context.Context, wait func()) bool {
-	done := make(chan struct{})
-	go func() {
-		wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		select {
-		case <-done: // finished as the deadline came: not late
-			return true
-		default:
-			return false
-		}
-	}
 }
