@@ -63,24 +63,7 @@ func TestNewLeaderDeliversAnUndeliveredRequest(t *testing.T) {
 	hold := make(chan struct{})
 	recv := newHookReceiver(t, hold)
 
-	peers := make([]cluster.Peer, 3)
-	for i := range peers {
-		peers[i] = cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: loopbackAddr(t)}
-	}
-	nodes := make([]*cluster.Node, 3)
-	for i, p := range peers {
-		cfg := cluster.DefaultConfig()
-		cfg.NodeID, cfg.DataDir, cfg.BindAddr, cfg.InitialCluster = p.ID, t.TempDir(), p.Addr, peers
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		// Loose timings: three nodes share two cores with other work.
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
-		n, err := cluster.Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = n
-		t.Cleanup(func() { _ = n.Close() })
-	}
+	nodes := startCluster(t, 3)
 	old := leaderOf(t, nodes)
 
 	// The registry's setup, as newTestRegistry makes it, through Raft.
@@ -210,4 +193,28 @@ func TestNewLeaderDeliversAnUndeliveredRequest(t *testing.T) {
 	if len(delivered) != 1 || !strings.HasPrefix(delivered[0].IdempotencyKey, requested.ID) {
 		t.Fatalf("delivered records: %+v, want one for %s", delivered, requested.ID)
 	}
+}
+
+// startCluster starts n raft nodes on loopback that form one cluster.
+func startCluster(t *testing.T, n int) []*cluster.Node {
+	t.Helper()
+	peers := make([]cluster.Peer, n)
+	for i := range peers {
+		peers[i] = cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: loopbackAddr(t)}
+	}
+	nodes := make([]*cluster.Node, n)
+	for i, p := range peers {
+		cfg := cluster.DefaultConfig()
+		cfg.NodeID, cfg.DataDir, cfg.BindAddr, cfg.InitialCluster = p.ID, t.TempDir(), p.Addr, peers
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		// Loose timings: three nodes share two cores with other work.
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
+		node, err := cluster.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = node
+		t.Cleanup(func() { _ = node.Close() })
+	}
+	return nodes
 }

@@ -3,11 +3,9 @@ package lifecycle
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/modelgate/modelgate/cluster"
 	"github.com/modelgate/modelgate/registry"
 )
 
@@ -21,24 +19,7 @@ func TestNewLeaderResumesRolloutExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three raft nodes")
 	}
-	peers := make([]cluster.Peer, 3)
-	for i := range peers {
-		peers[i] = cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: loopbackAddr(t)}
-	}
-	nodes := make([]*cluster.Node, 3)
-	for i, p := range peers {
-		cfg := cluster.DefaultConfig()
-		cfg.NodeID, cfg.DataDir, cfg.BindAddr, cfg.InitialCluster = p.ID, t.TempDir(), p.Addr, peers
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		// Loose timings: three nodes share two cores with other work.
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
-		n, err := cluster.Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = n
-		t.Cleanup(func() { _ = n.Close() })
-	}
+	nodes := startCluster(t, 3)
 	leader := leaderOf(t, nodes)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
