@@ -268,8 +268,8 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, model, version []byte) {
 		ctx.Response.SetBodyRaw(append([]byte(nil), st.out...))
 	}
 	// One clock read serves the record and the latency metric. The
-	// response is only sent once the handler
-	// returns, so a durable record that cannot be logged still replaces it.
+	// response is only sent once the handler returns, so a durable record
+	// that cannot be logged still replaces it.
 	elapsed := time.Since(start)
 	if s.predlog != nil && r.LogMode != routing.LogOff {
 		role := predlog.RoleChampion
