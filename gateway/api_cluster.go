@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/modelgate/modelgate/internal/peer"
 	"github.com/valyala/fasthttp"
 )
 
@@ -194,7 +194,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, r *apiRoute, leaderID, leader
 	}
 	c, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(c, r.method, "http://"+leaderAdmin+string(ctx.RequestURI()), body)
+	req, err := http.NewRequestWithContext(c, r.method, s.peers().URL(leaderAdmin, string(ctx.RequestURI())), body)
 	if err != nil {
 		writeError(ctx, fasthttp.StatusInternalServerError, "cannot forward to the leader "+leaderID+": "+err.Error())
 		return
@@ -212,7 +212,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, r *apiRoute, leaderID, leader
 	})
 	req.Header.Set(HeaderForwardedBy, s.cluster.NodeID())
 	start := time.Now()
-	resp, err := s.forwardClient().Do(req)
+	resp, err := s.peers().Do(req)
 	if err != nil {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot forward to the leader "+leaderID+" at "+leaderAdmin+" after "+
 			time.Since(start).Round(time.Millisecond).String()+": "+err.Error()+
@@ -257,18 +257,13 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, r *apiRoute, leaderID, leader
 	ctx.SetBody(out)
 }
 
-// forwardClient is the HTTP client of forwarding and peer probes, made on
-// first use: only clustered nodes need one.
-func (s *Server) forwardClient() *http.Client {
+// peers is the client of forwarding and peer probes: the configured one,
+// or a plain one made on first use.
+func (s *Server) peers() *peer.Client {
 	s.fwdOnce.Do(func() {
-		s.fwd = &http.Client{
-			Transport: &http.Transport{
-				DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-				MaxIdleConnsPerHost: 4,
-				IdleConnTimeout:     time.Minute,
-			},
-			// The leader's answer is relayed as it is, redirects included.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		s.fwd = s.cfg.Peers
+		if s.fwd == nil {
+			s.fwd = peer.New(peer.Config{})
 		}
 	})
 	return s.fwd
@@ -277,7 +272,7 @@ func (s *Server) forwardClient() *http.Client {
 // forwarding is the Server's forwarding state.
 type forwarding struct {
 	fwdOnce sync.Once
-	fwd     *http.Client
+	fwd     *peer.Client
 }
 
 // nodeReport is what a node says about itself (GET /api/v1/cluster/self):
@@ -415,14 +410,14 @@ func (s *Server) apiCluster(ctx *fasthttp.RequestCtx, _ *apiParams) {
 func (s *Server) probePeer(admin, auth string) (nodeReport, error) {
 	c, cancel := context.WithTimeout(s.ctx, peerProbeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(c, "GET", "http://"+admin+"/api/v1/cluster/self", nil)
+	req, err := http.NewRequestWithContext(c, "GET", s.peers().URL(admin, "/api/v1/cluster/self"), nil)
 	if err != nil {
 		return nodeReport{}, err
 	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	resp, err := s.forwardClient().Do(req)
+	resp, err := s.peers().Do(req)
 	if err != nil {
 		return nodeReport{}, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/internal/ctxwait"
+	"github.com/modelgate/modelgate/internal/peer"
 	"github.com/modelgate/modelgate/predlog"
 )
 
@@ -100,6 +101,10 @@ type Config struct {
 	// Cluster, when set, gives the admin API membership (/api/v1/cluster)
 	// and forwards registry writes to the leader (api_cluster.go).
 	Cluster Cluster
+	// Peers is the client this node reaches other nodes' admin APIs with
+	// (forwarding, probes): their scheme, TLS and this node's own token.
+	// Default: plain http, no token of its own.
+	Peers *peer.Client
 	// Logger receives the node's operational log. Default: discard.
 	Logger *slog.Logger
 }

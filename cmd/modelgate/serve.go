@@ -24,6 +24,7 @@ import (
 	"github.com/modelgate/modelgate/internal/memlimit"
 	modelnode "github.com/modelgate/modelgate/internal/node"
 	"github.com/modelgate/modelgate/internal/ortlib"
+	"github.com/modelgate/modelgate/internal/peer"
 	"github.com/modelgate/modelgate/internal/validate"
 	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/registry"
@@ -142,6 +143,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	nodeID := fs.String("node-id", "", "Raft node ID (default the node name)")
 	join := fs.String("join", "", "join the cluster of the node at this admin `ADDR` (host:port or URL; any member) instead of bootstrapping a one-voter cluster; a joining node learns every model from the registry and needs no --model")
 	joinToken := fs.String("join-token", "", "admin-scoped token the join authenticates with (default env MODELGATE_TOKEN)")
+	clusterToken := fs.String("cluster-token", "", "admin-scoped token this node's own requests to other members carry (artifact fetches, statistics pushes, prediction lookups); default --join-token, then env MODELGATE_TOKEN")
 	nonVoter := fs.Bool("non-voter", false, "with --join: join as a non-voter (an edge site: receives and serves the registry, never votes)")
 	advertiseAdmin := fs.String("advertise-admin", "", "admin address other nodes forward writes to (default the bound --admin-listen address; required when that is 0.0.0.0)")
 	raftCert := fs.String("raft-tls-cert", "", "mutual TLS on the Raft transport: this node's certificate (PEM; its IP address a SAN); with --raft-tls-key and --raft-tls-ca, on every member alike")
@@ -184,6 +186,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return usageError("--join needs an admin-scoped token: --join-token or MODELGATE_TOKEN")
 		}
 	}
+	if *clusterToken == "" {
+		if *clusterToken = *joinToken; *clusterToken == "" {
+			*clusterToken = os.Getenv("MODELGATE_TOKEN")
+		}
+	}
+	gw.Peers = peer.New(peer.Config{Token: *clusterToken})
 	rt.Optimization = runtime.GraphOptimization(*opt)
 	spareProcs(rt)
 	if err := rt.Validate(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/modelgate/modelgate/drift"
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/ctxwait"
+	"github.com/modelgate/modelgate/internal/peer"
 	"github.com/modelgate/modelgate/lifecycle"
 	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/routing"
@@ -58,6 +59,8 @@ type Node struct {
 	catalog *gateway.Catalog
 	rec     *routing.Reconciler[*gateway.VersionObservers]
 	ctrl    *lifecycle.Controller
+	// peers reaches other members' admin APIs (Config.Gateway.Peers).
+	peers *peer.Client
 
 	adminURL string // set by Start before any loop reads it
 	stop     chan struct{}
@@ -88,6 +91,10 @@ func New(cfg Config) (*Node, error) {
 	n.catalog.DriftPolicy = n.policyDrift
 	n.rec = routing.NewReconciler(n.catalog.Router(), controlSource{cfg.Control}, loader{n}, n.log)
 
+	if cfg.Gateway.Peers == nil {
+		cfg.Gateway.Peers = peer.New(peer.Config{})
+	}
+	n.peers = cfg.Gateway.Peers
 	gw := cfg.Gateway
 	gw.Control, gw.Artifacts, gw.Catalog, gw.Routing = cfg.Control, cfg.Artifacts, n.catalog, n.rec
 	gw.Rollouts = rolloutReporter{n}
