@@ -55,6 +55,9 @@ func (a *RegisterArgs) apply(t *txn) (Result, error) {
 		Created:          t.now,
 		Updated:          t.now,
 	})
+	if a.Holder != "" {
+		m.Versions[len(m.Versions)-1].Holders = []string{a.Holder}
+	}
 	m.NextVersion++
 	t.record(AuditRecord{Action: ActionRegister, Version: n, To: StageRegistered, Reason: a.Reason,
 		Evidence: mustJSON(map[string]any{"digest": a.Digest, "size": a.Size})})

@@ -1,0 +1,72 @@
+package registry
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestReportReady: a registration names its holder; a ready report adds the
+// node to ready_on and holders, a failed one records the gate's reason,
+// and a later ready report from the same node replaces it. Every report is
+// an audit record, and the state survives a snapshot round trip.
+func TestReportReady(t *testing.T) {
+	h := newHarness(t)
+	n := h.must(&RegisterArgs{Model: "m", Digest: digestOf(1), Size: 10, Signature: testSignature(), Holder: "n1"}).Version
+	h.validate("m", n, true)
+	h.must(&ReportReadyArgs{Node: "n1", Model: "m", Version: n, Digest: digestOf(1)})
+	h.must(&ReportReadyArgs{Node: "n3", Model: "m", Version: n, Digest: digestOf(1), Failed: "input features: shape mismatch"})
+	v, _ := h.s.Version("m", n)
+	if !slices.Equal(v.Holders, []string{"n1"}) || !v.IsReadyOn("n1") || v.IsReadyOn("n3") || v.FailedReason("n3") != "input features: shape mismatch" {
+		t.Fatalf("after n1 ready, n3 failed: holders %v ready %v failed %v", v.Holders, v.ReadyOn, v.FailedOn)
+	}
+	h.must(&ReportReadyArgs{Node: "n3", Model: "m", Version: n, Digest: digestOf(1)})
+	h.must(&ReportReadyArgs{Node: "n2", Model: "m", Version: n, Digest: digestOf(1)})
+	v, _ = h.s.Version("m", n)
+	if !slices.Equal(v.Holders, []string{"n1", "n2", "n3"}) || v.FailedOn != nil || len(v.ReadyOn) != 3 || v.ReadyOn[1].Node != "n2" {
+		t.Fatalf("after all ready: holders %v ready %v failed %v", v.Holders, v.ReadyOn, v.FailedOn)
+	}
+	recs := h.s.Audit(AuditFilter{Model: "m", Version: n})
+	ready := 0
+	for _, r := range recs {
+		if r.Action == ActionReady {
+			ready++
+		}
+	}
+	if ready != 4 {
+		t.Fatalf("%d ready records, want 4", ready)
+	}
+	back, err := RestoreSnapshot(h.snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bv, _ := back.Version("m", n)
+	if !slices.Equal(bv.Holders, v.Holders) || !slices.Equal(bv.ReadyOn, v.ReadyOn) {
+		t.Fatalf("restored: holders %v ready %v", bv.Holders, bv.ReadyOn)
+	}
+}
+
+// TestReportReadyRefuses: another digest (the node verified other bytes),
+// a failed version, a deleted one and a bad node ID are refused and change
+// nothing.
+func TestReportReadyRefuses(t *testing.T) {
+	h, v := atStage(t, StageFailed)
+	h.refused(&ReportReadyArgs{Node: "n2", Model: "m", Version: 1, Digest: digestOf(2)}, ErrInvalid, "node n2 verified other bytes")
+	h.refused(&ReportReadyArgs{Node: "n2", Model: "m", Version: v, Digest: digestOf(2)}, ErrIllegalTransition, "failed validation")
+	h.refused(&ReportReadyArgs{Node: "n2", Model: "m", Version: 9, Digest: digestOf(2)}, ErrVersionNotFound, "")
+	h.refused(&ReportReadyArgs{Node: "n 2", Model: "m", Version: 1, Digest: digestOf(1)}, ErrInvalid, "node ID")
+	h.refused(&SetPolicyArgs{Model: "m", Policy: func() Policy { p := DefaultPolicy(); p.Distribution = &DistributionPolicy{RequireReady: "most"}; return p }()}, ErrInvalid, `policy.distribution.require_ready`)
+}
+
+// TestReportReadyCopyOnWrite: a state cloned before a report (a reader's
+// view) does not see it: the version's lists are replaced, not changed.
+func TestReportReadyCopyOnWrite(t *testing.T) {
+	h, _ := atStage(t, StageCanary)
+	h.must(&ReportReadyArgs{Node: "a", Model: "m", Version: 1, Digest: digestOf(1)})
+	before, _ := h.s.Version("m", 1)
+	old := h.s.Clone()
+	h.must(&ReportReadyArgs{Node: "b", Model: "m", Version: 1, Digest: digestOf(1)})
+	ov, _ := old.Version("m", 1)
+	if len(ov.ReadyOn) != 1 || len(before.ReadyOn) != 1 || len(ov.Holders) != 1 {
+		t.Fatalf("the earlier state changed: ready %v holders %v", ov.ReadyOn, ov.Holders)
+	}
+}
