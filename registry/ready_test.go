@@ -54,7 +54,11 @@ func TestReportReadyRefuses(t *testing.T) {
 	h.refused(&ReportReadyArgs{Node: "n2", Model: "m", Version: v, Digest: digestOf(2)}, ErrIllegalTransition, "failed validation")
 	h.refused(&ReportReadyArgs{Node: "n2", Model: "m", Version: 9, Digest: digestOf(2)}, ErrVersionNotFound, "")
 	h.refused(&ReportReadyArgs{Node: "n 2", Model: "m", Version: 1, Digest: digestOf(1)}, ErrInvalid, "node ID")
-	h.refused(&SetPolicyArgs{Model: "m", Policy: func() Policy { p := DefaultPolicy(); p.Distribution = &DistributionPolicy{RequireReady: "most"}; return p }()}, ErrInvalid, `policy.distribution.require_ready`)
+	h.refused(&SetPolicyArgs{Model: "m", Policy: func() Policy {
+		p := DefaultPolicy()
+		p.Distribution = &DistributionPolicy{RequireReady: "most"}
+		return p
+	}()}, ErrInvalid, `policy.distribution.require_ready`)
 }
 
 // TestReportReadyCopyOnWrite: a state cloned before a report (a reader's
