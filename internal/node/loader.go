@@ -43,9 +43,10 @@ func (l loader) Load(model string, rv registry.RouteVersion) (*runtime.Slot, *ga
 	}
 	b, err := n.cfg.Artifacts.Get(rv.Digest)
 	if errors.Is(err, artifact.ErrNotFound) {
-		// Registered through another node: its bytes are there, not here
-		// (nodes do not fetch artifacts from each other yet). Not routed.
-		return nil, nil, fmt.Errorf("artifact %s is not on this node, so the version is not routed here: it was uploaded to another member; give this node the same file (serve --model %s=PATH) until artifact distribution fetches it: %w", rv.Digest, model, err)
+		// Registered through another node: the distributor is fetching
+		// its bytes from a holder (distribute.go). Not routed until then;
+		// the report_ready that follows the fetch reconciles again.
+		return nil, nil, fmt.Errorf("artifact %s of %s v%d is not on this node yet, so the version is not routed here: it is being fetched from a holder (GET /api/v1/cluster/self shows how far): %w", rv.Digest, model, rv.Version, err)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot read artifact %s: %w", rv.Digest, err)

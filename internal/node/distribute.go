@@ -1,0 +1,370 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/modelgate/modelgate/cluster"
+	"github.com/modelgate/modelgate/internal/artifact"
+	"github.com/modelgate/modelgate/registry"
+)
+
+// Artifact distribution, the node's side. The node that received an
+// upload stored the bytes and registered the version naming itself the
+// holder; its validation gate's pass made it ready (registry/ready.go).
+// Every other node runs the distributor: for each version the registry
+// may route (validated, shadow, canary, champion, and the warm standby) it
+// fetches the bytes from a holder over GET /api/v1/artifacts/{digest}
+// straight into the artifact store (PutExpect: verified against the
+// digest, nothing kept when they do not match or the transfer is cut),
+// runs its own validation gate on them and reports its verdict with
+// report_ready through the leader. A failed fetch moves on to the next
+// holder, and a round in which every holder failed backs off. Loading and
+// warming stay the reconciler's: it loads a version before any routing
+// table names it, so no node routes to a version it has not loaded.
+//
+// Nothing is distributed while the node is the cluster's only member:
+// it validated what it stored itself, and `make run` stays as it was.
+
+// Distribution timing.
+const (
+	distributeEvery = time.Second
+	fetchBackoffMin = 250 * time.Millisecond
+	fetchBackoffMax = 30 * time.Second
+	// fetchTimeout bounds one transfer: 50 MB over a poor link.
+	fetchTimeout = 10 * time.Minute
+	// gateTimeout bounds the validation gate on a fetched version, as on
+	// the node that registered it.
+	gateTimeout = 5 * time.Minute
+)
+
+// distributor fetches, verifies, validates and reports versions.
+type distributor struct {
+	n *Node
+	c *cluster.Node
+
+	mu     sync.Mutex
+	status map[string]string    // "model vN" → what this node is doing about it
+	tries  map[string]*fetchTry // by digest
+}
+
+type fetchTry struct {
+	failures int
+	next     time.Time
+}
+
+// want is one version this node should hold and report on.
+type want struct {
+	model    string
+	version  int
+	digest   string
+	size     int64
+	golden   json.RawMessage
+	sig      registry.Signature
+	budgetMs float64
+	holders  []string // holders first, then the other ready nodes
+}
+
+func (w want) key() string { return w.model + " v" + strconv.Itoa(w.version) }
+
+func newDistributor(n *Node, c *cluster.Node) *distributor {
+	return &distributor{n: n, c: c, status: map[string]string{}, tries: map[string]*fetchTry{}}
+}
+
+// Status is what this node is doing about each version it has not
+// reported yet (GET /api/v1/cluster/self's "distribution").
+func (d *distributor) Status() map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.status) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(d.status))
+	for k, v := range d.status {
+		out[k] = v
+	}
+	return out
+}
+
+func (d *distributor) setStatus(w want, s string) {
+	d.mu.Lock()
+	if s == "" {
+		delete(d.status, w.key())
+	} else {
+		d.status[w.key()] = s
+	}
+	d.mu.Unlock()
+}
+
+// run distributes until stop closes: at every registry change and every
+// distributeEvery (for backoffs and members that came back).
+func (d *distributor) run(stop <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-stop
+		cancel()
+	}()
+	t := time.NewTicker(distributeEvery)
+	defer t.Stop()
+	for {
+		changed := d.n.cfg.Control.Changed()
+		d.pass(ctx)
+		select {
+		case <-t.C:
+		case <-changed:
+		case <-stop:
+			return
+		}
+	}
+}
+
+// pass handles every version that is due, one at a time: at most one
+// transfer and one gate run at once, whatever the number of versions.
+func (d *distributor) pass(ctx context.Context) {
+	members, err := d.c.Members()
+	if err != nil || len(members) < 2 {
+		return
+	}
+	self := d.c.ID()
+	for _, w := range d.wanted(self) {
+		if ctx.Err() != nil {
+			return
+		}
+		d.mu.Lock()
+		tr := d.tries[w.digest]
+		d.mu.Unlock()
+		if tr != nil && time.Now().Before(tr.next) {
+			continue
+		}
+		if err := d.handle(ctx, w, self, members); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.mu.Lock()
+			if tr == nil {
+				tr = &fetchTry{}
+				d.tries[w.digest] = tr
+			}
+			tr.failures++
+			wait := min(fetchBackoffMin<<min(tr.failures-1, 16), fetchBackoffMax)
+			tr.next = time.Now().Add(wait)
+			d.mu.Unlock()
+			d.setStatus(w, err.Error()+"; retrying in "+wait.String())
+			d.n.log.Warn("cannot make this node ready for a version; retrying", "model", w.model, "version", w.version, "in", wait, "err", err)
+			continue
+		}
+		d.mu.Lock()
+		delete(d.tries, w.digest)
+		d.mu.Unlock()
+		d.setStatus(w, "")
+	}
+}
+
+// wanted lists the versions self has not reported on: every version the
+// registry may route, with the nodes to fetch it from.
+func (d *distributor) wanted(self string) []want {
+	var out []want
+	d.n.cfg.Control.View(func(st *registry.State) {
+		rv := st.RoutingView()
+		for _, m := range st.Models() {
+			standby := 0
+			if route, ok := rv.Model(m.Name); ok {
+				standby = route.Standby
+			}
+			for _, v := range m.Versions {
+				switch {
+				case v.Stage == registry.StageValidated, v.Stage == registry.StageShadow,
+					v.Stage == registry.StageCanary, v.Stage == registry.StageChampion, v.Number == standby:
+				default:
+					continue
+				}
+				if v.IsReadyOn(self) || v.FailedReason(self) != "" {
+					continue
+				}
+				w := want{model: m.Name, version: v.Number, digest: v.Digest, size: v.Size, golden: v.Golden, sig: v.Signature}
+				if m.Policy.Validation != nil {
+					w.budgetMs = m.Policy.Validation.LatencyBudgetMs
+				}
+				for _, h := range v.Holders {
+					if h != self {
+						w.holders = append(w.holders, h)
+					}
+				}
+				for _, r := range v.ReadyOn {
+					if r.Node != self && !slices.Contains(w.holders, r.Node) {
+						w.holders = append(w.holders, r.Node)
+					}
+				}
+				out = append(out, w)
+			}
+		}
+	})
+	return out
+}
+
+// handle brings one version to a verdict on this node and reports it.
+// An error means no verdict yet (retried with backoff).
+func (d *distributor) handle(ctx context.Context, w want, self string, members []cluster.Member) error {
+	store, ok := d.n.cfg.Artifacts.(*artifact.Store)
+	if !ok {
+		return errors.New("this node's artifact store cannot take fetched artifacts")
+	}
+	has, err := store.Has(w.digest)
+	if err != nil {
+		return fmt.Errorf("cannot check the artifact store for %s: %w", w.digest, err)
+	}
+	if !has {
+		if err := d.fetch(ctx, store, w, self, members); err != nil {
+			return err
+		}
+	}
+	failed, err := d.gate(ctx, store, w)
+	if err != nil {
+		return err
+	}
+	return d.report(ctx, w, self, failed)
+}
+
+// fetch tries the version's holders, then the other members (a version
+// registered before holders were recorded names none), until one yields
+// the bytes of the digest.
+func (d *distributor) fetch(ctx context.Context, store *artifact.Store, w want, self string, members []cluster.Member) error {
+	admin := map[string]string{}
+	order := slices.Clone(w.holders)
+	for _, m := range members {
+		admin[m.ID] = m.AdminAddr
+		if m.ID != self && !slices.Contains(order, m.ID) {
+			order = append(order, m.ID)
+		}
+	}
+	var errs []error
+	for _, id := range order {
+		addr := admin[id]
+		if addr == "" {
+			errs = append(errs, fmt.Errorf("%s: not a member with an admin address", id))
+			continue
+		}
+		d.setStatus(w, "fetching from "+id)
+		start := time.Now()
+		n, err := d.fetchFrom(ctx, store, w, addr)
+		if err == nil {
+			d.n.log.Info("fetched a version's artifact", "model", w.model, "version", w.version, "from", id,
+				"bytes", n, "took", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.n.log.Warn("refused an artifact transfer; trying the next holder", "model", w.model, "version", w.version,
+			"digest", w.digest, "from", id, "err", err)
+		errs = append(errs, fmt.Errorf("%s: %w", id, err))
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("fetching %s: no other member to fetch it from", w.digest)
+	}
+	return fmt.Errorf("fetching %s failed from every holder: %w", w.digest, errors.Join(errs...))
+}
+
+// fetchFrom streams the artifact from one peer into the store.
+func (d *distributor) fetchFrom(ctx context.Context, store *artifact.Store, w want, addr string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", d.n.peers.URL(addr, "/api/v1/artifacts/"+w.digest), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := d.n.peers.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return 0, fmt.Errorf("GET /api/v1/artifacts/%s answered %d: %s", w.digest, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	// More than the registered size is not the version's bytes: stop
+	// reading there rather than fill the store.
+	n, err := store.PutExpect(io.LimitReader(resp.Body, w.size+1), w.digest)
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// gate runs this node's validation gate on the stored bytes: the same
+// gate, with the same golden pairs and latency budget, as the node that
+// registered the version. It returns the reason when the gate refused
+// them, or an error when it could not judge.
+func (d *distributor) gate(ctx context.Context, store *artifact.Store, w want) (string, error) {
+	validator := d.n.cfg.Gateway.Validator
+	if validator == nil {
+		return "", nil // a node without a gate trusts the digest
+	}
+	b, err := store.Get(w.digest)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the fetched artifact %s: %w", w.digest, err)
+	}
+	d.setStatus(w, "validating")
+	ctx, cancel := context.WithTimeout(ctx, gateTimeout)
+	defer cancel()
+	v, err := validator(ctx, b, w.golden, w.budgetMs)
+	if err != nil {
+		return "", fmt.Errorf("the validation gate could not run: %w", err)
+	}
+	switch {
+	case !v.Passed:
+		return registry.RecordableReason(v.Reason), nil
+	case !w.sig.Empty() && !v.Signature.Empty() && registry.CheckCompatible(w.sig, v.Signature) != nil:
+		return "the gate on this node saw another signature than the registry holds", nil
+	}
+	return "", nil
+}
+
+// report sends this node's verdict to the leader (POST
+// /api/v1/cluster/ready through its own admin API, which forwards it) and
+// waits for it to be applied here.
+func (d *distributor) report(ctx context.Context, w want, self, failed string) error {
+	args := registry.ReportReadyArgs{Node: self, Model: w.model, Version: w.version, Digest: w.digest, Failed: failed}
+	body, err := json.Marshal(args)
+	if err != nil {
+		return err
+	}
+	key := "ready/" + url.PathEscape(self) + "/" + url.PathEscape(w.model) + "/" + strconv.Itoa(w.version) + "/" + w.digest
+	if failed != "" {
+		key += "/failed"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*d.n.cfg.Gateway.ApplyTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", d.n.peers.URL(d.n.AdminAddr(), "/api/v1/cluster/ready"), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := d.n.peers.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot report to the leader: %w", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reporting to the leader: %d %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	if failed != "" {
+		d.n.log.Error("this node's validation gate refused a version's bytes; the promotion gate holds the version back until the model's distribution policy is met", "model", w.model, "version", w.version, "reason", failed)
+	} else {
+		d.n.log.Info("version ready on this node", "model", w.model, "version", w.version, "digest", w.digest)
+	}
+	return nil
+}
