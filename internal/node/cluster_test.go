@@ -42,6 +42,10 @@ type member struct {
 	voter   bool
 	applyTO time.Duration
 	store   *artifact.Store
+	// faulty, when set, is the store the member serves artifacts from
+	// (distribute_test.go's fault injection); logs receives its log.
+	faulty *faultyStore
+	logs   *logBuffer
 	c       *cluster.Node
 	n       *Node
 }
@@ -78,7 +82,15 @@ func (m *member) start(boot bool) {
 		Node:          m.id,
 		Peers:         peer.New(peer.Config{Token: clusterSecret}),
 	}
-	m.n = startNode(t, Config{Gateway: gw, Control: c, Artifacts: m.store, NoDrift: true, Runtime: runtime.Config{Sessions: 1}})
+	var arts gateway.Artifacts = m.store
+	if m.faulty != nil {
+		m.faulty.Store = m.store
+		arts = m.faulty
+	}
+	if m.logs != nil {
+		gw.Logger = slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	m.n = startNode(t, Config{Gateway: gw, Control: c, Artifacts: arts, NoDrift: true, Runtime: runtime.Config{Sessions: 1}})
 	m.n.Server.SetReady(true)
 	c.AdvertiseAdmin(m.n.AdminAddr())
 	t.Cleanup(m.stop)

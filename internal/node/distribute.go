@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/modelgate/modelgate/cluster"
-	"github.com/modelgate/modelgate/internal/artifact"
 	"github.com/modelgate/modelgate/registry"
 )
 
@@ -47,6 +46,14 @@ const (
 	// the node that registered it.
 	gateTimeout = 5 * time.Minute
 )
+
+// fetchStore is the artifact store as the distributor uses it
+// (*artifact.Store).
+type fetchStore interface {
+	Has(digest string) (bool, error)
+	PutExpect(r io.Reader, digest string) (int64, error)
+	Get(digest string) ([]byte, error)
+}
 
 // distributor fetches, verifies, validates and reports versions.
 type distributor struct {
@@ -216,7 +223,7 @@ func (d *distributor) wanted(self string) []want {
 // handle brings one version to a verdict on this node and reports it.
 // An error means no verdict yet (retried with backoff).
 func (d *distributor) handle(ctx context.Context, w want, self string, members []cluster.Member) error {
-	store, ok := d.n.cfg.Artifacts.(*artifact.Store)
+	store, ok := d.n.cfg.Artifacts.(fetchStore)
 	if !ok {
 		return errors.New("this node's artifact store cannot take fetched artifacts")
 	}
@@ -239,7 +246,7 @@ func (d *distributor) handle(ctx context.Context, w want, self string, members [
 // fetch tries the version's holders, then the other members (a version
 // registered before holders were recorded names none), until one yields
 // the bytes of the digest.
-func (d *distributor) fetch(ctx context.Context, store *artifact.Store, w want, self string, members []cluster.Member) error {
+func (d *distributor) fetch(ctx context.Context, store fetchStore, w want, self string, members []cluster.Member) error {
 	admin := map[string]string{}
 	order := slices.Clone(w.holders)
 	for _, m := range members {
@@ -277,7 +284,7 @@ func (d *distributor) fetch(ctx context.Context, store *artifact.Store, w want, 
 }
 
 // fetchFrom streams the artifact from one peer into the store.
-func (d *distributor) fetchFrom(ctx context.Context, store *artifact.Store, w want, addr string) (int64, error) {
+func (d *distributor) fetchFrom(ctx context.Context, store fetchStore, w want, addr string) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", d.n.peers.URL(addr, "/api/v1/artifacts/"+w.digest), nil)
@@ -306,7 +313,7 @@ func (d *distributor) fetchFrom(ctx context.Context, store *artifact.Store, w wa
 // gate, with the same golden pairs and latency budget, as the node that
 // registered the version. It returns the reason when the gate refused
 // them, or an error when it could not judge.
-func (d *distributor) gate(ctx context.Context, store *artifact.Store, w want) (string, error) {
+func (d *distributor) gate(ctx context.Context, store fetchStore, w want) (string, error) {
 	validator := d.n.cfg.Gateway.Validator
 	if validator == nil {
 		return "", nil // a node without a gate trusts the digest
