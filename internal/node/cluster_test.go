@@ -46,8 +46,8 @@ type member struct {
 	// (distribute_test.go's fault injection); logs receives its log.
 	faulty *faultyStore
 	logs   *logBuffer
-	c       *cluster.Node
-	n       *Node
+	c      *cluster.Node
+	n      *Node
 }
 
 func (m *member) admin() string { return "http://" + m.n.AdminAddr() }
