@@ -134,8 +134,8 @@ func (e *NotReadyError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns registry.ErrIllegalTransition.
-func (e *NotReadyError) Unwrap() error { return registry.ErrIllegalTransition }
+// Unwrap returns registry.ErrNotReady.
+func (e *NotReadyError) Unwrap() error { return registry.ErrNotReady }
 
 // holderID names this node as the holder of what it stores: its cluster
 // node ID ("" without a cluster, where nothing is distributed).

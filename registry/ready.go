@@ -142,3 +142,55 @@ func checkNodeID(field, id string) error {
 	}
 	return nil
 }
+
+// Pending is a version a node has yet to give its verdict on, and where
+// to fetch its bytes.
+type Pending struct {
+	Model   string
+	Version int
+	Digest  string
+	Size    int64
+	// From are the nodes to fetch from: the holders, then the other ready
+	// nodes (the asking node excluded). Empty for a version registered
+	// before holders were recorded (wire v3).
+	From []string
+}
+
+// PendingOn lists the versions node should hold and has not reported on
+// (ready or failed): every version the registry may route — validated,
+// shadow, canary, champion, and the warm standby — by model, then
+// version. It copies only what a fetch needs, so a node can ask at every
+// change.
+func (s *State) PendingOn(node string) []Pending {
+	var out []Pending
+	for _, name := range s.modelNames() {
+		m := s.models[name]
+		standby := m.standby()
+		for i := range m.Versions {
+			v := &m.Versions[i]
+			switch v.Stage {
+			case StageValidated, StageShadow, StageCanary, StageChampion:
+			default:
+				if v.Number != standby {
+					continue
+				}
+			}
+			if v.IsReadyOn(node) || v.FailedReason(node) != "" {
+				continue
+			}
+			p := Pending{Model: name, Version: v.Number, Digest: v.Digest, Size: v.Size}
+			for _, h := range v.Holders {
+				if h != node {
+					p.From = append(p.From, h)
+				}
+			}
+			for _, r := range v.ReadyOn {
+				if r.Node != node && !slices.Contains(p.From, r.Node) {
+					p.From = append(p.From, r.Node)
+				}
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}

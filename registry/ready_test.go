@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -75,4 +76,39 @@ func TestReportReadyCopyOnWrite(t *testing.T) {
 	if len(ov.ReadyOn) != 1 || len(before.ReadyOn) != 1 || len(ov.Holders) != 1 {
 		t.Fatalf("the earlier state changed: ready %v holders %v", ov.ReadyOn, ov.Holders)
 	}
+}
+
+// TestPendingOn: a node has to fetch the versions the registry may route
+// (validated on), with their holders first; not the ones it reported on,
+// not failed, registered or retired ones; the standby yes.
+func TestPendingOn(t *testing.T) {
+	h := newHarness(t)
+	reg := func(seed int) int {
+		return h.must(&RegisterArgs{Model: "m", Digest: digestOf(seed), Size: 10, Signature: testSignature(), Holder: "n1"}).Version
+	}
+	v1 := reg(1)
+	h.validate("m", v1, true) // champion
+	v2 := reg(2)
+	h.validate("m", v2, true) // validated
+	v3 := reg(3)
+	h.validate("m", v3, false) // failed
+	reg(4)                     // registered
+	h.must(&ReportReadyArgs{Node: "n2", Model: "m", Version: v1, Digest: digestOf(1)})
+	f := func(node string, want ...string) {
+		t.Helper()
+		var got []string
+		for _, p := range h.s.PendingOn(node) {
+			got = append(got, fmt.Sprint(p.Version, p.From))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("pending on %s: %q, want %q", node, got, want)
+		}
+	}
+	f("n1") // it registered both, and its gate passed them
+	f("n2", "2 [n1]")
+	f("n3", "1 [n1 n2]", "2 [n1]")
+	h.must(&PromoteArgs{Model: "m", Version: v2}) // v1: the standby
+	f("n3", "1 [n1 n2]", "2 [n1]")
+	h.must(&ReportReadyArgs{Node: "n3", Model: "m", Version: v2, Digest: digestOf(2), Failed: "no"})
+	f("n3", "1 [n1 n2]")
 }

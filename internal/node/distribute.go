@@ -70,19 +70,7 @@ type fetchTry struct {
 	next     time.Time
 }
 
-// want is one version this node should hold and report on.
-type want struct {
-	model    string
-	version  int
-	digest   string
-	size     int64
-	golden   json.RawMessage
-	sig      registry.Signature
-	budgetMs float64
-	holders  []string // holders first, then the other ready nodes
-}
-
-func (w want) key() string { return w.model + " v" + strconv.Itoa(w.version) }
+func key(p registry.Pending) string { return p.Model + " v" + strconv.Itoa(p.Version) }
 
 func newDistributor(n *Node, c *cluster.Node) *distributor {
 	return &distributor{n: n, c: c, status: map[string]string{}, tries: map[string]*fetchTry{}}
@@ -103,14 +91,35 @@ func (d *distributor) Status() map[string]string {
 	return out
 }
 
-func (d *distributor) setStatus(w want, s string) {
+func (d *distributor) setStatus(p registry.Pending, s string) {
 	d.mu.Lock()
 	if s == "" {
-		delete(d.status, w.key())
+		delete(d.status, key(p))
 	} else {
-		d.status[w.key()] = s
+		d.status[key(p)] = s
 	}
 	d.mu.Unlock()
+}
+
+// forget drops the status and backoff of versions no longer pending
+// (reported, deleted, retired).
+func (d *distributor) forget(pending []registry.Pending) {
+	keys, digests := map[string]bool{}, map[string]bool{}
+	for _, p := range pending {
+		keys[key(p)], digests[p.Digest] = true, true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k := range d.status {
+		if !keys[k] {
+			delete(d.status, k)
+		}
+	}
+	for k := range d.tries {
+		if !digests[k] {
+			delete(d.tries, k)
+		}
+	}
 }
 
 // run distributes until stop closes: at every registry change and every
@@ -144,92 +153,53 @@ func (d *distributor) pass(ctx context.Context) {
 		return
 	}
 	self := d.c.ID()
-	for _, w := range d.wanted(self) {
+	var pending []registry.Pending
+	d.n.cfg.Control.View(func(st *registry.State) { pending = st.PendingOn(self) })
+	d.forget(pending)
+	for _, p := range pending {
 		if ctx.Err() != nil {
 			return
 		}
 		d.mu.Lock()
-		tr := d.tries[w.digest]
+		tr := d.tries[p.Digest]
 		d.mu.Unlock()
 		if tr != nil && time.Now().Before(tr.next) {
 			continue
 		}
-		if err := d.handle(ctx, w, self, members); err != nil {
+		if err := d.handle(ctx, p, self, members); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			d.mu.Lock()
 			if tr == nil {
 				tr = &fetchTry{}
-				d.tries[w.digest] = tr
+				d.tries[p.Digest] = tr
 			}
 			tr.failures++
 			wait := min(fetchBackoffMin<<min(tr.failures-1, 16), fetchBackoffMax)
 			tr.next = time.Now().Add(wait)
 			d.mu.Unlock()
-			d.setStatus(w, err.Error()+"; retrying in "+wait.String())
-			d.n.log.Warn("cannot make this node ready for a version; retrying", "model", w.model, "version", w.version, "in", wait, "err", err)
+			d.setStatus(p, err.Error()+"; retrying in "+wait.String())
+			d.n.log.Warn("cannot make this node ready for a version; retrying", "model", p.Model, "version", p.Version, "in", wait, "err", err)
 			continue
 		}
 		d.mu.Lock()
-		delete(d.tries, w.digest)
+		delete(d.tries, p.Digest)
 		d.mu.Unlock()
-		d.setStatus(w, "")
+		d.setStatus(p, "")
 	}
-}
-
-// wanted lists the versions self has not reported on: every version the
-// registry may route, with the nodes to fetch it from.
-func (d *distributor) wanted(self string) []want {
-	var out []want
-	d.n.cfg.Control.View(func(st *registry.State) {
-		rv := st.RoutingView()
-		for _, m := range st.Models() {
-			standby := 0
-			if route, ok := rv.Model(m.Name); ok {
-				standby = route.Standby
-			}
-			for _, v := range m.Versions {
-				switch {
-				case v.Stage == registry.StageValidated, v.Stage == registry.StageShadow,
-					v.Stage == registry.StageCanary, v.Stage == registry.StageChampion, v.Number == standby:
-				default:
-					continue
-				}
-				if v.IsReadyOn(self) || v.FailedReason(self) != "" {
-					continue
-				}
-				w := want{model: m.Name, version: v.Number, digest: v.Digest, size: v.Size, golden: v.Golden, sig: v.Signature}
-				if m.Policy.Validation != nil {
-					w.budgetMs = m.Policy.Validation.LatencyBudgetMs
-				}
-				for _, h := range v.Holders {
-					if h != self {
-						w.holders = append(w.holders, h)
-					}
-				}
-				for _, r := range v.ReadyOn {
-					if r.Node != self && !slices.Contains(w.holders, r.Node) {
-						w.holders = append(w.holders, r.Node)
-					}
-				}
-				out = append(out, w)
-			}
-		}
-	})
-	return out
 }
 
 // handle brings one version to a verdict on this node and reports it.
 // An error means no verdict yet (retried with backoff).
-func (d *distributor) handle(ctx context.Context, w want, self string, members []cluster.Member) error {
+func (d *distributor) handle(ctx context.Context, w registry.Pending, self string, members []cluster.Member) error {
 	store, ok := d.n.cfg.Artifacts.(fetchStore)
 	if !ok {
 		return errors.New("this node's artifact store cannot take fetched artifacts")
 	}
-	has, err := store.Has(w.digest)
+	has, err := store.Has(w.Digest)
 	if err != nil {
-		return fmt.Errorf("cannot check the artifact store for %s: %w", w.digest, err)
+		return fmt.Errorf("cannot check the artifact store for %s: %w", w.Digest, err)
 	}
 	if !has {
 		if err := d.fetch(ctx, store, w, self, members); err != nil {
@@ -246,9 +216,9 @@ func (d *distributor) handle(ctx context.Context, w want, self string, members [
 // fetch tries the version's holders, then the other members (a version
 // registered before holders were recorded names none), until one yields
 // the bytes of the digest.
-func (d *distributor) fetch(ctx context.Context, store fetchStore, w want, self string, members []cluster.Member) error {
+func (d *distributor) fetch(ctx context.Context, store fetchStore, w registry.Pending, self string, members []cluster.Member) error {
 	admin := map[string]string{}
-	order := slices.Clone(w.holders)
+	order := slices.Clone(w.From)
 	for _, m := range members {
 		admin[m.ID] = m.AdminAddr
 		if m.ID != self && !slices.Contains(order, m.ID) {
@@ -266,28 +236,28 @@ func (d *distributor) fetch(ctx context.Context, store fetchStore, w want, self 
 		start := time.Now()
 		n, err := d.fetchFrom(ctx, store, w, addr)
 		if err == nil {
-			d.n.log.Info("fetched a version's artifact", "model", w.model, "version", w.version, "from", id,
+			d.n.log.Info("fetched a version's artifact", "model", w.Model, "version", w.Version, "from", id,
 				"bytes", n, "took", time.Since(start).Round(time.Millisecond))
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d.n.log.Warn("refused an artifact transfer; trying the next holder", "model", w.model, "version", w.version,
-			"digest", w.digest, "from", id, "err", err)
+		d.n.log.Warn("refused an artifact transfer; trying the next holder", "model", w.Model, "version", w.Version,
+			"digest", w.Digest, "from", id, "err", err)
 		errs = append(errs, fmt.Errorf("%s: %w", id, err))
 	}
 	if len(errs) == 0 {
-		return fmt.Errorf("fetching %s: no other member to fetch it from", w.digest)
+		return fmt.Errorf("fetching %s: no other member to fetch it from", w.Digest)
 	}
-	return fmt.Errorf("fetching %s failed from every holder: %w", w.digest, errors.Join(errs...))
+	return fmt.Errorf("fetching %s failed from every holder: %w", w.Digest, errors.Join(errs...))
 }
 
 // fetchFrom streams the artifact from one peer into the store.
-func (d *distributor) fetchFrom(ctx context.Context, store fetchStore, w want, addr string) (int64, error) {
+func (d *distributor) fetchFrom(ctx context.Context, store fetchStore, w registry.Pending, addr string) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", d.n.peers.URL(addr, "/api/v1/artifacts/"+w.digest), nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", d.n.peers.URL(addr, "/api/v1/artifacts/"+w.Digest), nil)
 	if err != nil {
 		return 0, err
 	}
@@ -298,11 +268,11 @@ func (d *distributor) fetchFrom(ctx context.Context, store fetchStore, w want, a
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return 0, fmt.Errorf("GET /api/v1/artifacts/%s answered %d: %s", w.digest, resp.StatusCode, bytes.TrimSpace(b))
+		return 0, fmt.Errorf("GET /api/v1/artifacts/%s answered %d: %s", w.Digest, resp.StatusCode, bytes.TrimSpace(b))
 	}
 	// More than the registered size is not the version's bytes: stop
 	// reading there rather than fill the store.
-	n, err := store.PutExpect(io.LimitReader(resp.Body, w.size+1), w.digest)
+	n, err := store.PutExpect(io.LimitReader(resp.Body, w.Size+1), w.Digest)
 	if err != nil {
 		return 0, err
 	}
@@ -313,27 +283,41 @@ func (d *distributor) fetchFrom(ctx context.Context, store fetchStore, w want, a
 // gate, with the same golden pairs and latency budget, as the node that
 // registered the version. It returns the reason when the gate refused
 // them, or an error when it could not judge.
-func (d *distributor) gate(ctx context.Context, store fetchStore, w want) (string, error) {
+func (d *distributor) gate(ctx context.Context, store fetchStore, w registry.Pending) (string, error) {
 	validator := d.n.cfg.Gateway.Validator
 	if validator == nil {
 		return "", nil // a node without a gate trusts the digest
 	}
-	b, err := store.Get(w.digest)
+	var (
+		v      registry.Version
+		budget float64
+		verr   error
+	)
+	d.n.cfg.Control.View(func(st *registry.State) {
+		v, verr = st.Version(w.Model, w.Version)
+		if p, err := st.Policy(w.Model); err == nil && p.Validation != nil {
+			budget = p.Validation.LatencyBudgetMs
+		}
+	})
+	if verr != nil {
+		return "", verr
+	}
+	b, err := store.Get(w.Digest)
 	if err != nil {
-		return "", fmt.Errorf("cannot read the fetched artifact %s: %w", w.digest, err)
+		return "", fmt.Errorf("cannot read the fetched artifact %s: %w", w.Digest, err)
 	}
 	d.setStatus(w, "validating")
 	ctx, cancel := context.WithTimeout(ctx, gateTimeout)
 	defer cancel()
-	v, err := validator(ctx, b, w.golden, w.budgetMs)
+	res, err := validator(ctx, b, v.Golden, budget)
 	if err != nil {
 		return "", fmt.Errorf("the validation gate could not run: %w", err)
 	}
 	switch {
-	case !v.Passed:
-		return registry.RecordableReason(v.Reason), nil
-	case !w.sig.Empty() && !v.Signature.Empty() && registry.CheckCompatible(w.sig, v.Signature) != nil:
-		return "the gate on this node saw another signature than the registry holds", nil
+	case !res.Passed:
+		return registry.RecordableReason(res.Reason), nil
+	case !v.Signature.Empty() && !res.Signature.Empty() && !sameSignature(v.Signature, res.Signature):
+		return "the model declares another signature on this node than the registry holds for it", nil
 	}
 	return "", nil
 }
@@ -341,13 +325,13 @@ func (d *distributor) gate(ctx context.Context, store fetchStore, w want) (strin
 // report sends this node's verdict to the leader (POST
 // /api/v1/cluster/ready through its own admin API, which forwards it) and
 // waits for it to be applied here.
-func (d *distributor) report(ctx context.Context, w want, self, failed string) error {
-	args := registry.ReportReadyArgs{Node: self, Model: w.model, Version: w.version, Digest: w.digest, Failed: failed}
+func (d *distributor) report(ctx context.Context, w registry.Pending, self, failed string) error {
+	args := registry.ReportReadyArgs{Node: self, Model: w.Model, Version: w.Version, Digest: w.Digest, Failed: failed}
 	body, err := json.Marshal(args)
 	if err != nil {
 		return err
 	}
-	key := "ready/" + url.PathEscape(self) + "/" + url.PathEscape(w.model) + "/" + strconv.Itoa(w.version) + "/" + w.digest
+	key := "ready/" + url.PathEscape(self) + "/" + url.PathEscape(w.Model) + "/" + strconv.Itoa(w.Version) + "/" + w.Digest
 	if failed != "" {
 		key += "/failed"
 	}
@@ -369,9 +353,18 @@ func (d *distributor) report(ctx context.Context, w want, self, failed string) e
 		return fmt.Errorf("reporting to the leader: %d %s", resp.StatusCode, bytes.TrimSpace(b))
 	}
 	if failed != "" {
-		d.n.log.Error("this node's validation gate refused a version's bytes; the promotion gate holds the version back until the model's distribution policy is met", "model", w.model, "version", w.version, "reason", failed)
+		d.n.log.Error("this node's validation gate refused a version's bytes; the promotion gate holds the version back until the model's distribution policy is met", "model", w.Model, "version", w.Version, "reason", failed)
 	} else {
-		d.n.log.Info("version ready on this node", "model", w.model, "version", w.version, "digest", w.digest)
+		d.n.log.Info("version ready on this node", "model", w.Model, "version", w.Version, "digest", w.Digest)
 	}
 	return nil
+}
+
+func sameSignature(a, b registry.Signature) bool {
+	eq := func(x, y []registry.TensorSpec) bool {
+		return slices.EqualFunc(x, y, func(p, q registry.TensorSpec) bool {
+			return p.Name == q.Name && p.DataType == q.DataType && slices.Equal(p.Shape, q.Shape)
+		})
+	}
+	return eq(a.Inputs, b.Inputs) && eq(a.Outputs, b.Outputs)
 }
