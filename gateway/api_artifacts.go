@@ -102,19 +102,22 @@ type NotReadyNode struct {
 type NotReadyError struct {
 	Model   string
 	Version int
-	Action  string // "promote", "canary", "approve"
+	Action  string // "promote", "canary" or "approve"
 	Require string // the policy's require_ready
 	Nodes   []NotReadyNode
 }
 
 func (e *NotReadyError) Error() string {
 	var b strings.Builder
-	b.WriteString("cannot ")
-	b.WriteString(e.Action)
-	b.WriteString(" ")
-	b.WriteString(e.Model)
-	b.WriteString(" v")
-	b.WriteString(strconv.Itoa(e.Version))
+	subject := e.Model + " v" + strconv.Itoa(e.Version)
+	switch e.Action {
+	case "canary":
+		b.WriteString("cannot make " + subject + " the canary")
+	case "approve":
+		b.WriteString("cannot approve the move of " + subject)
+	default:
+		b.WriteString("cannot " + e.Action + " " + subject)
+	}
 	b.WriteString(": not ready on the nodes its distribution policy requires (require_ready ")
 	b.WriteString(strconv.Quote(e.Require))
 	b.WriteString("): ")

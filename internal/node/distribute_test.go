@@ -17,6 +17,7 @@ import (
 	"github.com/modelgate/modelgate/internal/demo"
 	"github.com/modelgate/modelgate/internal/oiptest"
 	"github.com/modelgate/modelgate/internal/ortlib"
+	"github.com/modelgate/modelgate/registry"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -35,6 +36,16 @@ type faultyStore struct {
 	*artifact.Store
 	mode   atomic.Int32
 	served chan int32
+	// hold, when set, blocks this member's own fetches (PutExpect) until
+	// it is closed: the member stays "fetching" as long as a test needs.
+	hold chan struct{}
+}
+
+func (f *faultyStore) PutExpect(r io.Reader, digest string) (int64, error) {
+	if f.hold != nil {
+		<-f.hold
+	}
+	return f.Store.PutExpect(r, digest)
 }
 
 func newFaultyStore() *faultyStore { return &faultyStore{served: make(chan int32, 64)} }
@@ -242,5 +253,146 @@ func waitLog(ctx context.Context, t *testing.T, l *logBuffer, parts ...string) {
 			t.Fatalf("no log line with %q:\n%s", parts, l)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// TestPromotionGateAndRollingPromotion: three voters and a non-voter. v2
+// is uploaded through a follower while n3's fetch is held and the
+// non-voter is down: a promotion and a canary move through a follower are
+// refused with 409 naming n3 ("fetching from n1"), not the dead non-voter,
+// and change nothing. Once n3 reports ready the promotion is allowed, and
+// it rolls across the three nodes while a load generator scores against
+// all of them: no request fails, every node ends up answering v2, and
+// each node's own log shows v2 loaded and warmed before its routing table
+// published it.
+func TestPromotionGateAndRollingPromotion(t *testing.T) {
+	ctx, mk := clusterTest(t)
+	n1, n2, n3, edge := mk("n1"), mk("n2"), mk("n3"), mk("edge")
+	edge.voter = false
+	n3.faulty = newFaultyStore()
+	for _, m := range []*member{n1, n2, n3} {
+		m.logs = &logBuffer{}
+	}
+	bootCluster(ctx, t, n1, n2, n3, edge)
+	v1, err := demo.FraudModel(demo.DefaultSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := demo.FraudModel(demo.DefaultSeed + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, b := upload(t, n2, "fraud", v1, "reg-1"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload v1: %d %s", resp.StatusCode, b)
+	}
+	waitReadyOn(ctx, t, n1, "fraud", 1, "n1", "n2", "n3", "edge")
+	edge.stop() // a non-voter that is down: not live, not waited for
+
+	n3.faulty.hold = make(chan struct{})
+	if resp, b := upload(t, n3, "fraud", v2, "reg-2"); resp.StatusCode != http.StatusCreated || !strings.Contains(string(b), `"stage":"validated"`) {
+		t.Fatalf("upload v2: %d %s", resp.StatusCode, b)
+	}
+	waitReadyOn(ctx, t, n1, "fraud", 2, "n1", "n2")
+	hdr := map[string]string{"Content-Type": "application/json"}
+	for _, try := range []struct{ path, body string }{
+		{"/api/v1/models/fraud/promote", `{"version":2}`},
+		{"/api/v1/models/fraud/versions/2/stage", `{"stage":"canary","weight":10}`},
+	} {
+		resp, b := call(t, "POST", n2.admin()+try.path, strings.NewReader(try.body), hdr)
+		if resp.StatusCode != http.StatusConflict || !strings.Contains(string(b), "n3 not ready yet: fetching from n1") ||
+			strings.Contains(string(b), "edge") || strings.Contains(string(b), "n2 ") {
+			t.Fatalf("%s while n3 fetches: %d %s, want 409 naming n3 only", try.path, resp.StatusCode, b)
+		}
+		t.Logf("%s while n3 fetches: %d %s", try.path, resp.StatusCode, b)
+	}
+	n1.c.View(func(st *registry.State) {
+		if v, _ := st.Version("fraud", 2); v.Stage != registry.StageValidated {
+			t.Fatalf("v2 is %s after refused moves", v.Stage)
+		}
+	})
+
+	// Load against every node from here to the end.
+	var (
+		served   atomic.Int64
+		failures atomic.Int64
+		mu       sync.Mutex
+		firstErr error
+		sawV2    = map[string]bool{}
+		done     = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	voters := []*member{n1, n2, n3}
+	for _, m := range voters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				ver, err := scoreVersion(m)
+				mu.Lock()
+				if err != nil {
+					failures.Add(1)
+					if firstErr == nil {
+						firstErr = err
+					}
+				} else if served.Add(1); ver == "2" {
+					sawV2[m.id] = true
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	stopLoad := func() {
+		close(done)
+		wg.Wait()
+	}
+	close(n3.faulty.hold)
+	ready := waitReadyOn(ctx, t, n1, "fraud", 2, "n1", "n2", "n3")
+	resp, b := call(t, "POST", n2.admin()+"/api/v1/models/fraud/promote", strings.NewReader(`{"version":2}`), hdr)
+	if resp.StatusCode != http.StatusOK {
+		stopLoad()
+		t.Fatalf("promote once n3 is ready: %d %s", resp.StatusCode, b)
+	}
+	for {
+		mu.Lock()
+		all := len(sawV2) == 3
+		mu.Unlock()
+		if all {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			stopLoad()
+			t.Fatalf("not every node answers v2: %v", sawV2)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stopLoad()
+	if n := failures.Load(); n != 0 {
+		t.Fatalf("%d scoring requests failed during the rolling promotion; first: %v", n, firstErr)
+	}
+	t.Logf("rolling promotion under load: %d requests answered, none failed", served.Load())
+	for _, m := range voters {
+		logs := m.logs.String()
+		loaded := strings.Index(logs, `msg="version loaded and warmed on this node" model=fraud version=2`)
+		routed := strings.Index(logs, `msg="version loaded" model=fraud version=2 role=champion`)
+		if loaded < 0 || routed < 0 || loaded > routed {
+			t.Fatalf("%s: v2 loaded at %d, published at %d in its log:\n%s", m.id, loaded, routed, logs)
+		}
+	}
+	// Every voter's ready report precedes the promotion in the audit log.
+	audit := auditOf(t, n1)
+	promoted := strings.Index(audit, `"action":"promote","model":"fraud","version":2`)
+	for _, id := range []string{"n2", "n3"} {
+		if r := strings.Index(audit, `"reason":"ready on node `+id+`"`); promoted < 0 || r < 0 || r > promoted {
+			t.Fatalf("ready report of %s at %d, promotion at %d: %s", id, r, promoted, audit)
+		}
+	}
+	if !ready.IsReadyOn("n1") || ready.IsReadyOn("edge") {
+		t.Fatalf("v2 ready on %v", ready.ReadyOn)
 	}
 }

@@ -64,13 +64,13 @@ func gatedMove(st *registry.State, cmd registry.Command) (model string, version 
 		if v, err := st.Version(a.Model, a.Version); err == nil && v.Stage == registry.StageCanary {
 			return "", 0, "", false // a new weight for the canary it already is
 		}
-		return a.Model, a.Version, "make the canary", true
+		return a.Model, a.Version, "canary", true
 	case *registry.ApproveArgs:
 		v, err := st.Version(a.Model, a.Version)
 		if err != nil || v.Pending == nil || (v.Pending.To != registry.StageCanary && v.Pending.To != registry.StageChampion) {
 			return "", 0, "", false
 		}
-		return a.Model, a.Version, "approve the move of", true
+		return a.Model, a.Version, "approve", true
 	}
 	return "", 0, "", false
 }

@@ -51,10 +51,15 @@ func (l loader) Load(model string, rv registry.RouteVersion) (*runtime.Slot, *ga
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot read artifact %s: %w", rv.Digest, err)
 	}
+	start := time.Now()
 	slot, err := n.catalog.Load(model, strconv.Itoa(rv.Version), b, n.cfg.Runtime)
 	if err != nil {
 		return nil, nil, err
 	}
+	// Before the reconciler publishes it: the line that shows, on each
+	// node, that a version was loaded and warmed before it was routed.
+	n.log.Info("version loaded and warmed on this node", "model", model, "version", rv.Version,
+		"took", time.Since(start).Round(time.Millisecond))
 	if werr := slot.Model.WarmupError(); werr != nil {
 		// Zeros are no valid input for every model; it still serves.
 		n.log.Warn("model loaded, but its warm-up run on zero inputs failed; the first real call initialises it",
