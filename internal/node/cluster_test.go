@@ -46,6 +46,8 @@ type member struct {
 	// (distribute_test.go's fault injection); logs receives its log.
 	faulty *faultyStore
 	logs   *logBuffer
+	// validator replaces localValidator on this member.
+	validator gateway.Validator
 	c      *cluster.Node
 	n      *Node
 }
@@ -86,6 +88,9 @@ func (m *member) start(boot bool) {
 	if m.faulty != nil {
 		m.faulty.Store = m.store
 		arts = m.faulty
+	}
+	if m.validator != nil {
+		gw.Validator = m.validator
 	}
 	if m.logs != nil {
 		gw.Logger = slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

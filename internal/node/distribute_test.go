@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/artifact"
 	"github.com/modelgate/modelgate/internal/demo"
 	"github.com/modelgate/modelgate/internal/oiptest"
@@ -394,5 +395,86 @@ func TestPromotionGateAndRollingPromotion(t *testing.T) {
 	}
 	if !ready.IsReadyOn("n1") || ready.IsReadyOn("edge") {
 		t.Fatalf("v2 ready on %v", ready.ReadyOn)
+	}
+}
+
+// TestPromotionGateFailedGateAndQuorum: n3's own validation gate refuses
+// v2's bytes. It reports so (failed_on in the version); a promotion is
+// refused with 409 saying "validation failed on node n3" and the gate's
+// reason. With the model's distribution policy at "quorum" (n1 and n2 of
+// three voters ready) the promotion is allowed: n1 and n2 serve v2, while
+// n3, whose gate refused it, keeps serving v1 and says why.
+func TestPromotionGateFailedGateAndQuorum(t *testing.T) {
+	ctx, mk := clusterTest(t)
+	n1, n2, n3 := mk("n1"), mk("n2"), mk("n3")
+	v1, err := demo.FraudModel(demo.DefaultSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := demo.FraudModel(demo.DefaultSeed + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n3.validator = func(ctx context.Context, onnx []byte, golden json.RawMessage, budget float64) (gateway.Validation, error) {
+		if bytes.Equal(onnx, v2) {
+			return gateway.Validation{Passed: false, Reason: "smoke run: 12 ms over the latency budget of 5 ms on this node"}, nil
+		}
+		return localValidator(ctx, onnx, golden, budget)
+	}
+	bootCluster(ctx, t, n1, n2, n3)
+	if resp, b := upload(t, n1, "fraud", v1, "reg-1"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload v1: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := upload(t, n2, "fraud", v2, "reg-2"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload v2: %d %s", resp.StatusCode, b)
+	}
+	waitReadyOn(ctx, t, n1, "fraud", 1, "n1", "n2", "n3")
+	waitReadyOn(ctx, t, n1, "fraud", 2, "n1", "n2")
+	for {
+		var why string
+		n1.c.View(func(st *registry.State) {
+			v, _ := st.Version("fraud", 2)
+			why = v.FailedReason("n3")
+		})
+		if why != "" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("n3 never reported its gate's verdict on v2")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	settle(ctx, t, n1, n1, n2, n3)
+	resp, b := call(t, "GET", n3.admin()+"/api/v1/models/fraud/versions/2", nil, nil)
+	if !strings.Contains(string(b), `"failed_on":[{"node":"n3"`) || !strings.Contains(string(b), `"holders":["n1","n2"]`) {
+		t.Fatalf("v2 on n3: %d %s", resp.StatusCode, b)
+	}
+	hdr := map[string]string{"Content-Type": "application/json"}
+	resp, b = call(t, "POST", n3.admin()+"/api/v1/models/fraud/promote", strings.NewReader(`{"version":2}`), hdr)
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(b), "validation failed on node n3: smoke run: 12 ms over the latency budget") {
+		t.Fatalf("promote with n3's gate refusing: %d %s", resp.StatusCode, b)
+	}
+	resp, b = call(t, "PUT", n1.admin()+"/api/v1/models/fraud/policy", strings.NewReader(`{"distribution":{"require_ready":"quorum"}}`), hdr)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("policy: %d %s", resp.StatusCode, b)
+	}
+	resp, b = call(t, "POST", n3.admin()+"/api/v1/models/fraud/promote", strings.NewReader(`{"version":2}`), hdr)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("promote with a quorum ready: %d %s", resp.StatusCode, b)
+	}
+	settle(ctx, t, n1, n1, n2, n3)
+	for _, m := range []*member{n1, n2} {
+		_ = m.n.Server.Reconcile()
+		if ver, err := scoreVersion(m); err != nil || ver != "2" {
+			t.Fatalf("%s answers %q %v, want v2", m.id, ver, err)
+		}
+	}
+	err = n3.n.Server.Reconcile()
+	if err == nil || !strings.Contains(err.Error(), "its validation gate refused the bytes of v2") {
+		t.Fatalf("n3 reconciles v2: %v", err)
+	}
+	if ver, err := scoreVersion(n3); err != nil || ver != "1" {
+		t.Fatalf("n3 answers %q %v, want v1 (what it had)", ver, err)
 	}
 }

@@ -41,6 +41,21 @@ func (l loader) Load(model string, rv registry.RouteVersion) (*runtime.Slot, *ga
 	if n.cfg.Artifacts == nil {
 		return nil, nil, errors.New("this node has no artifact store")
 	}
+	if n.dist != nil {
+		// Under a "quorum" distribution policy a version may be champion
+		// while this node's own gate refused its bytes: this node keeps
+		// serving what it had rather than load what its gate refused.
+		var why string
+		self := n.dist.c.ID()
+		n.cfg.Control.View(func(st *registry.State) {
+			if v, err := st.Version(model, rv.Version); err == nil {
+				why = v.FailedReason(self)
+			}
+		})
+		if why != "" {
+			return nil, nil, fmt.Errorf("not loaded on this node: its validation gate refused the bytes of v%d: %s", rv.Version, why)
+		}
+	}
 	b, err := n.cfg.Artifacts.Get(rv.Digest)
 	if errors.Is(err, artifact.ErrNotFound) {
 		// Registered through another node: the distributor is fetching
