@@ -48,8 +48,8 @@ type member struct {
 	logs   *logBuffer
 	// validator replaces localValidator on this member.
 	validator gateway.Validator
-	c      *cluster.Node
-	n      *Node
+	c         *cluster.Node
+	n         *Node
 }
 
 func (m *member) admin() string { return "http://" + m.n.AdminAddr() }
