@@ -41,20 +41,8 @@ func (l loader) Load(model string, rv registry.RouteVersion) (*runtime.Slot, *ga
 	if n.cfg.Artifacts == nil {
 		return nil, nil, errors.New("this node has no artifact store")
 	}
-	if n.dist != nil {
-		// Under a "quorum" distribution policy a version may be champion
-		// while this node's own gate refused its bytes: this node keeps
-		// serving what it had rather than load what its gate refused.
-		var why string
-		self := n.dist.c.ID()
-		n.cfg.Control.View(func(st *registry.State) {
-			if v, err := st.Version(model, rv.Version); err == nil {
-				why = v.FailedReason(self)
-			}
-		})
-		if why != "" {
-			return nil, nil, fmt.Errorf("not loaded on this node: its validation gate refused the bytes of v%d: %s", rv.Version, why)
-		}
+	if err := n.distributed(model, rv.Version); err != nil {
+		return nil, nil, err
 	}
 	b, err := n.cfg.Artifacts.Get(rv.Digest)
 	if errors.Is(err, artifact.ErrNotFound) {
@@ -85,6 +73,40 @@ func (l loader) Load(model string, rv registry.RouteVersion) (*runtime.Slot, *ga
 		n.monitorDrift(slot, obs, rv.Version)
 	}
 	return slot, obs, nil
+}
+
+// distributed refuses to load a version this node's own validation gate
+// has not passed, while it is one member of several: the bytes came from
+// another node, and untrusted bytes are loaded into the serving process
+// only after the gate (a child process) ran on them here. Under a "quorum"
+// distribution policy a version may even be champion while this node's
+// gate refused it: the node keeps serving what it had. The report_ready
+// that follows the gate reconciles again. Alone in its cluster, a node
+// validated what it stored itself.
+func (n *Node) distributed(model string, version int) error {
+	if n.dist == nil {
+		return nil
+	}
+	if ms, err := n.dist.c.Members(); err != nil || len(ms) < 2 {
+		return nil
+	}
+	self := n.dist.c.ID()
+	var err error
+	n.cfg.Control.View(func(st *registry.State) {
+		v, verr := st.Version(model, version)
+		switch {
+		case verr != nil:
+		case len(v.Holders) == 0:
+			// Registered before the registry recorded holders (wire v3):
+			// loaded from what is here, as then, so a node upgraded in
+			// place serves its champion at once.
+		case v.FailedReason(self) != "":
+			err = fmt.Errorf("not loaded on this node: its validation gate refused the bytes of v%d: %s", version, v.FailedReason(self))
+		case !v.IsReadyOn(self):
+			err = fmt.Errorf("not loaded on this node yet: v%d is being fetched, verified and validated here (GET /api/v1/cluster/self shows how far)", version)
+		}
+	})
+	return err
 }
 
 // monitorDrift starts drift monitoring of a loaded version against, in
