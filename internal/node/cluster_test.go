@@ -48,6 +48,9 @@ type member struct {
 	logs   *logBuffer
 	// validator replaces localValidator on this member.
 	validator gateway.Validator
+	// raftDefaults keeps cluster.DefaultConfig's timeouts instead of the
+	// short ones that make tests fast (a measurement on a busy machine).
+	raftDefaults bool
 	c         *cluster.Node
 	n         *Node
 }
@@ -61,7 +64,9 @@ func (m *member) start(boot bool) {
 	t.Helper()
 	cfg := cluster.DefaultConfig()
 	cfg.NodeID, cfg.DataDir, cfg.BindAddr, cfg.Bootstrap = m.id, m.dir, m.raft, boot
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
+	if !m.raftDefaults {
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
+	}
 	cfg.ApplyTimeout = m.applyTO
 	cfg.Logger = clusterTestLogger()
 	c, err := cluster.Open(cfg)
