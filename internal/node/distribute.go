@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/modelgate/modelgate/cluster"
+	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/registry"
 )
 
@@ -322,22 +323,45 @@ func (d *distributor) gate(ctx context.Context, store fetchStore, w registry.Pen
 	return "", nil
 }
 
-// report sends this node's verdict to the leader (POST
-// /api/v1/cluster/ready through its own admin API, which forwards it) and
-// waits for it to be applied here.
+// report commits this node's verdict: on the leader directly, on a
+// follower through the leader's admin API (POST /api/v1/cluster/ready, at
+// the address the member table holds, as forwarding uses), then waits
+// until this node has applied it, so its reconciler sees its own report.
 func (d *distributor) report(ctx context.Context, w registry.Pending, self, failed string) error {
 	args := registry.ReportReadyArgs{Node: self, Model: w.Model, Version: w.Version, Digest: w.Digest, Failed: failed}
-	body, err := json.Marshal(args)
-	if err != nil {
-		return err
-	}
 	key := "ready/" + url.PathEscape(self) + "/" + url.PathEscape(w.Model) + "/" + strconv.Itoa(w.Version) + "/" + w.Digest
 	if failed != "" {
 		key += "/failed"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*d.n.cfg.Gateway.ApplyTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", d.n.peers.URL(d.n.AdminAddr(), "/api/v1/cluster/ready"), bytes.NewReader(body))
+	if err := d.commit(ctx, args, key); err != nil {
+		return err
+	}
+	if failed != "" {
+		d.n.log.Error("this node's validation gate refused a version's bytes; the promotion gate holds the version back until the model's distribution policy is met", "model", w.Model, "version", w.Version, "reason", failed)
+	} else {
+		d.n.log.Info("version ready on this node", "model", w.Model, "version", w.Version, "digest", w.Digest)
+	}
+	return nil
+}
+
+func (d *distributor) commit(ctx context.Context, args registry.ReportReadyArgs, key string) error {
+	if d.c.IsLeader() {
+		_, err := d.c.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: "node " + args.Node, IdempotencyKey: key, Args: &args})
+		if err == nil || !errors.Is(err, cluster.ErrNotLeader) {
+			return err
+		}
+	}
+	leader, addr := d.c.LeaderAdmin()
+	if addr == "" {
+		return fmt.Errorf("cannot report to the leader: no leader known (%q) or it has announced no admin address", leader)
+	}
+	body, err := json.Marshal(args)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", d.n.peers.URL(addr, "/api/v1/cluster/ready"), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -345,17 +369,19 @@ func (d *distributor) report(ctx context.Context, w registry.Pending, self, fail
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := d.n.peers.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot report to the leader: %w", err)
+		return fmt.Errorf("cannot report to the leader %s: %w", leader, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("reporting to the leader: %d %s", resp.StatusCode, bytes.TrimSpace(b))
+		return fmt.Errorf("reporting to the leader %s: %d %s", leader, resp.StatusCode, bytes.TrimSpace(b))
 	}
-	if failed != "" {
-		d.n.log.Error("this node's validation gate refused a version's bytes; the promotion gate holds the version back until the model's distribution policy is met", "model", w.Model, "version", w.Version, "reason", failed)
-	} else {
-		d.n.log.Info("version ready on this node", "model", w.Model, "version", w.Version, "digest", w.Digest)
+	idx, err := strconv.ParseUint(resp.Header.Get(gateway.HeaderAppliedIndex), 10, 64)
+	if err != nil {
+		return nil // applied on the leader; this node applies it in its time
+	}
+	if err := d.c.WaitApplied(ctx, idx); err != nil {
+		return fmt.Errorf("reported to the leader %s, not yet applied here: %w", leader, err)
 	}
 	return nil
 }
