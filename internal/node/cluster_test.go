@@ -51,8 +51,8 @@ type member struct {
 	// raftDefaults keeps cluster.DefaultConfig's timeouts instead of the
 	// short ones that make tests fast (a measurement on a busy machine).
 	raftDefaults bool
-	c         *cluster.Node
-	n         *Node
+	c            *cluster.Node
+	n            *Node
 }
 
 func (m *member) admin() string { return "http://" + m.n.AdminAddr() }
