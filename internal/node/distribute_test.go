@@ -168,12 +168,12 @@ func scoreVersion(m *member) (string, error) {
 }
 
 // TestDistributionLateJoinerRefusesBadTransfers: a version uploaded through
-// a follower is fetched by the other node; a node that joins later, while
-// one holder serves corrupted bytes and the other cuts the transfer half
-// way, refuses both (nothing of them in its store), backs off, fetches
-// again once a holder is healthy, validates, reports ready and serves the
-// version. Every node then holds identical bytes by digest, serves v1 and
-// has the same audit log.
+// a follower, and a validated candidate, are fetched by the other node; a
+// node that joins later, while one holder serves corrupted bytes and the
+// other cuts the transfer half way, refuses both (nothing of them in its
+// store), backs off, fetches again once a holder is healthy, validates,
+// reports both versions ready and serves the champion. Every node then
+// holds identical bytes by digest, serves v1 and has the same audit log.
 func TestDistributionLateJoinerRefusesBadTransfers(t *testing.T) {
 	ctx, mk := clusterTest(t)
 	n1, n2, n3 := mk("n1"), mk("n2"), mk("n3")
@@ -187,6 +187,15 @@ func TestDistributionLateJoinerRefusesBadTransfers(t *testing.T) {
 		t.Fatalf("upload through n2: %d %s", resp.StatusCode, b)
 	}
 	v := waitReadyOn(ctx, t, n1, "fraud", 1, "n1", "n2")
+	// A candidate too: validated, not serving, still fetched everywhere.
+	cand, err := demo.FraudModel(demo.DefaultSeed + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, b := upload(t, n1, "fraud", cand, "reg-2"); resp.StatusCode != http.StatusCreated || !strings.Contains(string(b), `"stage":"validated"`) {
+		t.Fatalf("upload v2: %d %s", resp.StatusCode, b)
+	}
+	v2 := waitReadyOn(ctx, t, n1, "fraud", 2, "n1", "n2")
 
 	n1.faulty.mode.Store(serveCorrupt)
 	n2.faulty.mode.Store(serveCut)
@@ -210,14 +219,20 @@ func TestDistributionLateJoinerRefusesBadTransfers(t *testing.T) {
 	}
 	n2.faulty.mode.Store(serveGood)
 	waitReadyOn(ctx, t, n1, "fraud", 1, "n1", "n2", "n3")
+	waitReadyOn(ctx, t, n1, "fraud", 2, "n1", "n2", "n3")
 	settle(ctx, t, n1, n1, n2, n3)
 
-	got, err := n3.store.Get(v.Digest)
-	if err != nil || !bytes.Equal(got, onnx) {
-		t.Fatalf("n3's copy: %v", err)
+	for _, want := range []struct {
+		digest string
+		bytes  []byte
+	}{{v.Digest, onnx}, {v2.Digest, cand}} {
+		got, err := n3.store.Get(want.digest)
+		if err != nil || !bytes.Equal(got, want.bytes) {
+			t.Fatalf("n3's copy of %s: %v", want.digest, err)
+		}
 	}
-	if list, _ := n3.store.List(); len(list) != 1 {
-		t.Fatalf("n3's store holds %v, want only v1's artifact", list)
+	if list, _ := n3.store.List(); len(list) != 2 {
+		t.Fatalf("n3's store holds %v, want v1's and v2's artifacts only", list)
 	}
 	audit := auditOf(t, n1)
 	for _, m := range []*member{n1, n2, n3} {
@@ -231,8 +246,8 @@ func TestDistributionLateJoinerRefusesBadTransfers(t *testing.T) {
 			t.Fatalf("audit log on %s differs from the leader's:\n%s\nwant\n%s", m.id, a, audit)
 		}
 	}
-	if c := strings.Count(audit, `"action":"ready"`); c != 2 {
-		t.Fatalf("%d ready records, want 2 (n2 and n3; n1 ran the gate at registration): %s", c, audit)
+	if c := strings.Count(audit, `"action":"ready"`); c != 4 {
+		t.Fatalf("%d ready records, want 4 (n2 and n3 for v1 and v2; n1 ran the gate at registration): %s", c, audit)
 	}
 }
 
