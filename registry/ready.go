@@ -143,24 +143,26 @@ func checkNodeID(field, id string) error {
 	return nil
 }
 
-// Pending is a version a node has yet to give its verdict on, and where
-// to fetch its bytes.
+// Pending is a version a node should hold, and where to fetch its bytes.
 type Pending struct {
 	Model   string
 	Version int
 	Digest  string
 	Size    int64
+	// Ready: the node has reported the version ready already; it only
+	// needs the bytes again if its store lost them (a node rejoining with
+	// a new disk under the same ID).
+	Ready bool
 	// From are the nodes to fetch from: the holders, then the other ready
 	// nodes (the asking node excluded). Empty for a version registered
 	// before holders were recorded (wire v3).
 	From []string
 }
 
-// PendingOn lists the versions node should hold and has not reported on
-// (ready or failed): every version the registry may route — validated,
-// shadow, canary, champion, and the warm standby — by model, then
-// version. It copies only what a fetch needs, so a node can ask at every
-// change.
+// PendingOn lists the versions node should hold: every version the
+// registry may route — validated, shadow, canary, champion, and the warm
+// standby — except those node's gate refused, by model, then version. It
+// copies only what a fetch needs, so a node can ask at every change.
 func (s *State) PendingOn(node string) []Pending {
 	var out []Pending
 	for _, name := range s.modelNames() {
@@ -175,10 +177,10 @@ func (s *State) PendingOn(node string) []Pending {
 					continue
 				}
 			}
-			if v.IsReadyOn(node) || v.FailedReason(node) != "" {
+			if v.FailedReason(node) != "" {
 				continue
 			}
-			p := Pending{Model: name, Version: v.Number, Digest: v.Digest, Size: v.Size}
+			p := Pending{Model: name, Version: v.Number, Digest: v.Digest, Size: v.Size, Ready: v.IsReadyOn(node)}
 			for _, h := range v.Holders {
 				if h != node {
 					p.From = append(p.From, h)

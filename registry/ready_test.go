@@ -78,9 +78,10 @@ func TestReportReadyCopyOnWrite(t *testing.T) {
 	}
 }
 
-// TestPendingOn: a node has to fetch the versions the registry may route
-// (validated on), with their holders first; not the ones it reported on,
-// not failed, registered or retired ones; the standby yes.
+// TestPendingOn: a node should hold the versions the registry may route
+// (validated on), with their holders first, marked ready when it reported
+// so; not failed, registered or retired ones, nor one its gate refused;
+// the standby yes.
 func TestPendingOn(t *testing.T) {
 	h := newHarness(t)
 	reg := func(seed int) int {
@@ -98,17 +99,20 @@ func TestPendingOn(t *testing.T) {
 		t.Helper()
 		var got []string
 		for _, p := range h.s.PendingOn(node) {
-			got = append(got, fmt.Sprint(p.Version, p.From))
+			got = append(got, fmt.Sprint(p.Version, p.From, p.Ready))
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("pending on %s: %q, want %q", node, got, want)
 		}
 	}
-	f("n1") // it registered both, and its gate passed them
-	f("n2", "2 [n1]")
-	f("n3", "1 [n1 n2]", "2 [n1]")
+	f("n1", "1 [n2] true", "2 [] true") // it registered both, and its gate passed them
+	f("n2", "1 [n1] true", "2 [n1] false")
+	f("n3", "1 [n1 n2] false", "2 [n1] false")
 	h.must(&PromoteArgs{Model: "m", Version: v2}) // v1: the standby
-	f("n3", "1 [n1 n2]", "2 [n1]")
+	f("n3", "1 [n1 n2] false", "2 [n1] false")
+	v5 := reg(5)
+	h.validate("m", v5, true)
+	h.must(&SetStageArgs{Model: "m", Version: v5, Stage: StageRetired}) // retired, not the standby
 	h.must(&ReportReadyArgs{Node: "n3", Model: "m", Version: v2, Digest: digestOf(2), Failed: "no"})
-	f("n3", "1 [n1 n2]")
+	f("n3", "1 [n1 n2] false")
 }

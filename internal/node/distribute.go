@@ -31,7 +31,10 @@ import (
 // report_ready through the leader. A failed fetch moves on to the next
 // holder, and a round in which every holder failed backs off. Loading and
 // warming stay the reconciler's: it loads a version before any routing
-// table names it, so no node routes to a version it has not loaded.
+// table names it, so no node routes to a version it has not loaded, and
+// (loader.go) only once this node's own report says its gate passed it.
+// A node that reported a version ready and lost its bytes since (a new
+// disk under the same node ID) fetches them again without a new report.
 //
 // Nothing is distributed while the node is the cluster's only member:
 // it validated what it stored itself, and `make run` stays as it was.
@@ -71,7 +74,7 @@ type fetchTry struct {
 	next     time.Time
 }
 
-func key(p registry.Pending) string { return p.Model + " v" + strconv.Itoa(p.Version) }
+func pendingKey(p registry.Pending) string { return p.Model + " v" + strconv.Itoa(p.Version) }
 
 func newDistributor(n *Node, c *cluster.Node) *distributor {
 	return &distributor{n: n, c: c, status: map[string]string{}, tries: map[string]*fetchTry{}}
@@ -95,9 +98,9 @@ func (d *distributor) Status() map[string]string {
 func (d *distributor) setStatus(p registry.Pending, s string) {
 	d.mu.Lock()
 	if s == "" {
-		delete(d.status, key(p))
+		delete(d.status, pendingKey(p))
 	} else {
-		d.status[key(p)] = s
+		d.status[pendingKey(p)] = s
 	}
 	d.mu.Unlock()
 }
@@ -107,7 +110,7 @@ func (d *distributor) setStatus(p registry.Pending, s string) {
 func (d *distributor) forget(pending []registry.Pending) {
 	keys, digests := map[string]bool{}, map[string]bool{}
 	for _, p := range pending {
-		keys[key(p)], digests[p.Digest] = true, true
+		keys[pendingKey(p)], digests[p.Digest] = true, true
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -158,6 +161,9 @@ func (d *distributor) pass(ctx context.Context) {
 	d.n.cfg.Control.View(func(st *registry.State) { pending = st.PendingOn(self) })
 	d.forget(pending)
 	for _, p := range pending {
+		if p.Ready && d.has(p.Digest) {
+			continue // the usual case: nothing to do
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -191,6 +197,17 @@ func (d *distributor) pass(ctx context.Context) {
 	}
 }
 
+// has reports whether the store holds digest (false when it cannot tell:
+// handle then asks again and says why).
+func (d *distributor) has(digest string) bool {
+	st, ok := d.n.cfg.Artifacts.(fetchStore)
+	if !ok {
+		return false
+	}
+	h, err := st.Has(digest)
+	return err == nil && h
+}
+
 // handle brings one version to a verdict on this node and reports it.
 // An error means no verdict yet (retried with backoff).
 func (d *distributor) handle(ctx context.Context, w registry.Pending, self string, members []cluster.Member) error {
@@ -206,6 +223,14 @@ func (d *distributor) handle(ctx context.Context, w registry.Pending, self strin
 		if err := d.fetch(ctx, store, w, self, members); err != nil {
 			return err
 		}
+	}
+	if w.Ready {
+		// Reported ready before, under this node ID, and its store lost
+		// the bytes (a new disk): the same digest, fetched again, is what
+		// its gate passed; nothing to report, but reconcile now rather
+		// than at the reconciler's next retry.
+		_ = d.n.rec.Reconcile()
+		return nil
 	}
 	failed, err := d.gate(ctx, store, w)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,6 +176,8 @@ func scoreVersion(m *member) (string, error) {
 // store), backs off, fetches again once a holder is healthy, validates,
 // reports both versions ready and serves the champion. Every node then
 // holds identical bytes by digest, serves v1 and has the same audit log.
+// Restarted with an empty artifact store, n3 fetches both again and serves
+// without reporting again.
 func TestDistributionLateJoinerRefusesBadTransfers(t *testing.T) {
 	ctx, mk := clusterTest(t)
 	n1, n2, n3 := mk("n1"), mk("n2"), mk("n3")
@@ -248,6 +252,32 @@ func TestDistributionLateJoinerRefusesBadTransfers(t *testing.T) {
 	}
 	if c := strings.Count(audit, `"action":"ready"`); c != 4 {
 		t.Fatalf("%d ready records, want 4 (n2 and n3 for v1 and v2; n1 ran the gate at registration): %s", c, audit)
+	}
+
+	// n3 comes back under the same ID with an empty artifact store (a new
+	// disk): it fetches both versions again, with no new report, and serves.
+	n3.stop()
+	n3.store.Close()
+	if err := os.RemoveAll(filepath.Join(n3.dir, "artifacts")); err != nil {
+		t.Fatal(err)
+	}
+	n3.store = nil
+	n3.start(false)
+	for {
+		has1, _ := n3.store.Has(v.Digest)
+		has2, _ := n3.store.Has(v2.Digest)
+		if ver, err := scoreVersion(n3); err == nil && ver == "1" && has1 && has2 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("n3 with a new disk never served v1 again; its log:\n%s", n3.logs)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	settle(ctx, t, n1, n1, n2, n3)
+	if a := auditOf(t, n1); strings.Count(a, `"action":"ready"`) != 4 {
+		t.Fatalf("the refetch reported again: %s", a)
 	}
 }
 
