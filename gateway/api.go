@@ -233,7 +233,8 @@ func registryStatus(err error) int {
 		errors.Is(err, registry.ErrUnknownOp), errors.Is(err, registry.ErrUnsupportedVersion):
 		return fasthttp.StatusBadRequest
 	case errors.Is(err, registry.ErrIllegalTransition), errors.Is(err, registry.ErrModelExists),
-		errors.Is(err, registry.ErrDuplicateArtifact), errors.Is(err, registry.ErrIdempotencyConflict):
+		errors.Is(err, registry.ErrDuplicateArtifact), errors.Is(err, registry.ErrIdempotencyConflict),
+		errors.Is(err, registry.ErrNotReady):
 		return fasthttp.StatusConflict
 	}
 	return fasthttp.StatusServiceUnavailable

@@ -287,6 +287,9 @@ type nodeReport struct {
 	// NotReady says why Ready is false: a version the registry names that
 	// this node could not load (its artifact is not here, …), or startup.
 	NotReady string `json:"not_ready,omitempty"`
+	// Distribution: per version not yet ready here ("fraud v2"), what this
+	// node is doing about it (fetching, validating, the last failure).
+	Distribution map[string]string `json:"distribution,omitempty"`
 }
 
 // memberView is one member in GET /api/v1/cluster.
@@ -318,6 +321,9 @@ type clusterView struct {
 
 func (s *Server) selfReport() nodeReport {
 	rep := nodeReport{ID: s.cluster.NodeID(), AppliedIndex: s.cluster.AppliedIndex(), ReadyVersions: map[string][]int{}, Ready: s.Ready()}
+	if s.cfg.Distribution != nil {
+		rep.Distribution = s.cfg.Distribution()
+	}
 	for _, m := range s.Catalog.table().Models() {
 		var vs []int
 		for _, v := range m.Versions() {

@@ -66,7 +66,7 @@ func (s *Server) apiRegister(ctx *fasthttp.RequestCtx, p *apiParams) {
 	}
 	cmd := registry.Command{Time: time.Now().UTC(), Actor: p.actor, IdempotencyKey: key, Args: &registry.RegisterArgs{
 		Model: p.model, Digest: digest, Size: size, Signature: meta.Signature, Lineage: meta.Lineage,
-		ReferenceProfile: meta.Profile, Golden: meta.Golden, Reason: meta.Reason,
+		ReferenceProfile: meta.Profile, Golden: meta.Golden, Reason: meta.Reason, Holder: s.holderID(),
 	}}
 	res, ok := s.apply(ctx, cmd)
 	if !ok {
@@ -449,7 +449,7 @@ func (s *Server) ServeFile(ctx context.Context, model string, onnx, profile []by
 	out := Seeded{Version: existing.Number}
 	if out.Version == 0 {
 		res, err := s.control.Apply(ctx, registry.Command{Time: time.Now().UTC(), Actor: actor, IdempotencyKey: key,
-			Args: &registry.RegisterArgs{Model: model, Digest: digest, Size: size, ReferenceProfile: profile,
+			Args: &registry.RegisterArgs{Model: model, Digest: digest, Size: size, ReferenceProfile: profile, Holder: s.holderID(),
 				Lineage: registry.Lineage{RegisteredBy: actor, Notes: "registered by serve --model at start"}}})
 		if err != nil {
 			return out, fmt.Errorf("cannot register: %w", err)

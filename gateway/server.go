@@ -107,6 +107,10 @@ type Config struct {
 	Peers *peer.Client
 	// Logger receives the node's operational log. Default: discard.
 	Logger *slog.Logger
+	// Distribution, when set, says what this node is doing about each
+	// version it has not reported ready ("fraud v2" → "fetching from n1"),
+	// shown in GET /api/v1/cluster/self (internal/node's distributor).
+	Distribution func() map[string]string
 }
 
 // DefaultConfig is the configuration used for zero fields.

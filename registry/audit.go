@@ -25,6 +25,7 @@ const (
 	ActionDeleteVersion   Action = "delete_version"
 	ActionSetPolicy       Action = "set_policy" // Evidence is the new policy
 	ActionAlert           Action = "alert"      // Kind says which
+	ActionReady           Action = "ready"      // report_ready: a node's verdict on a version's bytes
 )
 
 // AuditRecord is one entry of the append-only audit log. Records are never

@@ -18,7 +18,9 @@ import (
 //	   champion's clients cannot call, unless the new "force" field is set
 //	3  set_reference and trim_audit; a drift_reference record_alert no
 //	   longer sets the version's bootstrapped reference (set_reference does)
-const WireVersion = 3
+//	4  artifact distribution: report_ready, register's "holder" and the
+//	   policy's "distribution" section
+const WireVersion = 4
 
 // Size limits. They keep a single Raft log entry, and the snapshot, in
 // bounds; artifacts themselves never travel in commands (only their digest).
@@ -53,11 +55,12 @@ const (
 	OpRecordAlert   Op = "record_alert"   // RecordAlertArgs
 	OpSetReference  Op = "set_reference"  // SetReferenceArgs (wire v3)
 	OpTrimAudit     Op = "trim_audit"     // TrimAuditArgs (wire v3)
+	OpReportReady   Op = "report_ready"   // ReportReadyArgs (wire v4)
 )
 
 // opSince is the wire version that introduced an op (1 when absent): an
 // older envelope naming it is refused, as a replica of that version would.
-var opSince = map[Op]int{OpSetReference: 3, OpTrimAudit: 3}
+var opSince = map[Op]int{OpSetReference: 3, OpTrimAudit: 3, OpReportReady: 4}
 
 // newArgs maps each op to a constructor of its arguments.
 var newArgs = map[Op]func() Args{
@@ -74,6 +77,7 @@ var newArgs = map[Op]func() Args{
 	OpRecordAlert:   func() Args { return new(RecordAlertArgs) },
 	OpSetReference:  func() Args { return new(SetReferenceArgs) },
 	OpTrimAudit:     func() Args { return new(TrimAuditArgs) },
+	OpReportReady:   func() Args { return new(ReportReadyArgs) },
 }
 
 // Command is one write to the registry: who, when, what, and the key that
@@ -148,6 +152,10 @@ type RegisterArgs struct {
 	ReferenceProfile json.RawMessage `json:"reference_profile,omitempty"`
 	Golden           json.RawMessage `json:"golden,omitempty"`
 	Reason           string          `json:"reason,omitempty"`
+	// Holder is the node that stored the bytes (the one that received the
+	// upload): the version's first holder, which the other nodes fetch
+	// from. Empty for a registration without a cluster. Wire version 4.
+	Holder string `json:"holder,omitempty"`
 }
 
 // SetValidationArgs records the validation gate's outcome for a registered
@@ -351,6 +359,9 @@ func DecodeCommand(b []byte) (Command, error) {
 	if w.V < 2 && forced(args) {
 		return Command{}, fmt.Errorf("%w: %s args: json: unknown field \"force\" (it came with wire v2; this envelope is v%d)", ErrMalformedCommand, w.Op, w.V)
 	}
+	if f := distributionField(args); w.V < 4 && f != "" {
+		return Command{}, fmt.Errorf("%w: %s args: json: unknown field %q (it came with wire v4; this envelope is v%d)", ErrMalformedCommand, w.Op, f, w.V)
+	}
 	c := Command{Time: w.Time.UTC(), Actor: w.Actor, IdempotencyKey: w.IdempotencyKey, Args: args}
 	if w.V != WireVersion {
 		c.wire = w.V
@@ -367,6 +378,25 @@ func forced(args Args) bool {
 		return a.Force
 	}
 	return false
+}
+
+// distributionField names the wire v4 field args use ("" when none).
+func distributionField(args Args) string {
+	switch a := args.(type) {
+	case *RegisterArgs:
+		if a.Holder != "" {
+			return "holder"
+		}
+	case *SetPolicyArgs:
+		if a.Policy.Distribution != nil {
+			return "distribution"
+		}
+	case *CreateModelArgs:
+		if a.Policy != nil && a.Policy.Distribution != nil {
+			return "distribution"
+		}
+	}
+	return ""
 }
 
 // strictUnmarshal decodes exactly one JSON value into v, refusing unknown

@@ -46,6 +46,7 @@ func sampleCommands() []Command {
 		c("k-alert", &RecordAlertArgs{Model: "fraud", Version: 1, Kind: "drift", Reason: "psi 0.31 on amount", Evidence: json.RawMessage(`{"psi":{"amount":0.31}}`)}),
 		c("k-ref", &SetReferenceArgs{Model: "fraud", Version: 1, Profile: json.RawMessage(`{"rows":1000}`), Rows: 1000, Reason: "the first 1000 rows"}),
 		c("k-trim", &TrimAuditArgs{KeepLast: 100, MaxAge: Duration(720 * time.Hour), Reason: "retention"}),
+		c("k-ready", &ReportReadyArgs{Node: "n2", Model: "fraud", Version: 1, Digest: strings.Repeat("ab", 32)}),
 	}
 }
 
@@ -60,7 +61,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.HasPrefix(b, []byte(`{"v":3,"op":"`+string(c.Op())+`","time":"2025-06-01T12:00:00.123456789Z","actor":"ci@example","idempotency_key":`)) {
+		if !bytes.HasPrefix(b, []byte(`{"v":4,"op":"`+string(c.Op())+`","time":"2025-06-01T12:00:00.123456789Z","actor":"ci@example","idempotency_key":`)) {
 			t.Fatalf("envelope: %s", b)
 		}
 		back, err := DecodeCommand(b)
@@ -90,7 +91,7 @@ func TestWireFormatStable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"v":3,"op":"set_stage","time":"2025-06-01T10:00:00Z","actor":"ops","idempotency_key":"abc","args":{"model":"fraud","version":3,"stage":"canary","weight":5,"force":true,"reason":"start canary"}}`
+	const want = `{"v":4,"op":"set_stage","time":"2025-06-01T10:00:00Z","actor":"ops","idempotency_key":"abc","args":{"model":"fraud","version":3,"stage":"canary","weight":5,"force":true,"reason":"start canary"}}`
 	if string(b) != want {
 		t.Fatalf("got  %s\nwant %s", b, want)
 	}
@@ -121,7 +122,10 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	const env = `"time":"2025-01-01T00:00:00Z","actor":"a","idempotency_key":"k"`
 	f(``, ErrMalformedCommand, "EOF")
 	f(`[]`, ErrMalformedCommand, "cannot unmarshal array")
-	f(`{"v":4,"op":"promote",`+env+`,"args":{"model":"m","version":1}}`, ErrUnsupportedVersion, "v4 (this registry reads v1 to v3)")
+	f(`{"v":5,"op":"promote",`+env+`,"args":{"model":"m","version":1}}`, ErrUnsupportedVersion, "v5 (this registry reads v1 to v4)")
+	f(`{"v":3,"op":"report_ready",`+env+`,"args":{"node":"n2","model":"m","version":1,"digest":"`+strings.Repeat("ab", 32)+`"}}`, ErrUnknownOp, `"report_ready" in a v3 envelope (it came with wire v4)`)
+	f(`{"v":3,"op":"register",`+env+`,"args":{"model":"m","digest":"`+strings.Repeat("ab", 32)+`","size":1,"signature":{},"lineage":{},"holder":"n1"}}`, ErrMalformedCommand, `unknown field "holder" (it came with wire v4`)
+	f(`{"v":3,"op":"set_policy",`+env+`,"args":{"model":"m","policy":{"distribution":{"require_ready":"quorum"}}}}`, ErrMalformedCommand, `unknown field "distribution" (it came with wire v4`)
 	f(`{"v":2,"op":"trim_audit",`+env+`,"args":{"keep_last":10}}`, ErrUnknownOp, `"trim_audit" in a v2 envelope (it came with wire v3)`)
 	f(`{"v":2,"op":"set_reference",`+env+`,"args":{"model":"m","version":1,"profile":{}}}`, ErrUnknownOp, `"set_reference" in a v2 envelope`)
 	f(`{"op":"promote",`+env+`,"args":{"model":"m","version":1}}`, ErrUnsupportedVersion, `has no "v"`)

@@ -106,14 +106,14 @@
 // safe: it never registers a version twice. A refused command does not use
 // its key.
 //
-// # Wire format (version 3)
+// # Wire format (version 4)
 //
 // A command is one JSON object:
 //
 //	{"v":2,"op":"register","time":"2025-06-01T12:00:00Z","actor":"ci",
 //	 "idempotency_key":"b7e1…","args":{"model":"fraud","digest":"…","size":1234,…}}
 //
-// v is the wire version (1 to 3; anything else is refused with
+// v is the wire version (1 to 4; anything else is refused with
 // ErrUnsupportedVersion); op is one of the Op constants (others:
 // ErrUnknownOp); time is RFC 3339 and becomes UTC; args is the op's *Args
 // type, its fields as their json tags spell them. Unknown fields anywhere
@@ -127,7 +127,10 @@
 // Version 3 added set_reference and trim_audit (refused in an older
 // envelope); a drift_reference record_alert of v1 or v2, whose evidence was
 // the bootstrapped profile, still sets the version's BootstrappedReference
-// when replayed, while a v3 one is only a record.
+// when replayed, while a v3 one is only a record. Version 4 added artifact
+// distribution: report_ready (a node's verdict on a version's bytes),
+// register's "holder" and the policy's "distribution" section, each refused
+// in an older envelope.
 //
 // Snapshots are JSON too ({"format":2,"last_seq":…,"models":[…],
 // "audit":[…],"idempotency_limit":…,"idempotency":[…]}), read back only by

@@ -14,7 +14,8 @@ import (
 //	400  ErrInvalid (*FieldError), ErrMalformedCommand, ErrUnknownOp, ErrUnsupportedVersion
 //	409  ErrIllegalTransition (*TransitionError), ErrIncompatibleSignature
 //	     (*SignatureError), ErrModelExists,
-//	     ErrDuplicateArtifact (*DuplicateError), ErrIdempotencyConflict (*IdempotencyError)
+//	     ErrDuplicateArtifact (*DuplicateError), ErrIdempotencyConflict (*IdempotencyError),
+//	     ErrNotReady
 //
 // ErrCorruptSnapshot is no client's fault: a node must not serve from a
 // snapshot that fails to restore.
@@ -49,6 +50,12 @@ var (
 	// ErrIdempotencyConflict: the idempotency key was already used by a
 	// different command. The error is an *IdempotencyError.
 	ErrIdempotencyConflict = errors.New("registry: idempotency key reused for a different command")
+	// ErrNotReady: a move would make a version the canary or the champion
+	// before the nodes its distribution policy requires report it ready.
+	// The registry does not raise it (which nodes are live is not part of
+	// its state): the node that proposes the move does (internal/node).
+	// It is transient: the same move succeeds once the nodes are ready.
+	ErrNotReady = errors.New("registry: version not ready on the nodes the distribution policy requires")
 
 	// ErrMalformedCommand: the command bytes are not a valid envelope.
 	ErrMalformedCommand = errors.New("registry: malformed command")

@@ -121,6 +121,15 @@ type Version struct {
 	Pending    *PendingTransition `json:"pending_approval,omitempty"`
 	Created    time.Time          `json:"created"`
 	Updated    time.Time          `json:"updated"` // time of the last stage change
+	// Holders are the nodes that hold the version's bytes, sorted: the
+	// node that registered it, then every node that reported it ready.
+	Holders []string `json:"holders,omitempty"`
+	// ReadyOn are the nodes that fetched, verified and validated the
+	// version's bytes (report_ready), sorted by node.
+	ReadyOn []NodeReport `json:"ready_on,omitempty"`
+	// FailedOn are the nodes whose own validation gate refused the bytes,
+	// with the reason, sorted by node.
+	FailedOn []NodeReport `json:"failed_on,omitempty"`
 }
 
 // Model is a named model: its versions, its aliases, its policy. Values
@@ -200,6 +209,9 @@ func (v *Version) clone() Version {
 	c.ReferenceProfile = cloneRaw(v.ReferenceProfile)
 	c.BootstrappedReference = cloneRaw(v.BootstrappedReference)
 	c.Golden = cloneRaw(v.Golden)
+	c.Holders = slices.Clone(v.Holders)
+	c.ReadyOn = slices.Clone(v.ReadyOn)
+	c.FailedOn = slices.Clone(v.FailedOn)
 	if v.Validation != nil {
 		x := *v.Validation
 		x.Evidence = cloneRaw(x.Evidence)

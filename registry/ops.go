@@ -55,6 +55,9 @@ func (a *RegisterArgs) apply(t *txn) (Result, error) {
 		Created:          t.now,
 		Updated:          t.now,
 	})
+	if a.Holder != "" {
+		m.Versions[len(m.Versions)-1].Holders = []string{a.Holder}
+	}
 	m.NextVersion++
 	t.record(AuditRecord{Action: ActionRegister, Version: n, To: StageRegistered, Reason: a.Reason,
 		Evidence: mustJSON(map[string]any{"digest": a.Digest, "size": a.Size})})
@@ -86,6 +89,12 @@ func (a *SetValidationArgs) apply(t *txn) (Result, error) {
 	}
 	v.Stage = to
 	v.Updated = t.now
+	if a.Passed && len(v.Holders) == 1 && len(v.ReadyOn) == 0 {
+		// The node that stored the upload is the one that ran this gate:
+		// its verdict is its ready report. (Holders exist from wire v4 on,
+		// so older logs replay unchanged.)
+		v.ReadyOn = []NodeReport{{Node: v.Holders[0], Time: t.now}}
+	}
 	v.Validation = &Validation{Passed: a.Passed, Time: t.now, Actor: t.cmd.Actor, Reason: a.Reason, Evidence: cloneRaw(a.Evidence)}
 	t.record(AuditRecord{Action: ActionValidate, Version: v.Number, From: StageRegistered, To: to, Reason: a.Reason, Evidence: cloneRaw(a.Evidence)})
 	if a.Passed && m.Champion == 0 {

@@ -42,6 +42,10 @@ type Policy struct {
 	// Alerts is the alert webhook; nil sends no alerts (they are still
 	// audit records).
 	Alerts *AlertPolicy `json:"alerts,omitempty"`
+	// Distribution says which nodes must report a version ready before it
+	// may become canary or champion; nil requires every node (see
+	// policy_distribution.go). Wire version 4.
+	Distribution *DistributionPolicy `json:"distribution,omitempty"`
 }
 
 // The evaluation tasks.
@@ -370,6 +374,11 @@ func (p *Policy) Validate() error {
 			return err
 		}
 	}
+	if d := p.Distribution; d != nil {
+		if err := d.validate("policy.distribution"); err != nil {
+			return err
+		}
+	}
 	if v := p.Validation; v != nil && !(v.LatencyBudgetMs >= 0 && v.LatencyBudgetMs <= 3.6e6) {
 		return fieldErr("policy.validation.latency_budget_ms", v.LatencyBudgetMs, "must be between 0 and 3600000")
 	}
@@ -542,6 +551,10 @@ func (p Policy) clone() Policy {
 	if a := p.Alerts; a != nil {
 		x := *a
 		p.Alerts = &x
+	}
+	if d := p.Distribution; d != nil {
+		x := *d
+		p.Distribution = &x
 	}
 	return p
 }

@@ -253,6 +253,11 @@ func (a *RegisterArgs) validate() error {
 	if err := checkRaw("golden", &a.Golden, MaxGoldenSize); err != nil {
 		return err
 	}
+	if a.Holder != "" {
+		if err := checkNodeID("holder", a.Holder); err != nil {
+			return err
+		}
+	}
 	return checkText("reason", a.Reason, MaxReasonSize, false)
 }
 

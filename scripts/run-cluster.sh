@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # run-cluster.sh BIN MODEL ORT_LIB [DIR]: three modelgate nodes on 127.0.0.1.
 # n1 bootstraps the cluster and registers MODEL as the champion; n2 and n3
-# join it through its admin API. Every node is given the same MODEL file:
-# nodes do not fetch artifacts from each other yet, and the same bytes have
-# the same digest, so a joining node finds the version registered and only
-# stores its file. Ctrl-C stops all three; the data stays in DIR.
+# join it through its admin API with no model of their own: they learn the
+# version from the registry, fetch its bytes from n1 (GET
+# /api/v1/artifacts/{digest}), verify and validate them, report ready and
+# serve. Ctrl-C stops all three; the data stays in DIR.
 set -euo pipefail
 BIN=$1 MODEL=$2 ORT=$3 DIR=${4:-cluster-data}
 mkdir -p "$DIR"
@@ -23,7 +23,7 @@ start() { # start ID PORT-PREFIX [serve flags...]
 	local id=$1 p=$2; shift 2
 	MODELGATE_TOKEN=$TOKEN "$BIN" serve --node-id "$id" --node "$id" --data-dir "$DIR/$id" \
 		--listen "127.0.0.1:${p}0" --admin-listen "127.0.0.1:${p}1" --raft-listen "127.0.0.1:${p}2" \
-		--tokens "$DIR/tokens" --ort-lib "$ORT" --sessions 1 --model "fraud=$MODEL" "$@" >>"$DIR/$id.log" 2>&1 &
+		--tokens "$DIR/tokens" --ort-lib "$ORT" --sessions 1 "$@" >>"$DIR/$id.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 600); do
 		if curl -sf "http://127.0.0.1:${p}0/v2/health/ready" >/dev/null; then
@@ -37,7 +37,7 @@ start() { # start ID PORT-PREFIX [serve flags...]
 	exit 1
 }
 
-start n1 818
+start n1 818 --model "fraud=$MODEL"
 start n2 828 --join 127.0.0.1:8181
 start n3 838 --join 127.0.0.1:8181
 "$BIN" cluster status --admin http://127.0.0.1:8181 --token "$TOKEN"

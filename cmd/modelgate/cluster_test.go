@@ -20,9 +20,9 @@ import (
 
 // TestServeClusterJoin runs three separate `modelgate serve` processes on
 // 127.0.0.1: n1 bootstraps, n2 joins through n1 and n3 joins through n2 as
-// a non-voter (the join is forwarded to the leader). `modelgate cluster
-// status` on a follower lists all three with the leader and what each
-// serves; a policy written through the non-voter is forwarded and read
+// a non-voter (the join is forwarded to the leader), neither given the
+// model: they fetch it from n1. `modelgate cluster status` on a follower
+// lists all three with the leader and each serving it; a policy written through the non-voter is forwarded and read
 // back on n2; `modelgate cluster remove` through a follower takes n3 out.
 func TestServeClusterJoin(t *testing.T) {
 	if testing.Short() {
@@ -45,8 +45,8 @@ func TestServeClusterJoin(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(d, "admin.token"), []byte(n1.token+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		// The same file: nodes do not fetch artifacts from each other yet.
-		return startNode(t, bin, d, append([]string{"--node-id", id, "--join", via, "--join-token", n1.token, "--model", "fraud=" + model}, extra...)...)
+		// No --model: the joiner fetches the champion's bytes from a holder.
+		return startNode(t, bin, d, append([]string{"--node-id", id, "--join", via, "--join-token", n1.token}, extra...)...)
 	}
 	n2 := member("n2", n1.admin)
 	n3 := member("n3", n2.admin, "--non-voter")

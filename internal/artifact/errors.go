@@ -22,7 +22,10 @@ var (
 	// WAL write or sync that failed). The store then refuses every write
 	// until the node is restarted: an upload acknowledged after a lost write
 	// could be a lie. Reads of what was stored keep working.
-	ErrFailed = errors.New("artifact: a write failed, the store accepts no more writes until the node restarts")
+	// ErrDigestMismatch: bytes given to PutExpect hash to another digest
+	// than the one expected (a corrupt or cut transfer); they were not kept.
+	ErrDigestMismatch = errors.New("artifact: bytes do not hash to the expected digest")
+	ErrFailed         = errors.New("artifact: a write failed, the store accepts no more writes until the node restarts")
 )
 
 // TooLargeError is returned by Put when the reader holds more than the
@@ -34,3 +37,17 @@ type TooLargeError struct {
 func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("artifact: upload larger than the limit of %d bytes (Config.MaxBytes)", e.Limit)
 }
+
+// DigestError is PutExpect's refusal of bytes that hash to another digest
+// than the one expected. It unwraps to ErrDigestMismatch.
+type DigestError struct {
+	Want, Got string
+	Size      int64 // bytes read
+}
+
+func (e *DigestError) Error() string {
+	return fmt.Sprintf("artifact: %d bytes received hash to %s, not the expected %s: refused, nothing kept", e.Size, e.Got, e.Want)
+}
+
+// Unwrap returns ErrDigestMismatch.
+func (e *DigestError) Unwrap() error { return ErrDigestMismatch }

@@ -149,6 +149,24 @@ func (s *Store) recover() error {
 // nothing of the upload is kept. Put returns once the
 // artifact is durable (its manifest is written with a synced batch).
 func (s *Store) Put(r io.Reader) (string, int64, error) {
+	return s.put(r, nil)
+}
+
+// PutExpect is Put of bytes that must hash to want: what a node fetched
+// from another. Bytes that hash to anything else are refused with a
+// *DigestError once the reader ends, and nothing of them is kept, so a
+// corrupt or truncated transfer never lands in the store. It returns the
+// size stored.
+func (s *Store) PutExpect(r io.Reader, want string) (int64, error) {
+	d, err := parseDigest(want)
+	if err != nil {
+		return 0, err
+	}
+	_, n, err := s.put(r, &d)
+	return n, err
+}
+
+func (s *Store) put(r io.Reader, want *digest) (string, int64, error) {
 	if s.closed.Load() {
 		return "", 0, ErrClosed
 	}
@@ -199,6 +217,10 @@ func (s *Store) Put(r io.Reader) (string, int64, error) {
 	}
 	var d digest
 	whole.Sum(d[:0])
+	if want != nil && d != *want {
+		discard()
+		return "", 0, &DigestError{Want: want.String(), Got: d.String(), Size: m.size}
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

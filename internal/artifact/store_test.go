@@ -444,3 +444,41 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal("Open accepted a bad config")
 	}
 }
+
+// TestPutExpect: bytes that hash to the expected digest are stored; a
+// corrupted copy or a truncated one is refused with a *DigestError and
+// leaves no chunk behind (nothing half-written), and the good copy can
+// still be put afterwards.
+func TestPutExpect(t *testing.T) {
+	s := open(t, t.TempDir(), Config{ChunkSize: MinChunkSize})
+	data := randBytes(11, 3*MinChunkSize+7)
+	want := sum(data)
+	bad := append([]byte{}, data...)
+	bad[MinChunkSize+3] ^= 0xff
+	f := func(in []byte) {
+		t.Helper()
+		_, err := s.PutExpect(bytes.NewReader(in), want)
+		var de *DigestError
+		if !errors.As(err, &de) || !errors.Is(err, ErrDigestMismatch) || de.Want != want || de.Size != int64(len(in)) {
+			t.Fatalf("put of %d wrong bytes: %v", len(in), err)
+		}
+		if n := countChunks(t, s); n != 0 {
+			t.Fatalf("%d chunks left after a refused put", n)
+		}
+		if ok, _ := s.Has(want); ok {
+			t.Fatal("the refused bytes are stored under the expected digest")
+		}
+	}
+	f(bad)
+	f(data[:2*MinChunkSize])
+	n, err := s.PutExpect(bytes.NewReader(data), want)
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("put of the right bytes: %d %v", n, err)
+	}
+	if got, err := s.Get(want); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get: %v", err)
+	}
+	if _, err := s.PutExpect(bytes.NewReader(data), "xyz"); !errors.Is(err, ErrInvalidDigest) {
+		t.Fatalf("bad expected digest: %v", err)
+	}
+}

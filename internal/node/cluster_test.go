@@ -21,6 +21,7 @@ import (
 	"github.com/modelgate/modelgate/internal/artifact"
 	"github.com/modelgate/modelgate/internal/demo"
 	"github.com/modelgate/modelgate/internal/ortlib"
+	"github.com/modelgate/modelgate/internal/peer"
 	"github.com/modelgate/modelgate/internal/validate"
 	"github.com/modelgate/modelgate/registry"
 	"github.com/modelgate/modelgate/runtime"
@@ -41,8 +42,17 @@ type member struct {
 	voter   bool
 	applyTO time.Duration
 	store   *artifact.Store
-	c       *cluster.Node
-	n       *Node
+	// faulty, when set, is the store the member serves artifacts from
+	// (distribute_test.go's fault injection); logs receives its log.
+	faulty *faultyStore
+	logs   *logBuffer
+	// validator replaces localValidator on this member.
+	validator gateway.Validator
+	// raftDefaults keeps cluster.DefaultConfig's timeouts instead of the
+	// short ones that make tests fast (a measurement on a busy machine).
+	raftDefaults bool
+	c            *cluster.Node
+	n            *Node
 }
 
 func (m *member) admin() string { return "http://" + m.n.AdminAddr() }
@@ -54,7 +64,9 @@ func (m *member) start(boot bool) {
 	t.Helper()
 	cfg := cluster.DefaultConfig()
 	cfg.NodeID, cfg.DataDir, cfg.BindAddr, cfg.Bootstrap = m.id, m.dir, m.raft, boot
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
+	if !m.raftDefaults {
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
+	}
 	cfg.ApplyTimeout = m.applyTO
 	cfg.Logger = clusterTestLogger()
 	c, err := cluster.Open(cfg)
@@ -75,8 +87,20 @@ func (m *member) start(boot bool) {
 		ApplyTimeout:  m.applyTO,
 		Logger:        clusterTestLogger(),
 		Node:          m.id,
+		Peers:         peer.New(peer.Config{Token: clusterSecret}),
 	}
-	m.n = startNode(t, Config{Gateway: gw, Control: c, Artifacts: m.store, NoDrift: true, Runtime: runtime.Config{Sessions: 1}})
+	var arts gateway.Artifacts = m.store
+	if m.faulty != nil {
+		m.faulty.Store = m.store
+		arts = m.faulty
+	}
+	if m.validator != nil {
+		gw.Validator = m.validator
+	}
+	if m.logs != nil {
+		gw.Logger = slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	m.n = startNode(t, Config{Gateway: gw, Control: c, Artifacts: arts, NoDrift: true, Runtime: runtime.Config{Sessions: 1}})
 	m.n.Server.SetReady(true)
 	c.AdvertiseAdmin(m.n.AdminAddr())
 	t.Cleanup(m.stop)
@@ -202,8 +226,8 @@ func settle(ctx context.Context, t *testing.T, leader *member, ms ...*member) {
 // committed and visible at once on the follower that took them, and the
 // audit logs of all four nodes are identical; the same write retried on
 // another follower with the same Idempotency-Key returns the first result
-// (replayed) and is recorded once; a follower lacking the artifact does
-// not route to the version and says why; ?consistent=true reads through
+// (replayed) and is recorded once; the followers fetch the version's
+// artifact and serve it; ?consistent=true reads through
 // the leader; the non-voter applies the log but is a non-voter in Raft's
 // configuration; a removed member leaves; and with its quorum lost the
 // leader fails a write within its deadline with a 503, leaving nothing
@@ -294,26 +318,21 @@ func TestClusterForwarding(t *testing.T) {
 	}
 	resp, b = call(t, "GET", n2.admin()+"/api/v1/models/fraud/versions/1", nil, nil)
 	// The first version of a model becomes its champion. The leader, which
-	// holds the bytes, serves it; the followers, which do not, do not
-	// route to it and say why.
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"stage":"champion"`) || !strings.Contains(string(b), `"ready_on_node":false`) {
+	// holds the bytes, serves it; the followers fetch them, verify and
+	// validate them, report ready, and serve it too.
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"stage":"champion"`) || !strings.Contains(string(b), `"holders":["n1"]`) {
 		t.Fatalf("v1 on n2 right after its upload: %d %s", resp.StatusCode, b)
 	}
+	waitReadyOn(ctx, t, n1, "fraud", 1, "n1", "n2", "n3", "edge")
 	settle(ctx, t, n1, all...)
-	if err := n1.n.Server.Reconcile(); err != nil {
-		t.Fatalf("the leader cannot serve v1: %v", err)
-	}
-	err = n3.n.Server.Reconcile()
-	if err == nil || !strings.Contains(err.Error(), "is not on this node") {
-		t.Fatalf("n3 reconciles v1 without its artifact: %v", err)
-	}
-	if n3.n.Server.Ready() {
-		t.Fatal("n3 reports ready without the champion's artifact")
+	for _, m := range all {
+		if err := m.n.Server.Reconcile(); err != nil {
+			t.Fatalf("%s cannot serve v1 after its report: %v", m.id, err)
+		}
 	}
 	resp, b = call(t, "GET", n1.admin()+"/api/v1/cluster", nil, nil)
-	if !strings.Contains(string(b), `"id":"n1","raft_addr":"`+n1.raft) || !strings.Contains(string(b), `"ready_versions":{"fraud":[1]}`) ||
-		!strings.Contains(string(b), "is not on this node") {
-		t.Fatalf("cluster on n1 after the promotion: %s", b)
+	if !strings.Contains(string(b), `"id":"n1","raft_addr":"`+n1.raft) || strings.Count(string(b), `"ready_versions":{"fraud":[1]}`) != 4 {
+		t.Fatalf("cluster on n1 after v1 was distributed: %s", b)
 	}
 
 	// A policy write through n3, then retried through n2 with the same key.
@@ -426,4 +445,35 @@ func TestClusterForwarding(t *testing.T) {
 		}
 	}
 	t.Logf("retry after the quorum returned: %+v", res)
+}
+
+// waitReadyOn waits until the registry on m says version of model is
+// ready on every node of ids (a hang is caught by ctx).
+func waitReadyOn(ctx context.Context, t *testing.T, m *member, model string, version int, ids ...string) registry.Version {
+	t.Helper()
+	for {
+		changed := m.c.Changed()
+		var v registry.Version
+		var err error
+		m.c.View(func(st *registry.State) { v, err = st.Version(model, version) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing := ""
+		for _, id := range ids {
+			if !v.IsReadyOn(id) {
+				missing += " " + id
+			}
+		}
+		if missing == "" {
+			return v
+		}
+		select {
+		case <-ctx.Done():
+			b, _ := json.Marshal(v)
+			t.Fatalf("%s v%d never became ready on%s: %s", model, version, missing, b)
+		case <-changed:
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -6,6 +6,15 @@
 // is wired; cmd/modelgate's serve builds it from flags, tests build it
 // from a Config.
 //
+// In a cluster of several members the node also distributes artifacts
+// (distribute.go: fetch each routable version's bytes from a holder,
+// verify, run this node's validation gate, report ready through the
+// leader; the loader loads a fetched version only after that) and gates
+// promotions (gate.go: the Control handed to the admin API and the
+// controller refuses a move to canary or champion until the nodes the
+// model's distribution policy requires are ready). Alone in its cluster a
+// node does neither.
+//
 // Order matters at both ends:
 //   - Start binds the listeners first (the admin URL that webhooks carry is
 //     the admin listener's), then starts the reconciler, the loops and the

@@ -41,19 +41,28 @@ func (l loader) Load(model string, rv registry.RouteVersion) (*runtime.Slot, *ga
 	if n.cfg.Artifacts == nil {
 		return nil, nil, errors.New("this node has no artifact store")
 	}
+	if err := n.distributed(model, rv.Version); err != nil {
+		return nil, nil, err
+	}
 	b, err := n.cfg.Artifacts.Get(rv.Digest)
 	if errors.Is(err, artifact.ErrNotFound) {
-		// Registered through another node: its bytes are there, not here
-		// (nodes do not fetch artifacts from each other yet). Not routed.
-		return nil, nil, fmt.Errorf("artifact %s is not on this node, so the version is not routed here: it was uploaded to another member; give this node the same file (serve --model %s=PATH) until artifact distribution fetches it: %w", rv.Digest, model, err)
+		// Registered through another node: the distributor is fetching
+		// its bytes from a holder (distribute.go). Not routed until then;
+		// the report_ready that follows the fetch reconciles again.
+		return nil, nil, fmt.Errorf("artifact %s of %s v%d is not on this node yet, so the version is not routed here: it is being fetched from a holder (GET /api/v1/cluster/self shows how far): %w", rv.Digest, model, rv.Version, err)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot read artifact %s: %w", rv.Digest, err)
 	}
+	start := time.Now()
 	slot, err := n.catalog.Load(model, strconv.Itoa(rv.Version), b, n.cfg.Runtime)
 	if err != nil {
 		return nil, nil, err
 	}
+	// Before the reconciler publishes it: the line that shows, on each
+	// node, that a version was loaded and warmed before it was routed.
+	n.log.Info("version loaded and warmed on this node", "model", model, "version", rv.Version,
+		"took", time.Since(start).Round(time.Millisecond))
 	if werr := slot.Model.WarmupError(); werr != nil {
 		// Zeros are no valid input for every model; it still serves.
 		n.log.Warn("model loaded, but its warm-up run on zero inputs failed; the first real call initialises it",
@@ -64,6 +73,40 @@ func (l loader) Load(model string, rv registry.RouteVersion) (*runtime.Slot, *ga
 		n.monitorDrift(slot, obs, rv.Version)
 	}
 	return slot, obs, nil
+}
+
+// distributed refuses to load a version this node's own validation gate
+// has not passed, while it is one member of several: the bytes came from
+// another node, and untrusted bytes are loaded into the serving process
+// only after the gate (a child process) ran on them here. Under a "quorum"
+// distribution policy a version may even be champion while this node's
+// gate refused it: the node keeps serving what it had. The report_ready
+// that follows the gate reconciles again. Alone in its cluster, a node
+// validated what it stored itself.
+func (n *Node) distributed(model string, version int) error {
+	if n.dist == nil {
+		return nil
+	}
+	if ms, err := n.dist.c.Members(); err != nil || len(ms) < 2 {
+		return nil
+	}
+	self := n.dist.c.ID()
+	var err error
+	n.cfg.Control.View(func(st *registry.State) {
+		v, verr := st.Version(model, version)
+		switch {
+		case verr != nil:
+		case len(v.Holders) == 0:
+			// Registered before the registry recorded holders (wire v3):
+			// loaded from what is here, as then, so a node upgraded in
+			// place serves its champion at once.
+		case v.FailedReason(self) != "":
+			err = fmt.Errorf("not loaded on this node: its validation gate refused the bytes of v%d: %s", version, v.FailedReason(self))
+		case !v.IsReadyOn(self):
+			err = fmt.Errorf("not loaded on this node yet: v%d is being fetched, verified and validated here (GET /api/v1/cluster/self shows how far)", version)
+		}
+	})
+	return err
 }
 
 // monitorDrift starts drift monitoring of a loaded version against, in

@@ -61,6 +61,8 @@ type Node struct {
 	ctrl    *lifecycle.Controller
 	// peers reaches other members' admin APIs (Config.Gateway.Peers).
 	peers *peer.Client
+	// dist fetches and reports versions (nil without a cluster).
+	dist *distributor
 
 	adminURL string // set by Start before any loop reads it
 	stop     chan struct{}
@@ -98,13 +100,22 @@ func New(cfg Config) (*Node, error) {
 	gw := cfg.Gateway
 	gw.Control, gw.Artifacts, gw.Catalog, gw.Routing = cfg.Control, cfg.Artifacts, n.catalog, n.rec
 	gw.Rollouts = rolloutReporter{n}
-	if c, ok := cfg.Control.(*cluster.Node); ok && gw.Cluster == nil {
-		gw.Cluster = clusterMembership{c}
+	// Every registry write the admin API and the controller make goes
+	// through the promotion gate (gate.go).
+	var registryFor lifecycle.Registry = cfg.Control
+	if c, ok := cfg.Control.(*cluster.Node); ok {
+		if gw.Cluster == nil {
+			gw.Cluster = clusterMembership{c}
+		}
+		gated := gatedControl{Node: c, n: n}
+		gw.Control, registryFor = gated, gated
+		n.dist = newDistributor(n, c)
+		gw.Distribution = n.dist.Status
 	}
 	n.Server = gateway.New(gw)
 
 	ccfg := lifecycle.ControllerConfig{
-		Registry: cfg.Control, Interval: cfg.DriftWindow, Secrets: cfg.Secrets,
+		Registry: registryFor, Interval: cfg.DriftWindow, Secrets: cfg.Secrets,
 		ApplyTimeout: cfg.Gateway.ApplyTimeout, Logger: n.log, ExportURL: n.exportURL,
 		OnDriftAlert: func(model string, version int) { n.Server.Metrics.DriftAlert(model, version) },
 	}
@@ -137,6 +148,9 @@ func (n *Node) Start() error {
 	n.goLoop(n.rotateDrift)
 	n.goLoop(n.syncShadows)
 	n.goLoop(n.ctrl.Run)
+	if n.dist != nil {
+		n.goLoop(n.dist.run)
+	}
 	if n.cfg.AuditRetention.On() {
 		n.goLoop(n.trimAudit)
 	}
