@@ -43,6 +43,9 @@ type member struct {
 	store   *artifact.Store
 	c       *cluster.Node
 	n       *Node
+	// configure, when set, adjusts the member's gateway before it starts
+	// (a prediction log, a peer client).
+	configure func(*gateway.Config)
 }
 
 func (m *member) admin() string { return "http://" + m.n.AdminAddr() }
@@ -75,6 +78,9 @@ func (m *member) start(boot bool) {
 		ApplyTimeout:  m.applyTO,
 		Logger:        clusterTestLogger(),
 		Node:          m.id,
+	}
+	if m.configure != nil {
+		m.configure(&gw)
 	}
 	m.n = startNode(t, Config{Gateway: gw, Control: c, Artifacts: m.store, NoDrift: true, Runtime: runtime.Config{Sessions: 1}})
 	m.n.Server.SetReady(true)
