@@ -59,9 +59,14 @@ func init() {
 		withBody(newRoute("POST", "/api/v1/models/{m}/held", ScopeLabels, (*Server).apiHeld), 32<<20))
 }
 
-// clusterPeers returns this node's id and the other members when the
+// clusterPeers returns this node's id and the other voters when the
 // request is to be answered for the whole cluster: a clustered node, not
 // asked with ?local=true. No peers: answer from the local log.
+//
+// Non-voters are not asked: they are edge sites, far away on poor links,
+// whose rows reach the center by store-and-forward (api_edge.go) — asking
+// them would fail every export while one is cut off, and export their
+// forwarded rows twice.
 func (s *Server) clusterPeers(ctx *fasthttp.RequestCtx) (self string, peers []ClusterMember, err error) {
 	if s.cluster == nil || ctx.QueryArgs().GetBool("local") {
 		return "", nil, nil
@@ -72,11 +77,25 @@ func (s *Server) clusterPeers(ctx *fasthttp.RequestCtx) (self string, peers []Cl
 	}
 	self = s.cluster.NodeID()
 	for _, m := range members {
-		if m.ID != self {
+		if m.ID != self && m.Voter {
 			peers = append(peers, m)
 		}
 	}
 	return self, peers, nil
+}
+
+// selfVoter reports whether this node is a voter (an edge site is not).
+func (s *Server) selfVoter() bool {
+	members, err := s.cluster.Members()
+	if err != nil {
+		return true
+	}
+	for _, m := range members {
+		if m.ID == s.cluster.NodeID() {
+			return m.Voter
+		}
+	}
+	return true
 }
 
 // nodeName is the name this node's answers give it: its member id in a
@@ -444,32 +463,40 @@ func (s *Server) exportMerged(ctx *fasthttp.RequestCtx, model, self string, peer
 		writeError(ctx, fasthttp.StatusBadRequest, "since: "+err.Error()+" (pass the Modelgate-Next-Cursor of the previous page, or a row's cursor)")
 		return
 	}
-	pages := make([]nodePage, len(peers)+1)
-	pages[0].id = self
+	// An edge site's own rows are the center's once forwarded: the merged
+	// export is the voters' (this node's only when it votes).
+	own := 0
+	if s.selfVoter() {
+		own = 1
+	}
+	pages := make([]nodePage, len(peers)+own)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		np := &pages[0]
-		var buf []byte
-		next, err := s.predlog.Export(model, cc.Of(self), labelled, limit, func(r *predlog.Row) error {
-			buf = predlog.AppendNDJSON(buf, r)
-			return nil
-		})
-		if err == nil {
-			np.next, err = predlog.CursorStamp(next, labelled)
-		}
-		if err == nil {
-			err = np.split(buf, labelled)
-		}
-		if err != nil {
-			np.err = self + " (this node) cannot read its log: " + err.Error()
-		}
-	}()
+	if own == 1 {
+		pages[0].id = self
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			np := &pages[0]
+			var buf []byte
+			next, err := s.predlog.Export(model, cc.Of(self), labelled, limit, func(r *predlog.Row) error {
+				buf = predlog.AppendNDJSON(buf, r)
+				return nil
+			})
+			if err == nil {
+				np.next, err = predlog.CursorStamp(next, labelled)
+			}
+			if err == nil {
+				err = np.split(buf, labelled)
+			}
+			if err != nil {
+				np.err = self + " (this node) cannot read its log: " + err.Error()
+			}
+		}()
+	}
 	auth := string(ctx.Request.Header.Peek("Authorization"))
 	base := "/api/v1/models/" + url.PathEscape(model) + "/export?local=true&labelled=" + strconv.FormatBool(labelled) + "&limit=" + strconv.Itoa(limit) + "&since="
 	for i, m := range peers {
-		np := &pages[i+1]
+		np := &pages[i+own]
 		np.id = m.ID
 		if m.AdminAddr == "" {
 			np.err = m.ID + " has not announced its admin address"

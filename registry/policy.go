@@ -42,6 +42,9 @@ type Policy struct {
 	// Alerts is the alert webhook; nil sends no alerts (they are still
 	// audit records).
 	Alerts *AlertPolicy `json:"alerts,omitempty"`
+	// Edge is what edge sites send back of the rows they score; nil:
+	// nothing.
+	Edge *EdgePolicy `json:"edge,omitempty"`
 }
 
 // The evaluation tasks.
@@ -370,6 +373,11 @@ func (p *Policy) Validate() error {
 			return err
 		}
 	}
+	if e := p.Edge; e != nil {
+		if err := e.validate("policy.edge"); err != nil {
+			return err
+		}
+	}
 	if v := p.Validation; v != nil && !(v.LatencyBudgetMs >= 0 && v.LatencyBudgetMs <= 3.6e6) {
 		return fieldErr("policy.validation.latency_budget_ms", v.LatencyBudgetMs, "must be between 0 and 3600000")
 	}
@@ -542,6 +550,14 @@ func (p Policy) clone() Policy {
 	if a := p.Alerts; a != nil {
 		x := *a
 		p.Alerts = &x
+	}
+	if e := p.Edge; e != nil {
+		x := *e
+		if b := e.LowConfidence; b != nil {
+			y := *b
+			x.LowConfidence = &y
+		}
+		p.Edge = &x
 	}
 	return p
 }
