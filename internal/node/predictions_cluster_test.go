@@ -15,6 +15,7 @@ import (
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/demo"
 	"github.com/modelgate/modelgate/internal/oiptest"
+	"github.com/modelgate/modelgate/internal/peer"
 	"github.com/modelgate/modelgate/internal/ortlib"
 	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/runtime"
@@ -36,55 +37,74 @@ type logged struct {
 // first, so every node serves it) and served everywhere.
 func startLoggedCluster(ctx context.Context, t *testing.T, n int) []*logged {
 	t.Helper()
+	ms := make([]*logged, n)
+	for i := range ms {
+		ms[i] = newLogged(t, fmt.Sprintf("n%d", i+1), true)
+	}
+	bootLogged(ctx, t, ms, nil)
+	return ms
+}
+
+// newLogged makes a member (not started) with a prediction log of its own.
+func newLogged(t *testing.T, id string, voter bool) *logged {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("a cluster of whole nodes")
 	}
 	if err := runtime.Init(ortlib.Path()); err != nil {
 		t.Skip(err)
 	}
-	onnx, err := demo.FraudModel(demo.DefaultSeed)
+	m := &member{t: t, id: id, raft: freeRaftAddr(t), voter: voter, applyTO: 5 * time.Second}
+	m.dir = t.TempDir()
+	plog, err := predlog.Open(predlog.DefaultConfig(filepath.Join(m.dir, "predictions")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]*logged, n)
-	for i := range out {
-		m := &member{t: t, id: fmt.Sprintf("n%d", i+1), raft: freeRaftAddr(t), voter: true, applyTO: 5 * time.Second}
-		m.dir = t.TempDir()
-		plog, err := predlog.Open(predlog.DefaultConfig(filepath.Join(m.dir, "predictions")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { plog.Close() }) // after the member's stop, registered later
-		m.configure = func(gw *gateway.Config) { gw.PredLog = plog }
-		out[i] = &logged{member: m, plog: plog}
-	}
-	out[0].start(true)
-	if err := out[0].c.WaitLeader(ctx); err != nil {
+	t.Cleanup(func() { plog.Close() }) // after the member's stop, registered later
+	// The node's own token, as serve --cluster-token gives it: edge
+	// uploads carry it.
+	peers := peer.New(peer.Config{Token: clusterSecret})
+	m.configure = func(gw *gateway.Config) { gw.PredLog, gw.Peers = plog, peers }
+	return &logged{member: m, plog: plog}
+}
+
+// bootLogged starts ms[0] as the bootstrapping leader and joins the others
+// through it (raftAddr, when set, gives the Raft address a member is
+// joined at: a link the test can cut), then registers the demo model and
+// waits until every member serves it.
+func bootLogged(ctx context.Context, t *testing.T, ms []*logged, raftAddr func(*logged) string) {
+	t.Helper()
+	ms[0].start(true)
+	if err := ms[0].c.WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := out[0].c.LeaderAdmin(); a == ""; _, a = out[0].c.LeaderAdmin() {
+	for _, a := ms[0].c.LeaderAdmin(); a == ""; _, a = ms[0].c.LeaderAdmin() {
 		select {
 		case <-ctx.Done():
 			t.Fatal("n1 never announced its admin address")
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	all := []*member{out[0].member}
-	for _, m := range out[1:] {
+	all := []*member{ms[0].member}
+	for _, m := range ms[1:] {
 		m.start(false)
-		joinVia(t, out[0].member, m.member)
+		addr := m.raft
+		if raftAddr != nil {
+			addr = raftAddr(m)
+		}
+		body := fmt.Sprintf(`{"id":%q,"raft_addr":%q,"admin_addr":%q,"voter":%v}`, m.id, addr, m.n.AdminAddr(), m.voter)
+		if resp, b := call(t, "POST", ms[0].admin()+"/api/v1/cluster/join", strings.NewReader(body), nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("join %s: %d %s", m.id, resp.StatusCode, b)
+		}
 		all = append(all, m.member)
 	}
-	for _, m := range out {
-		if _, _, err := m.store.Put(bytes.NewReader(onnx)); err != nil {
-			t.Fatal(err)
-		}
+	onnx, err := demo.FraudModel(demo.DefaultSeed)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if resp, b := upload(t, out[0].member, "fraud", onnx, "reg-fraud"); resp.StatusCode != http.StatusCreated {
-		t.Fatalf("upload: %d %s", resp.StatusCode, b)
-	}
-	settle(ctx, t, out[0].member, all...)
-	for _, m := range out {
+	registerEverywhere(t, ms, onnx, "reg-fraud")
+	settle(ctx, t, ms[0].member, all...)
+	for _, m := range ms {
 		for m.n.Server.Reconcile() != nil {
 			select {
 			case <-ctx.Done():
@@ -93,7 +113,21 @@ func startLoggedCluster(ctx context.Context, t *testing.T, n int) []*logged {
 			}
 		}
 	}
-	return out
+}
+
+// registerEverywhere puts onnx in every member's artifact store (nodes do
+// not fetch artifacts from each other here) and registers it through the
+// first.
+func registerEverywhere(t *testing.T, ms []*logged, onnx []byte, key string) {
+	t.Helper()
+	for _, m := range ms {
+		if _, _, err := m.store.Put(bytes.NewReader(onnx)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resp, b := upload(t, ms[0].member, "fraud", onnx, key); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %d %s", resp.StatusCode, b)
+	}
 }
 
 // score sends one scoring request with request id id to m.
