@@ -15,8 +15,8 @@ import (
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/demo"
 	"github.com/modelgate/modelgate/internal/oiptest"
-	"github.com/modelgate/modelgate/internal/peer"
 	"github.com/modelgate/modelgate/internal/ortlib"
+	"github.com/modelgate/modelgate/internal/peer"
 	"github.com/modelgate/modelgate/predlog"
 	"github.com/modelgate/modelgate/runtime"
 )
