@@ -287,7 +287,8 @@ func TestClusterPredictionFoundLabelledExported(t *testing.T) {
 // through one in pages of 7 by one cursor: every row exactly once, in
 // commit-stamp order per the nodes' own logs; a page resumed from a row's
 // own cursor continues right after that row; a single-node cursor
-// (CursorAt, as retraining webhooks carry) still starts an export. Then
+// (CursorAt, as retraining webhooks carry) still starts an export; a
+// damaged cursor, or one of the other mode, is 400. Then
 // n3 stops: a page is 503 naming n3, and ?partial=true answers the others'
 // rows, names n3 as missing and keeps its position; a lookup that could be
 // on n3 is 503 naming it, a label that could be for n3 is refused.
@@ -365,6 +366,12 @@ func TestClusterExportWalksEveryRowOnce(t *testing.T) {
 	rest := walk(all[10].Cursor)
 	if len(rest) != len(all)-11 || rest[0].ID != all[11].ID {
 		t.Fatalf("resumed from row 10's cursor: %d rows starting %v, want %d starting %s", len(rest), rest[0], len(all)-11, all[11].ID)
+	}
+	if code, _, _, b := exportPage(t, ns[1].member, "since=c1bAAA%3D"); code != http.StatusBadRequest || !strings.Contains(string(b), "malformed export cursor") {
+		t.Fatalf("a damaged cluster cursor: %d %s, want 400", code, b)
+	}
+	if code, _, _, b := exportPage(t, ns[1].member, "labelled=true&since="+url.QueryEscape(all[3].Cursor)); code != http.StatusBadRequest {
+		t.Fatalf("an all-rows cursor on the labelled export: %d %s, want 400", code, b)
 	}
 	if got := walk(string(predlog.CursorAt(start, false))); len(got) != 3*perNode {
 		t.Fatalf("from a single-node cursor at the test's start: %d rows, want %d", len(got), 3*perNode)
