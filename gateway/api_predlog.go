@@ -55,6 +55,10 @@ type labelIn struct {
 // readable single-row score, "late" ones were older than the label delay
 // the policy keeps windows for, and "refused" ones had a score or label
 // the task cannot count (a binary label must be 0 or 1).
+//
+// On a clustered node each label is stored on the node that logged its
+// prediction (see api_predlog_cluster.go); "relayed" counts the labels
+// sent to each other node, and the counts sum every node's.
 func (s *Server) apiLabels(ctx *fasthttp.RequestCtx, p *apiParams) {
 	if !s.needPredLog(ctx) {
 		return
@@ -89,10 +93,29 @@ func (s *Server) apiLabels(ctx *fasthttp.RequestCtx, p *apiParams) {
 			labels[i].Time = l.Time.UnixNano()
 		}
 	}
-	ms := s.evalStateFor(p.model)
-	if ms == nil {
-		writeError(ctx, fasthttp.StatusServiceUnavailable, "the node is shutting down")
+	_, peers, err := s.clusterPeers(ctx)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
 		return
+	}
+	if len(peers) > 0 {
+		s.routeLabels(ctx, p.model, labels, peers)
+		return
+	}
+	out, err := s.storeLabels(p.model, labels)
+	if err != nil {
+		writeError(ctx, predlogStatus(err), err.Error())
+		return
+	}
+	writeValue(ctx, fasthttp.StatusOK, out)
+}
+
+// storeLabels writes labels to this node's log and evaluates the new ones
+// (see apiLabels).
+func (s *Server) storeLabels(model string, labels []predlog.Label) (labelsResult, error) {
+	ms := s.evalStateFor(model)
+	if ms == nil {
+		return labelsResult{}, errors.New("the node is shutting down")
 	}
 	// Serialised per model: whether a label is new and storing it must
 	// be one step, or two posts of the same label would both count.
@@ -110,10 +133,9 @@ func (s *Server) apiLabels(ctx *fasthttp.RequestCtx, p *apiParams) {
 			out.Duplicates++
 			continue
 		}
-		old, had, err := s.predlog.LabelOf(p.model, labels[i].ID)
+		old, had, err := s.predlog.LabelOf(model, labels[i].ID)
 		if err != nil {
-			writeError(ctx, predlogStatus(err), err.Error())
-			return
+			return labelsResult{}, err
 		}
 		switch {
 		case !had:
@@ -124,18 +146,16 @@ func (s *Server) apiLabels(ctx *fasthttp.RequestCtx, p *apiParams) {
 			out.Changed++
 		}
 	}
-	n, err := s.predlog.PutLabels(p.model, labels)
+	n, err := s.predlog.PutLabels(model, labels)
 	if err != nil {
-		writeError(ctx, predlogStatus(err), err.Error())
-		return
+		return labelsResult{}, err
 	}
 	out.Stored = n
-	if err := s.evaluateLabels(ms, p.model, labels, fresh, &out); err != nil {
+	if err := s.evaluateLabels(ms, model, labels, fresh, &out); err != nil {
 		// The labels are stored; what failed is reading predictions back.
-		writeError(ctx, predlogStatus(err), "the labels are stored, but evaluating them failed: "+err.Error())
-		return
+		return labelsResult{}, fmt.Errorf("the labels are stored, but evaluating them failed: %w", err)
 	}
-	writeValue(ctx, fasthttp.StatusOK, out)
+	return out, nil
 }
 
 // evalStateFor returns the model's evaluation state for a label post. A
@@ -174,6 +194,9 @@ type labelsResult struct {
 	Unscored   int `json:"unscored"`
 	Late       int `json:"late"`
 	Refused    int `json:"refused"`
+	// Relayed counts, per node, the labels relayed to the node that holds
+	// their predictions (a clustered node only).
+	Relayed map[string]int `json:"relayed,omitempty"`
 }
 
 // evaluateLabels joins the labels at indices fresh with the model's logged
@@ -249,7 +272,8 @@ const exportPage = 10000
 
 // apiExport: GET /api/v1/models/{m}/export?since=CURSOR&labelled=true&limit=N
 // answers NDJSON rows (each with its own cursor) and the cursor to resume
-// from in the Modelgate-Next-Cursor header.
+// from in the Modelgate-Next-Cursor header. A clustered node merges every
+// member's rows (exportMerged); ?local=true exports this node's alone.
 func (s *Server) apiExport(ctx *fasthttp.RequestCtx, p *apiParams) {
 	if !s.needPredLog(ctx) {
 		return
@@ -265,8 +289,28 @@ func (s *Server) apiExport(ctx *fasthttp.RequestCtx, p *apiParams) {
 		limit = n
 	}
 	labelled := string(q.Peek("labelled")) == "true"
+	self, peers, err := s.clusterPeers(ctx)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+		return
+	}
+	if len(peers) > 0 {
+		s.exportMerged(ctx, p.model, self, peers, limit, labelled)
+		return
+	}
+	since := predlog.Cursor(q.Peek("since"))
+	if s.cluster != nil {
+		// A cluster cursor handed out while this node had peers: its own
+		// position in it.
+		cc, err := predlog.ParseClusterCursor(since, labelled)
+		if err != nil {
+			writeError(ctx, fasthttp.StatusBadRequest, "since: "+err.Error())
+			return
+		}
+		since = cc.Of(s.cluster.NodeID())
+	}
 	var buf []byte
-	next, err := s.predlog.Export(p.model, predlog.Cursor(q.Peek("since")), labelled, limit, func(r *predlog.Row) error {
+	next, err := s.predlog.Export(p.model, since, labelled, limit, func(r *predlog.Row) error {
 		buf = predlog.AppendNDJSON(buf, r)
 		return nil
 	})
@@ -283,12 +327,25 @@ func (s *Server) apiExport(ctx *fasthttp.RequestCtx, p *apiParams) {
 // lineage of the version that produced it. "prediction" is the served
 // record (champion or canary; the latest shadow record when none was
 // logged), as before; "shadows" lists the shadow versions' records of the
-// same request, each naming its version and role, in commit order.
+// same request, each naming its version and role, in commit order; "node"
+// the node whose log holds it. A clustered node asks its peers for a
+// record it does not hold (findPrediction).
 func (s *Server) apiPrediction(ctx *fasthttp.RequestCtx, p *apiParams) {
 	if !s.needPredLog(ctx) {
 		return
 	}
 	rec, err := s.predlog.Get(p.id)
+	if errors.Is(err, predlog.ErrNotFound) {
+		self, peers, cerr := s.clusterPeers(ctx)
+		if cerr != nil {
+			writeError(ctx, fasthttp.StatusServiceUnavailable, fmt.Sprintf("prediction %q is not logged on this node, and %v", p.id, cerr))
+			return
+		}
+		if len(peers) > 0 {
+			s.findPrediction(ctx, self, peers, p.id)
+			return
+		}
+	}
 	if err != nil {
 		writeError(ctx, predlogStatus(err), fmt.Sprintf("prediction %q: %v", p.id, err))
 		return
@@ -296,12 +353,15 @@ func (s *Server) apiPrediction(ctx *fasthttp.RequestCtx, p *apiParams) {
 	row := predlog.Row{Record: rec}
 	line := predlog.AppendNDJSON(nil, &row)
 	var out struct {
-		Prediction json.RawMessage   `json:"prediction"`
-		Version    *registry.Version `json:"version,omitempty"`
-		Note       string            `json:"note,omitempty"`
-		Shadows    []json.RawMessage `json:"shadows,omitempty"`
+		Prediction json.RawMessage `json:"prediction"`
+		// Node is the node whose log holds the record.
+		Node    string            `json:"node"`
+		Version *registry.Version `json:"version,omitempty"`
+		Note    string            `json:"note,omitempty"`
+		Shadows []json.RawMessage `json:"shadows,omitempty"`
 	}
 	out.Prediction = bytes.TrimSpace(line)
+	out.Node = s.nodeName()
 	err = s.predlog.Lookup(p.id, func(r *predlog.Record) error {
 		if r.Role != predlog.RoleShadow || r.Model != rec.Model || r.Stamp == rec.Stamp {
 			return nil

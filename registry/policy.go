@@ -46,6 +46,9 @@ type Policy struct {
 	// may become canary or champion; nil requires every node (see
 	// policy_distribution.go). Wire version 4.
 	Distribution *DistributionPolicy `json:"distribution,omitempty"`
+	// Edge is what edge sites send back of the rows they score; nil:
+	// nothing.
+	Edge *EdgePolicy `json:"edge,omitempty"`
 }
 
 // The evaluation tasks.
@@ -379,6 +382,11 @@ func (p *Policy) Validate() error {
 			return err
 		}
 	}
+	if e := p.Edge; e != nil {
+		if err := e.validate("policy.edge"); err != nil {
+			return err
+		}
+	}
 	if v := p.Validation; v != nil && !(v.LatencyBudgetMs >= 0 && v.LatencyBudgetMs <= 3.6e6) {
 		return fieldErr("policy.validation.latency_budget_ms", v.LatencyBudgetMs, "must be between 0 and 3600000")
 	}
@@ -555,6 +563,14 @@ func (p Policy) clone() Policy {
 	if d := p.Distribution; d != nil {
 		x := *d
 		p.Distribution = &x
+	}
+	if e := p.Edge; e != nil {
+		x := *e
+		if b := e.LowConfidence; b != nil {
+			y := *b
+			x.LowConfidence = &y
+		}
+		p.Edge = &x
 	}
 	return p
 }

@@ -302,6 +302,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := n.Start(); err != nil {
 		return err
 	}
+	// An edge site sends back to the leader what each model's edge policy
+	// selects (policy.edge; nothing without one), from its prediction log.
+	if *nonVoter && gw.PredLog != nil {
+		if err := n.StartEdge(modelnode.EdgeConfig{Log: gw.PredLog, StateDir: *dataDir}); err != nil {
+			shutdown(n, *drain, log)
+			return err
+		}
+	}
 	srv := n.Server
 	adminAddr := *advertiseAdmin
 	if adminAddr == "" {

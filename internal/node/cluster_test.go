@@ -53,6 +53,9 @@ type member struct {
 	raftDefaults bool
 	c            *cluster.Node
 	n            *Node
+	// configure, when set, adjusts the member's gateway before it starts
+	// (a prediction log, a peer client).
+	configure func(*gateway.Config)
 }
 
 func (m *member) admin() string { return "http://" + m.n.AdminAddr() }
@@ -99,6 +102,9 @@ func (m *member) start(boot bool) {
 	}
 	if m.logs != nil {
 		gw.Logger = slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if m.configure != nil {
+		m.configure(&gw)
 	}
 	m.n = startNode(t, Config{Gateway: gw, Control: c, Artifacts: arts, NoDrift: true, Runtime: runtime.Config{Sessions: 1}})
 	m.n.Server.SetReady(true)
