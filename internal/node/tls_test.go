@@ -25,7 +25,11 @@ import (
 
 // startTLS is member.start with the admin API (and every request to a
 // peer) mutual TLS over tc, as serve --admin-tls-* wires it.
-func (m *member) startTLS(boot bool, tc *tls.Config) *peer.Client {
+func (m *member) startTLS(boot bool, tc *tls.Config) *peer.Client { return m.startWith(boot, tc, nil) }
+
+// startWith is member.start with admin TLS over tc (nil: plain http) and
+// the Raft transport under fault (nil: none).
+func (m *member) startWith(boot bool, tc *tls.Config, fault *cluster.Fault) *peer.Client {
 	t := m.t
 	t.Helper()
 	cfg := cluster.DefaultConfig()
@@ -33,6 +37,7 @@ func (m *member) startTLS(boot bool, tc *tls.Config) *peer.Client {
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
 	cfg.ApplyTimeout = m.applyTO
 	cfg.Logger = clusterTestLogger()
+	cfg.Fault = fault
 	c, err := cluster.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
