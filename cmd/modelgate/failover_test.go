@@ -35,21 +35,26 @@ func (n *node) cluster(t *testing.T) (clusterView, error) {
 
 // restart starts a killed node again on its own ports and data dir, as
 // an operator's supervisor would, and waits until it is ready (serve
-// reports ready once its registry has caught up with the leader's).
+// reports ready once its registry has caught up with the leader's). Its
+// Raft address is its identity in the cluster, so the ports cannot
+// change: a port some other process's connection took meanwhile is
+// waited for.
 func (n *node) restart(t *testing.T, bin string, args ...string) *node {
 	t.Helper()
-	m := &node{addr: n.addr, admin: n.admin, raft: n.raft, dataDir: n.dataDir, token: n.token, logs: &bytes.Buffer{}, done: make(chan struct{})}
-	m.cmd = exec.Command(bin, append([]string{"serve", "--listen", m.addr, "--admin-listen", m.admin, "--raft-listen", m.raft, "--data-dir", m.dataDir}, args...)...)
-	m.cmd.Stderr = m.logs
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		m := &node{addr: n.addr, admin: n.admin, raft: n.raft, dataDir: n.dataDir, token: n.token, logs: &bytes.Buffer{}, done: make(chan struct{})}
+		m.cmd = exec.Command(bin, append([]string{"serve", "--listen", m.addr, "--admin-listen", m.admin, "--raft-listen", m.raft, "--data-dir", m.dataDir}, args...)...)
+		m.cmd.Stderr = m.logs
+		if err := m.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { m.waitErr = m.cmd.Wait(); close(m.done) }()
+		if m.ready(t, attempt) {
+			t.Cleanup(func() { m.cmd.Process.Kill(); <-m.done })
+			return m
+		}
+		time.Sleep(time.Second)
 	}
-	go func() { m.waitErr = m.cmd.Wait(); close(m.done) }()
-	t.Cleanup(func() { m.cmd.Process.Kill(); <-m.done })
-	if !m.ready(t, 5) {
-		t.Fatalf("the restarted node died:\n%s", m.logs.String())
-	}
-	return m
 }
 
 // TestFailoverSIGKILLLeader runs three `modelgate serve` processes on
