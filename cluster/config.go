@@ -93,6 +93,11 @@ type Config struct {
 	// private network.
 	TLS *tls.Config
 
+	// Fault, when set, puts the Raft transport under a switch that cuts
+	// the node off its cluster (fault.go): for tests of partitions on
+	// real TCP. nil in production.
+	Fault *Fault
+
 	// Logger receives the node's and Raft's log lines. nil: slog.Default().
 	Logger *slog.Logger
 

@@ -12,6 +12,7 @@
 //	Node    raft + Store + file snapshots + TCP transport + FSM: Open, Apply, Close (node.go)
 //	Members Join, Remove, Members, the member table, AppliedIndex, CatchUp (members.go)
 //	TLS     mutual TLS on the Raft transport: LoadMutualTLS, the stream layer (tls.go)
+//	Fault   a switch that cuts a node's Raft traffic, for partition tests on real TCP (fault.go)
 //	Config  a node's configuration: DefaultConfig, Validate (config.go)
 //
 // On disk, under Config.DataDir:

@@ -95,10 +95,13 @@ func Open(cfg Config) (*Node, error) {
 		Timeout: 10 * time.Second,
 		Logger:  hl.Named("transport"),
 	}
-	if cfg.TLS != nil {
+	if cfg.TLS != nil || cfg.Fault != nil {
 		var stream *tlsStream
 		if stream, err = newTLSStream(cfg.BindAddr, advertise, cfg.TLS); err == nil {
 			tcfg.Stream = stream
+			if cfg.Fault != nil {
+				tcfg.Stream = cfg.Fault.wrap(stream)
+			}
 			n.trans = raft.NewNetworkTransportWithConfig(tcfg)
 		}
 	} else {

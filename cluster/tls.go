@@ -62,7 +62,9 @@ func checkTLS(c *tls.Config) string {
 	return ""
 }
 
-// tlsStream is a raft.StreamLayer of mutually authenticated TLS over TCP.
+// tlsStream is a raft.StreamLayer of mutually authenticated TLS over TCP,
+// or of plain TCP when its cfg is nil (under a Fault, whose wrapper needs
+// a stream layer raft's TCP transport does not expose).
 type tlsStream struct {
 	net.Listener
 	cfg       *tls.Config
@@ -76,6 +78,9 @@ func newTLSStream(bind string, advertise net.Addr, cfg *tls.Config) (*tlsStream,
 	if err != nil {
 		return nil, err
 	}
+	if cfg == nil {
+		return &tlsStream{Listener: ln, advertise: advertise}, nil
+	}
 	return &tlsStream{Listener: tls.NewListener(ln, cfg), cfg: cfg, advertise: advertise}, nil
 }
 
@@ -84,6 +89,9 @@ func newTLSStream(bind string, advertise net.Addr, cfg *tls.Config) (*tlsStream,
 // included).
 func (s *tlsStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout}
+	if s.cfg == nil {
+		return d.Dial("tcp", string(addr))
+	}
 	conn, err := tls.DialWithDialer(d, "tcp", string(addr), s.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft TLS to %s: %w", addr, err)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -101,6 +102,11 @@ type Config struct {
 	// Cluster, when set, gives the admin API membership (/api/v1/cluster)
 	// and forwards registry writes to the leader (api_cluster.go).
 	Cluster Cluster
+	// AdminTLS, when set, makes the admin listener serve TLS with it
+	// (internal/peer.LoadTLS: this node's certificate, the cluster CA as
+	// ClientCAs and its client-certificate policy); a plain HTTP request
+	// to it is answered 400, saying so. Nil: plain HTTP.
+	AdminTLS *tls.Config
 	// Peers is the client this node reaches other nodes' admin APIs with
 	// (forwarding, probes): their scheme, TLS and this node's own token.
 	// Default: plain http, no token of its own.
@@ -297,7 +303,7 @@ func (s *Server) Start() error {
 	for _, p := range []struct {
 		srv *fasthttp.Server
 		ln  net.Listener
-	}{{s.scoring, s.ln}, {s.admin, s.aln}} {
+	}{{s.scoring, s.ln}, {s.admin, s.adminListener()}} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

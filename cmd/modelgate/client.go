@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/modelgate/modelgate/internal/peer"
 )
 
 // apiClient talks to a node's admin API for the CLI commands.
@@ -18,8 +21,14 @@ type apiClient struct {
 	base  string
 	token string
 	json  bool // print raw JSON instead of tables
-	http  *http.Client
+	http  doer
 	out   io.Writer
+}
+
+// doer sends a request: an *http.Client (the CLI's, with its TLS) or a
+// node's *peer.Client.
+type doer interface {
+	Do(*http.Request) (*http.Response, error)
 }
 
 // clientFlags adds the flags every admin command shares.
@@ -28,6 +37,9 @@ func clientFlags(fs *flag.FlagSet) func(stdout io.Writer) (*apiClient, error) {
 	token := fs.String("token", os.Getenv("MODELGATE_TOKEN"), "bearer token (env MODELGATE_TOKEN; default: the one in --data-dir/admin.token)")
 	dataDir := fs.String("data-dir", "data", "where a local node keeps admin.token")
 	asJSON := fs.Bool("json", false, "print the API's JSON instead of a table")
+	ca := fs.String("ca", os.Getenv("MODELGATE_CA"), "PEM `file` of the CA that signed the admin API's certificate (serve --admin-tls-ca), for https:// (env MODELGATE_CA; a --admin without a scheme is then https)")
+	cert := fs.String("cert", os.Getenv("MODELGATE_CERT"), "client certificate `file` (PEM) for an admin API that requires one (serve --admin-tls-client-certs require; env MODELGATE_CERT)")
+	key := fs.String("key", os.Getenv("MODELGATE_KEY"), "the --cert's private key `file` (PEM; env MODELGATE_KEY)")
 	return func(stdout io.Writer) (*apiClient, error) {
 		t := *token
 		if t == "" {
@@ -36,12 +48,47 @@ func clientFlags(fs *flag.FlagSet) func(stdout io.Writer) (*apiClient, error) {
 				t = strings.TrimSpace(string(b))
 			}
 		}
+		tc, err := cliTLS(*ca, *cert, *key)
+		if err != nil {
+			return nil, err
+		}
 		base := strings.TrimRight(*admin, "/")
 		if !strings.Contains(base, "://") {
-			base = "http://" + base
+			base = map[bool]string{true: "https://", false: "http://"}[tc != nil] + base
 		}
-		return &apiClient{base: base, token: t, json: *asJSON, http: &http.Client{Timeout: 10 * time.Minute}, out: stdout}, nil
+		hc := &http.Client{Timeout: 10 * time.Minute}
+		if tc != nil {
+			hc.Transport = &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}
+		}
+		return &apiClient{base: base, token: t, json: *asJSON, http: hc, out: stdout}, nil
 	}
+}
+
+// cliTLS is the CLI's TLS configuration from --ca, --cert and --key; nil
+// when none is given (https:// URLs then trust the system's CAs).
+func cliTLS(ca, cert, key string) (*tls.Config, error) {
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pool, err := peer.LoadCA(ca)
+		if err != nil {
+			return nil, usageError("--ca: " + err.Error())
+		}
+		tc.RootCAs = pool
+	}
+	if (cert == "") != (key == "") {
+		return nil, usageError("a client certificate needs both --cert and --key (or MODELGATE_CERT and MODELGATE_KEY)")
+	}
+	if cert != "" {
+		c, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, usageError(fmt.Sprintf("cannot load the client certificate %s and key %s: %v", cert, key, err))
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	return tc, nil
 }
 
 func envOr(k, def string) string {

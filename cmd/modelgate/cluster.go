@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/modelgate/modelgate/internal/peer"
 )
 
 func init() {
@@ -142,15 +144,13 @@ func servedVersions(rv map[string][]int) string {
 }
 
 // joinCluster asks the node at admin (host:port or URL; any member: a
-// follower forwards it to the leader) to add this node, retrying while the
-// cluster cannot take it yet (no leader, the node still starting) until
-// ctx ends. A refusal (a bad token, a conflicting member) ends it at once.
-func joinCluster(ctx context.Context, admin, token, id, raftAddr, adminAddr string, voter bool) error {
-	base := strings.TrimRight(admin, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	c := &apiClient{base: base, token: token, http: &http.Client{Timeout: 30 * time.Second}}
+// follower forwards it to the leader) to add this node, through peers (so
+// with this node's admin TLS, if any), retrying while the cluster cannot
+// take it yet (no leader, the node still starting) until ctx ends. A
+// refusal (a bad token, a conflicting member) ends it at once.
+func joinCluster(ctx context.Context, peers *peer.Client, admin, token, id, raftAddr, adminAddr string, voter bool) error {
+	base := peers.URL(admin, "")
+	c := &apiClient{base: base, token: token, http: &http.Client{Timeout: 30 * time.Second, Transport: peers.Transport()}}
 	body := map[string]any{"id": id, "raft_addr": raftAddr, "admin_addr": adminAddr, "voter": voter}
 	for {
 		_, err := c.send("POST", "/api/v1/cluster/join", body, nil)

@@ -149,6 +149,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	raftCert := fs.String("raft-tls-cert", "", "mutual TLS on the Raft transport: this node's certificate (PEM; its IP address a SAN); with --raft-tls-key and --raft-tls-ca, on every member alike")
 	raftKey := fs.String("raft-tls-key", "", "mutual TLS on the Raft transport: this node's private key (PEM)")
 	raftCA := fs.String("raft-tls-ca", "", "mutual TLS on the Raft transport: the CA (PEM) that signs every member's certificate")
+	adminCert := fs.String("admin-tls-cert", "", "mutual TLS on node-to-node HTTP: this node's certificate (PEM; its IP address a SAN, client and server auth); the admin listener serves https with it and this node presents it to every peer; with --admin-tls-key and --admin-tls-ca, on every member alike")
+	adminKey := fs.String("admin-tls-key", "", "mutual TLS on node-to-node HTTP: this node's private key (PEM)")
+	adminCA := fs.String("admin-tls-ca", "", "mutual TLS on node-to-node HTTP: the CA (PEM) that signs every member's certificate; peers' certificates are verified against it")
+	adminClients := fs.String("admin-tls-client-certs", string(peer.Require), "with --admin-tls-cert, the admin listener's client certificates: require (every client, operators' included, needs one the CA signed: modelgate --cert/--key, curl --cert/--key) or verify-if-given (one another CA signed is refused, a client without one, e.g. curl --cacert, is let through to bearer-token auth alone)")
 	forceBootstrap := fs.Bool("force-bootstrap", false, "start a new, empty registry even though <data-dir>/raft was lost (the node refuses otherwise); only the --model files are served again")
 	var tokenSpecs stringsFlag
 	fs.Var(&tokenSpecs, "token", "bearer token `\"NAME SCOPE[,SCOPE…] SECRET\"` (repeatable; scopes: score, register, labels, read, admin)")
@@ -158,7 +162,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&nc.DriftWindow, "drift-window", time.Minute, "length of a drift window; alerts are judged once a window")
 	var secrets stringsFlag
 	fs.Var(&secrets, "secret", "a secret a policy names, `NAME=VALUE` (repeatable): the retraining webhook's signing key")
-	fs.StringVar(&nc.AdminURL, "admin-url", "", "the admin API's URL as webhook receivers reach it (export links; default http://<admin-listen>)")
+	fs.StringVar(&nc.AdminURL, "admin-url", "", "the admin API's URL as webhook receivers reach it (export links; default http://<admin-listen>, https:// with --admin-tls-cert)")
 	maxModel := fs.Int64("max-model-bytes", 256<<20, "largest model artifact accepted")
 	valTimeout := fs.Duration("validate-timeout", validate.DefaultTimeout, "validation gate: longest a child validation may run")
 	valMemory := fs.Int64("validate-max-memory", validate.DefaultMaxMemory, "validation gate: the child's address-space limit in bytes")
@@ -191,7 +195,20 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			*clusterToken = os.Getenv("MODELGATE_TOKEN")
 		}
 	}
-	gw.Peers = peer.New(peer.Config{Token: *clusterToken})
+	switch set := btoi(*adminCert != "") + btoi(*adminKey != "") + btoi(*adminCA != ""); set {
+	case 0:
+	case 3:
+		tc, err := peer.LoadTLS(*adminCert, *adminKey, *adminCA, peer.ClientCerts(*adminClients))
+		if err != nil {
+			return usageError(err.Error())
+		}
+		gw.AdminTLS = tc
+	default:
+		return usageError("mutual TLS on the admin API needs all of --admin-tls-cert, --admin-tls-key and --admin-tls-ca")
+	}
+	// One client for every request to a peer: https with this node's
+	// certificate when the admin API is TLS (every member's is, alike).
+	gw.Peers = peer.New(peer.Config{Token: *clusterToken, TLS: gw.AdminTLS})
 	rt.Optimization = runtime.GraphOptimization(*opt)
 	spareProcs(rt)
 	if err := rt.Validate(); err != nil {
@@ -321,8 +338,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	// Whenever this node leads, followers forward admin writes here.
 	cnode.AdvertiseAdmin(adminAddr)
-	member := memberSpec{join: *join, token: *joinToken, id: ccfg.NodeID, raftAddr: cnode.Addr(), adminAddr: adminAddr, voter: !*nonVoter}
-	log.Info("listening", "scoring", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "raft", *raftAddr, "onnxruntime", runtime.Version(), "data_dir", *dataDir,
+	member := memberSpec{peers: gw.Peers, join: *join, token: *joinToken, id: ccfg.NodeID, raftAddr: cnode.Addr(), adminAddr: adminAddr, voter: !*nonVoter}
+	log.Info("listening", "scoring", "http://"+srv.Addr(), "admin", gw.Peers.URL(srv.AdminAddr(), ""), "raft", *raftAddr, "onnxruntime", runtime.Version(), "data_dir", *dataDir,
 		"memory_limit", limit, "memory_limit_from", limitSource)
 	if tokenNote != "" {
 		log.Info(tokenNote)
@@ -362,7 +379,7 @@ func startModels(srv *gateway.Server, node *cluster.Node, member memberSpec, mod
 	if member.join != "" {
 		// Every start asks again: joining as before changes nothing, and
 		// a changed admin address is recorded.
-		if err := joinCluster(ctx, member.join, member.token, member.id, member.raftAddr, member.adminAddr, member.voter); err != nil {
+		if err := joinCluster(ctx, member.peers, member.join, member.token, member.id, member.raftAddr, member.adminAddr, member.voter); err != nil {
 			return err
 		}
 		log.Info("joined the cluster", "through", member.join, "id", member.id, "raft", member.raftAddr, "admin", member.adminAddr, "voter", member.voter)
@@ -504,6 +521,7 @@ func spareProcs(rt *runtime.Config) {
 
 // memberSpec is how this node takes part in its cluster.
 type memberSpec struct {
+	peers                                *peer.Client
 	join, token, id, raftAddr, adminAddr string
 	voter                                bool
 }

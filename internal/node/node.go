@@ -142,7 +142,7 @@ func (n *Node) Start() error {
 	}
 	n.adminURL = n.cfg.AdminURL
 	if n.adminURL == "" {
-		n.adminURL = "http://" + n.Server.AdminAddr()
+		n.adminURL = n.peers.URL(n.Server.AdminAddr(), "") // https with admin TLS
 	}
 	n.goLoop(n.rec.Run)
 	n.goLoop(n.rotateDrift)

@@ -65,6 +65,11 @@ func (c *Client) URL(addr, pathAndQuery string) string {
 	return c.Scheme() + "://" + strings.TrimSuffix(addr, "/") + pathAndQuery
 }
 
+// Transport is the client's round tripper (its TLS and connection pool),
+// for a caller that needs an http.Client of its own, e.g. with an overall
+// timeout. Requests sent through it carry no token unless the caller adds one.
+func (c *Client) Transport() http.RoundTripper { return c.http.Transport }
+
 // Do sends req, adding the node's token when req carries no
 // Authorization of its own.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
