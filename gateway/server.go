@@ -101,6 +101,10 @@ type Config struct {
 	// Cluster, when set, gives the admin API membership (/api/v1/cluster)
 	// and forwards registry writes to the leader (api_cluster.go).
 	Cluster Cluster
+	// Stats, when set, merges the statistics nodes push (POST
+	// /api/v1/cluster/stats) and gives the drift API the cluster's view
+	// (api_stats.go; internal/node sets it).
+	Stats ClusterStats
 	// Peers is the client this node reaches other nodes' admin APIs with
 	// (forwarding, probes): their scheme, TLS and this node's own token.
 	// Default: plain http, no token of its own.

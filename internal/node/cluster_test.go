@@ -21,6 +21,7 @@ import (
 	"github.com/modelgate/modelgate/internal/artifact"
 	"github.com/modelgate/modelgate/internal/demo"
 	"github.com/modelgate/modelgate/internal/ortlib"
+	"github.com/modelgate/modelgate/internal/peer"
 	"github.com/modelgate/modelgate/internal/validate"
 	"github.com/modelgate/modelgate/registry"
 	"github.com/modelgate/modelgate/runtime"
@@ -43,6 +44,10 @@ type member struct {
 	store   *artifact.Store
 	c       *cluster.Node
 	n       *Node
+
+	// drift is the drift window (0: drift off), pushEvery the statistics
+	// push interval (0: a quarter of it).
+	drift, pushEvery time.Duration
 }
 
 func (m *member) admin() string { return "http://" + m.n.AdminAddr() }
@@ -75,8 +80,9 @@ func (m *member) start(boot bool) {
 		ApplyTimeout:  m.applyTO,
 		Logger:        clusterTestLogger(),
 		Node:          m.id,
+		Peers:         peer.New(peer.Config{Token: clusterSecret}),
 	}
-	m.n = startNode(t, Config{Gateway: gw, Control: c, Artifacts: m.store, NoDrift: true, Runtime: runtime.Config{Sessions: 1}})
+	m.n = startNode(t, Config{Gateway: gw, Control: c, Artifacts: m.store, NoDrift: m.drift == 0, DriftWindow: m.drift, StatsPushInterval: m.pushEvery, Runtime: runtime.Config{Sessions: 1}})
 	m.n.Server.SetReady(true)
 	c.AdvertiseAdmin(m.n.AdminAddr())
 	t.Cleanup(m.stop)

@@ -45,6 +45,9 @@ type Config struct {
 	// AdminURL is the admin API's address as webhook receivers reach it
 	// (export links). Default http:// and the admin listener's address.
 	AdminURL string
+	// StatsPushInterval is how often the node pushes its statistics to the
+	// leader (stats.go). Default a quarter of DriftWindow.
+	StatsPushInterval time.Duration
 	// AuditRetention bounds the audit log the registry keeps (see
 	// retention.go). Zero: keep everything.
 	AuditRetention AuditRetention
@@ -61,6 +64,10 @@ type Node struct {
 	ctrl    *lifecycle.Controller
 	// peers reaches other members' admin APIs (Config.Gateway.Peers).
 	peers *peer.Client
+	// stats merges what nodes push while this node leads; pusher pushes
+	// this node's (both nil without a cluster).
+	stats  *statsStore
+	pusher *statsPusher
 
 	adminURL string // set by Start before any loop reads it
 	stop     chan struct{}
@@ -78,6 +85,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.DriftWindow <= 0 {
 		cfg.DriftWindow = time.Minute
+	}
+	if cfg.StatsPushInterval <= 0 {
+		cfg.StatsPushInterval = cfg.DriftWindow / 4
 	}
 	if cfg.Gateway.ApplyTimeout <= 0 {
 		cfg.Gateway.ApplyTimeout = 10 * time.Second
@@ -98,8 +108,13 @@ func New(cfg Config) (*Node, error) {
 	gw := cfg.Gateway
 	gw.Control, gw.Artifacts, gw.Catalog, gw.Routing = cfg.Control, cfg.Artifacts, n.catalog, n.rec
 	gw.Rollouts = rolloutReporter{n}
-	if c, ok := cfg.Control.(*cluster.Node); ok && gw.Cluster == nil {
-		gw.Cluster = clusterMembership{c}
+	if c, ok := cfg.Control.(*cluster.Node); ok {
+		if gw.Cluster == nil {
+			gw.Cluster = clusterMembership{c}
+		}
+		n.stats = newStatsStore(c.ID(), cfg.DriftWindow, cfg.StatsPushInterval, n.localDrift, c.IsLeader, n.log)
+		n.pusher = newStatsPusher(n, c)
+		gw.Stats = n.stats
 	}
 	n.Server = gateway.New(gw)
 
@@ -112,7 +127,7 @@ func New(cfg Config) (*Node, error) {
 		ccfg.IsLeader = l.IsLeader
 	}
 	if !cfg.NoDrift {
-		ccfg.Drift = championDrift{n.catalog}
+		ccfg.Drift = championDrift{n.catalog, n.mergedDrift}
 	}
 	ccfg.Rollouts = rolloutSource{n.Server}
 	ctrl, err := lifecycle.NewController(ccfg)
@@ -137,6 +152,7 @@ func (n *Node) Start() error {
 	n.goLoop(n.rotateDrift)
 	n.goLoop(n.syncShadows)
 	n.goLoop(n.ctrl.Run)
+	n.goLoop(n.pushStats)
 	if n.cfg.AuditRetention.On() {
 		n.goLoop(n.trimAudit)
 	}
@@ -223,12 +239,20 @@ func (n *Node) syncShadows(stop <-chan struct{}) {
 	}
 }
 
-// championDrift is the catalog as the controller's DriftSource.
-type championDrift struct{ c *gateway.Catalog }
+// championDrift is the catalog as the controller's DriftSource: on the
+// leader of a cluster, each champion's windows merged over every node that
+// pushes them (stats.go), else this node's own.
+type championDrift struct {
+	c      *gateway.Catalog
+	merged func(model string, version int) *drift.Windows
+}
 
 func (d championDrift) ChampionDrift() []lifecycle.ChampionDrift {
 	var out []lifecycle.ChampionDrift
 	d.c.EachChampionDrift(func(model string, version int, w *drift.Windows) {
+		if m := d.merged(model, version); m != nil {
+			w = m
+		}
 		out = append(out, lifecycle.ChampionDrift{Model: model, Version: version, Windows: w})
 	})
 	return out
