@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/modelgate/modelgate/drift"
+	"github.com/modelgate/modelgate/shadow"
 )
 
 // Cluster-wide statistics on the admin API.
@@ -37,6 +38,7 @@ const (
 	maxStatsBody      = 32 << 20
 	maxPushVersions   = 4096
 	maxPushWindows    = 10000
+	maxPushStats      = 100000
 	maxStatsNameBytes = 256
 )
 
@@ -50,11 +52,19 @@ type StatsPush struct {
 	// Unix ns and grows by one per push, so a retried or duplicated push
 	// (a Seq the leader has seen) is recognised and not merged again.
 	Seq uint64 `json:"seq"`
+	// Boot identifies the node's run (its start in Unix ns): counters
+	// start from zero on every run, so the leader keeps each run's last.
+	Boot uint64 `json:"boot"`
 	// WindowNS is the node's drift window length; windows of nodes with
 	// other lengths do not line up and are refused.
 	WindowNS int64 `json:"window_ns"`
 	// Drift is the windows per version.
 	Drift []DriftPush `json:"drift,omitempty"`
+	// Counts are every version's counters on the node (all of them, every
+	// push); Stats the rollout statistics' windows that changed since the
+	// leader acknowledged them (stats_rollout.go).
+	Counts []VersionCount `json:"counts,omitempty"`
+	Stats  []StatWindow   `json:"stats,omitempty"`
 }
 
 // DriftPush is one version's closed drift windows.
@@ -85,8 +95,10 @@ type StatsAck struct {
 	// Duplicate: the leader had merged this push (or a later one) already;
 	// nothing changed.
 	Duplicate bool `json:"duplicate,omitempty"`
-	// Windows is how many windows were merged.
-	Windows int `json:"windows"`
+	// Windows is how many drift windows were merged, StatWindows how many
+	// rollout statistics' windows.
+	Windows     int `json:"windows"`
+	StatWindows int `json:"stat_windows,omitempty"`
 	// Refused are the versions whose windows were not merged, and why.
 	Refused []StatsRefusal `json:"refused,omitempty"`
 }
@@ -155,6 +167,12 @@ type ClusterStats interface {
 	DriftWindows(model string, version int, node string) (w *drift.Windows, nodes []StatsNode, ok bool)
 	// Status is the merge at a glance.
 	Status() StatsStatus
+	// VersionCounts, EvaluationBetween and ShadowComparison are Server's
+	// methods of the same names summed over every node that pushed
+	// (EvaluationBetween and ShadowComparison nil when none has any).
+	VersionCounts(model string, version int) (served, failed, shadowRuns, shadowErrors uint64)
+	EvaluationBetween(model string, version int, from, to time.Time) *shadow.Evaluation
+	ShadowComparison(model string, champion, version int, horizon time.Duration) *shadow.Comparison
 }
 
 func init() {
@@ -193,6 +211,35 @@ func DecodeStatsPush(body []byte) (*StatsPush, error) {
 		return nil, bad("window_ns must be positive, got %d", p.WindowNS)
 	case len(p.Drift) > maxPushVersions:
 		return nil, bad("%d versions in one push; at most %d", len(p.Drift), maxPushVersions)
+	case len(p.Counts) > maxPushVersions:
+		return nil, bad("%d counters in one push; at most %d", len(p.Counts), maxPushVersions)
+	case len(p.Stats) > maxPushStats:
+		return nil, bad("%d statistics windows in one push; at most %d", len(p.Stats), maxPushStats)
+	}
+	if len(p.Counts) == 0 {
+		p.Counts = nil
+	}
+	if len(p.Stats) == 0 {
+		p.Stats = nil
+	}
+	for i, c := range p.Counts {
+		if c.Model == "" || len(c.Model) > maxStatsNameBytes || c.Version <= 0 {
+			return nil, bad("counts[%d]: want a model name of 1 to %d bytes and a positive version", i, maxStatsNameBytes)
+		}
+	}
+	for i, w := range p.Stats {
+		switch {
+		case w.Kind != StatPerf && w.Kind != StatEval && w.Kind != StatComparison:
+			return nil, bad("stats[%d]: unknown kind %q (this node reads %s, %s and %s)", i, w.Kind, StatPerf, StatEval, StatComparison)
+		case w.Model == "" || len(w.Model) > maxStatsNameBytes || w.Version <= 0 || w.Against < 0:
+			return nil, bad("stats[%d]: want a model name of 1 to %d bytes and positive versions", i, maxStatsNameBytes)
+		case (w.Kind == StatComparison) != (w.Against > 0):
+			return nil, bad("stats[%d]: a comparison, and only a comparison, names the champion it is against", i)
+		case w.WindowNS <= 0:
+			return nil, bad("stats[%d]: window_ns must be positive", i)
+		case len(w.Data) == 0:
+			return nil, bad("stats[%d]: empty data", i)
+		}
 	}
 	if len(p.Drift) == 0 {
 		p.Drift = nil // "drift":[] and no drift are one push
@@ -324,4 +371,56 @@ func (s *Server) driftSource(ctx *fasthttp.RequestCtx, model string, version int
 		return nil, "", nil, false
 	}
 	return nil, ViewNode, nil, true
+}
+
+// statsView picks what the evaluation and comparison endpoints read: on
+// the leader of a cluster the merge of every node's pushes (ViewCluster),
+// with ?node=<this node's ID> or on a follower this node's own
+// (ViewNode), outside a cluster this node's own without a view. It
+// answers an error itself and returns ok false then.
+func (s *Server) statsView(ctx *fasthttp.RequestCtx) (view string, merged ClusterStats, ok bool) {
+	node := string(ctx.QueryArgs().Peek("node"))
+	if !s.clustered() {
+		if node != "" && node != s.cfg.Node {
+			writeError(ctx, fasthttp.StatusNotFound, "no node "+strconv.Quote(node)+": this node ("+s.cfg.Node+") is not in a cluster")
+			return "", nil, false
+		}
+		return "", nil, true
+	}
+	switch self := s.cluster.NodeID(); {
+	case node != "" && node != self:
+		writeError(ctx, fasthttp.StatusNotFound, "this node is "+self+": ask node "+strconv.Quote(node)+"'s own admin API for its view")
+		return "", nil, false
+	case node == "" && s.cfg.Stats != nil && s.cluster.IsLeader():
+		return ViewCluster, s.cfg.Stats, true
+	}
+	return ViewNode, nil, true
+}
+
+// evaluationOf is version's evaluation over the last horizon: ev's, or
+// the cluster's when merged is set (empty, with ev's settings, when no
+// node has any).
+func evaluationOf(merged ClusterStats, ev *shadow.Evaluator, model string, version int, horizon time.Duration) *shadow.Evaluation {
+	if merged == nil {
+		return ev.Snapshot(version, horizon)
+	}
+	now := time.Now()
+	if e := merged.EvaluationBetween(model, version, now.Add(-horizon), now); e != nil {
+		return e
+	}
+	e := ev.Snapshot(version, 0)
+	e.Reset()
+	return e
+}
+
+// comparisonOf is a pair's comparison over the last horizon: cmp's, or the
+// cluster's when merged is set.
+func comparisonOf(merged ClusterStats, cmp *shadow.Comparisons, model string, pr shadow.Pair, horizon time.Duration) *shadow.Comparison {
+	if merged == nil {
+		return cmp.Snapshot(pr, horizon)
+	}
+	if c := merged.ShadowComparison(model, pr.Champion, pr.Shadow, horizon); c != nil {
+		return c
+	}
+	return shadow.NewComparison(cmp.Config().Threshold)
 }

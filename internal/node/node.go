@@ -129,7 +129,7 @@ func New(cfg Config) (*Node, error) {
 	if !cfg.NoDrift {
 		ccfg.Drift = championDrift{n.catalog, n.mergedDrift}
 	}
-	ccfg.Rollouts = rolloutSource{n.Server}
+	ccfg.Rollouts = rolloutSource{n.Server, n}
 	ctrl, err := lifecycle.NewController(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)

@@ -112,6 +112,12 @@ type statsStore struct {
 	dups    uint64
 	refused map[string]uint64
 	warned  map[string]bool // refusals logged (node, version, reason)
+
+	// The rollout's statistics (stats_rollout.go).
+	counts   map[countKey]gateway.VersionCount
+	stats    map[statKey]pushedStat
+	servedHW map[verKey]uint64
+	pruned   time.Time
 }
 
 var _ gateway.ClusterStats = (*statsStore)(nil)
@@ -131,6 +137,7 @@ func (s *statsStore) reset() {
 	defer s.mu.Unlock()
 	if len(s.nodes) > 0 {
 		s.nodes, s.merged = map[string]*pushedNode{}, map[string]*mergedView{}
+		s.counts, s.stats, s.servedHW = nil, nil, nil
 		s.gen++
 	}
 }
@@ -161,16 +168,18 @@ func (s *statsStore) Ingest(p *gateway.StatsPush) gateway.StatsAck {
 	}
 	n.seq = p.Seq
 	s.forgetSilent(now)
-	refuse := func(d *gateway.DriftPush, reason, msg string) {
-		ack.Refused = append(ack.Refused, gateway.StatsRefusal{Model: d.Model, Version: d.Version, Reason: reason, Error: msg})
+	refuseVersion := func(model string, version int, reason, msg string) {
+		ack.Refused = append(ack.Refused, gateway.StatsRefusal{Model: model, Version: version, Reason: reason, Error: msg})
 		s.refused[reason]++
-		key := p.Node + "\x00" + d.Model + "\x00" + strconv.Itoa(d.Version) + "\x00" + reason
+		key := p.Node + "\x00" + model + "\x00" + strconv.Itoa(version) + "\x00" + reason
 		if !s.warned[key] {
 			s.warned[key] = true
-			s.log.Warn("statistics refused: this node's windows are left out of the cluster's drift judgement (logged once per node, version and reason; counted in GET /api/v1/cluster/stats)",
-				"from", p.Node, "model", d.Model, "version", d.Version, "reason", reason, "err", msg)
+			s.log.Warn("statistics refused: this node's windows are left out of the cluster's judgement (logged once per node, version and reason; counted in GET /api/v1/cluster/stats)",
+				"from", p.Node, "model", model, "version", version, "reason", reason, "err", msg)
 		}
 	}
+	refuse := func(d *gateway.DriftPush, reason, msg string) { refuseVersion(d.Model, d.Version, reason, msg) }
+	s.ingestRollout(p, now, &ack, refuseVersion)
 	for i := range p.Drift {
 		d := &p.Drift[i]
 		if time.Duration(p.WindowNS) != s.window {
@@ -335,13 +344,16 @@ type statsPusher struct {
 
 	mu      sync.Mutex // one push at a time (the loop, tests)
 	seq     uint64
-	ackedBy string           // the leader that acknowledged acked
-	acked   map[verKey]int64 // per version, the newest window it holds
-	fails   int              // consecutive failed pushes
+	boot    uint64             // this run's ID (its start)
+	sent    map[statKey]uint64 // rollout windows the leader holds, by hash
+	ackedBy string             // the leader that acknowledged acked
+	acked   map[verKey]int64   // per version, the newest window it holds
+	fails   int                // consecutive failed pushes
 }
 
 func newStatsPusher(n *Node, c *cluster.Node) *statsPusher {
-	return &statsPusher{n: n, c: c, seq: uint64(time.Now().UnixNano()), acked: map[verKey]int64{}}
+	start := uint64(time.Now().UnixNano())
+	return &statsPusher{n: n, c: c, seq: start, boot: start, acked: map[verKey]int64{}, sent: map[statKey]uint64{}}
 }
 
 // pushStats pushes this node's statistics to the leader every push
@@ -386,8 +398,10 @@ func (p *statsPusher) push(ctx context.Context) (gateway.StatsAck, error) {
 	}
 	if leaderID != p.ackedBy {
 		clear(p.acked) // a new leader holds nothing of ours: resend the ring
+		clear(p.sent)
 	}
 	push := p.build()
+	sent := p.addRollout(push)
 	var ack gateway.StatsAck
 	var err error
 	if leads {
@@ -405,6 +419,7 @@ func (p *statsPusher) push(ctx context.Context) (gateway.StatsAck, error) {
 	}
 	p.fails = 0
 	p.ackedBy = ack.Leader
+	p.sent = sent
 	refused := map[verKey]bool{}
 	for _, r := range ack.Refused {
 		refused[verKey{r.Model, r.Version}] = true
@@ -472,14 +487,21 @@ func (p *statsPusher) send(ctx context.Context, admin string, push *gateway.Stat
 	return ack, nil
 }
 
+// clusterLeader reports whether this node leads a cluster of more than
+// one member: then its controller judges what every node pushed.
+func (n *Node) clusterLeader() bool {
+	if n.pusher == nil || !n.pusher.c.IsLeader() {
+		return false
+	}
+	ms, err := n.pusher.c.Members()
+	return err == nil && len(ms) > 1
+}
+
 // mergedDrift is the cluster's merged windows of a version when this node
 // leads a cluster of more than one member, else nil: what the controller
 // judges in place of this node's own.
 func (n *Node) mergedDrift(model string, version int) *drift.Windows {
-	if n.pusher == nil || !n.pusher.c.IsLeader() {
-		return nil
-	}
-	if ms, err := n.pusher.c.Members(); err != nil || len(ms) < 2 {
+	if !n.clusterLeader() {
 		return nil
 	}
 	w, _, ok := n.stats.DriftWindows(model, version, "")

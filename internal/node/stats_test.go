@@ -17,6 +17,7 @@ import (
 	"github.com/modelgate/modelgate/internal/demo"
 	"github.com/modelgate/modelgate/internal/fraud"
 	"github.com/modelgate/modelgate/internal/ortlib"
+	"github.com/modelgate/modelgate/lifecycle"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -172,7 +173,9 @@ func closedRows(w *drift.Windows, cur int64) int64 {
 // story: the leader's own traffic shows no drift at all (before merging,
 // nothing would ever have been raised), and n3's shows the shift but too
 // few rows for the sustained alert the merge reaches. A follower shows its
-// own view, and the cluster's with ?consistent=true. After the leader
+// own view, and the cluster's with ?consistent=true. The rollout's
+// evidence on the leader (requests, latencies, scores) and its evaluation
+// endpoint count every node's requests too. After the leader
 // stops, the new leader merges the pushes of the two survivors (their
 // whole rings, resent to it): exactly their rows, drift still seen.
 func TestClusterDriftJudgedOnMergedSketches(t *testing.T) {
@@ -186,6 +189,7 @@ func TestClusterDriftJudgedOnMergedSketches(t *testing.T) {
 	// default min_count of 1,000) and n3's alone 400.
 	const rounds, rows = 6, 400
 	newCategory := fraud.Drift{Kind: fraud.NewCategory, Share: 1}
+	began := time.Now()
 	for r := range rounds {
 		score(t, n1, int64(10*r+1), rows, fraud.Drift{})
 		score(t, n2, int64(10*r+2), rows, fraud.Drift{})
@@ -233,6 +237,61 @@ func TestClusterDriftJudgedOnMergedSketches(t *testing.T) {
 	}
 	if code, _, b = driftView(t, n2, "?node=n3"); code != http.StatusNotFound || !strings.Contains(b, "consistent=true") {
 		t.Fatalf("another node's view asked of a follower: %d %s", code, b)
+	}
+
+	// The rollout's numbers on the leader are the cluster's too: every
+	// node's requests, latencies and scores of v1 since the traffic began.
+	src := rolloutSource{n1.n.Server, n1.n}
+	var wantScores uint64
+	for _, m := range ms {
+		_, sc := m.n.Server.VersionPerf("fraud", 1, began, time.Now())
+		for _, c := range sc {
+			wantScores += c
+		}
+	}
+	waitFor(ctx, t, "the leader's rollout evidence counting every node", func() bool {
+		ev, err := src.RolloutEvidence(lifecycle.RolloutQuery{Model: "fraud", Candidate: 1, Against: 1, Since: began, Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var scores uint64
+		for _, c := range ev.Candidate.Scores {
+			scores += c
+		}
+		return ev.Candidate.Requests == 3*rounds && ev.Candidate.Latency.TotalCount() == 3*rounds && scores == wantScores &&
+			src.Served("fraud", 1) == 3*rounds
+	})
+	if served, _, _, _ := n1.n.Server.VersionCounts("fraud", 1); served != rounds {
+		t.Fatalf("n1 itself served %d requests, want %d", served, rounds)
+	}
+	// The evaluation endpoint says the same: the cluster's on the leader,
+	// a node's own on a follower or with ?node=.
+	evalView := func(m *member, q string) (view string, preds uint64) {
+		t.Helper()
+		resp, b := call(t, "GET", m.admin()+"/api/v1/models/fraud/evaluation"+q, nil, nil)
+		var out struct {
+			View     string `json:"view"`
+			Versions []struct {
+				Version     int    `json:"version"`
+				Predictions uint64 `json:"predictions"`
+			} `json:"versions"`
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &out) != nil || len(out.Versions) != 1 || out.Versions[0].Version != 1 {
+			t.Fatalf("evaluation on %s%s: %d %s", m.id, q, resp.StatusCode, b)
+		}
+		return out.View, out.Versions[0].Predictions
+	}
+	for _, c := range []struct {
+		m        *member
+		q, view  string
+		requests uint64
+	}{{n1, "", gateway.ViewCluster, 3 * rounds}, {n1, "?node=n1", gateway.ViewNode, rounds}, {n2, "", gateway.ViewNode, rounds}} {
+		if view, preds := evalView(c.m, c.q); view != c.view || preds != c.requests {
+			t.Fatalf("evaluation on %s%s: view %q, %d predictions; want %q, %d", c.m.id, c.q, view, preds, c.view, c.requests)
+		}
+	}
+	if wantScores == 0 { // the score is read once the shadow loop set its spec: after the first rows
+		t.Fatal("the nodes' own score histograms are empty")
 	}
 
 	// The leader stops: the new one merges the survivors' pushes, whole
