@@ -386,6 +386,13 @@ func (p *statsPusher) push(ctx context.Context) (gateway.StatsAck, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	leads := p.c.IsLeader()
+	if ms, err := p.c.Members(); err == nil && len(ms) < 2 {
+		// A single node judges its own windows: nothing to push, no work
+		// on its behalf. A member that joins later gets the whole ring.
+		p.n.stats.reset()
+		p.ackedBy = ""
+		return gateway.StatsAck{}, errors.New("not in a cluster of more than one member")
+	}
 	if !leads {
 		p.n.stats.reset()
 	}
