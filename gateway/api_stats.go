@@ -110,8 +110,6 @@ const (
 	RefusedCorrupt        = "corrupt"          // sketches that do not decode
 	RefusedWindowLength   = "window_length"    // another drift window length
 	RefusedNotMonitored   = "not_monitored"    // the leader does not monitor the version's drift
-	RefusedWindowTooOld   = "window_too_old"   // windows older than the leader keeps
-	RefusedWindowTooYoung = "window_not_closed"
 )
 
 // StatsRefusal is one version whose windows a push could not merge.

@@ -22,7 +22,7 @@ import (
 )
 
 const (
-	statsWindow = 3 * time.Second // a ring of 3 minutes: the failover must come before the traffic ages out
+	statsWindow = 3 * time.Second        // a ring of 3 minutes: the failover must come before the traffic ages out
 	statsPush   = 250 * time.Millisecond // stale after 1s
 )
 
