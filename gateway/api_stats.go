@@ -105,11 +105,11 @@ type StatsAck struct {
 
 // Reasons a version's pushed windows are refused (StatsRefusal.Reason).
 const (
-	RefusedExportVersion  = "export_version"   // sketches in another format version
-	RefusedProfile        = "profile_mismatch" // sketches of another reference profile
-	RefusedCorrupt        = "corrupt"          // sketches that do not decode
-	RefusedWindowLength   = "window_length"    // another drift window length
-	RefusedNotMonitored   = "not_monitored"    // the leader does not monitor the version's drift
+	RefusedExportVersion = "export_version"   // sketches in another format version
+	RefusedProfile       = "profile_mismatch" // sketches of another reference profile
+	RefusedCorrupt       = "corrupt"          // sketches that do not decode
+	RefusedWindowLength  = "window_length"    // another drift window length
+	RefusedNotMonitored  = "not_monitored"    // the leader does not monitor the version's drift
 )
 
 // StatsRefusal is one version whose windows a push could not merge.
