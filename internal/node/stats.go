@@ -346,6 +346,7 @@ type statsPusher struct {
 	seq     uint64
 	boot    uint64             // this run's ID (its start)
 	sent    map[statKey]uint64 // rollout windows the leader holds, by hash
+	budget  int                // bytes of exports a push carries (statsPushBudget)
 	ackedBy string             // the leader that acknowledged acked
 	acked   map[verKey]int64   // per version, the newest window it holds
 	fails   int                // consecutive failed pushes
@@ -353,7 +354,7 @@ type statsPusher struct {
 
 func newStatsPusher(n *Node, c *cluster.Node) *statsPusher {
 	start := uint64(time.Now().UnixNano())
-	return &statsPusher{n: n, c: c, seq: start, boot: start, acked: map[verKey]int64{}, sent: map[statKey]uint64{}}
+	return &statsPusher{n: n, c: c, seq: start, boot: start, acked: map[verKey]int64{}, sent: map[statKey]uint64{}, budget: statsPushBudget}
 }
 
 // pushStats pushes this node's statistics to the leader every push
@@ -407,8 +408,9 @@ func (p *statsPusher) push(ctx context.Context) (gateway.StatsAck, error) {
 		clear(p.acked) // a new leader holds nothing of ours: resend the ring
 		clear(p.sent)
 	}
-	push := p.build()
-	sent := p.addRollout(push)
+	budget := p.budget
+	push := p.build(&budget)
+	sent := p.addRollout(push, budget)
 	var ack gateway.StatsAck
 	var err error
 	if leads {
@@ -441,7 +443,14 @@ func (p *statsPusher) push(ctx context.Context) (gateway.StatsAck, error) {
 
 // build assembles the push: per monitored version, the windows closed
 // since the leader's acknowledgement.
-func (p *statsPusher) build() *gateway.StatsPush {
+//
+// A push carries at most p.budget bytes of exports (the leader's limit is
+// 32 MiB of JSON, base64 adding a third): a version's windows are sent
+// oldest first as far as they fit, its through set to the last one sent
+// (the leader's merge waits for the rest), and the others go in later
+// pushes; a new leader with many versions to catch up on receives them
+// over a few intervals.
+func (p *statsPusher) build(budget *int) *gateway.StatsPush {
 	p.seq++
 	push := &gateway.StatsPush{V: gateway.StatsPushVersion, Node: p.c.ID(), Seq: p.seq, WindowNS: int64(p.n.cfg.DriftWindow)}
 	p.n.catalog.EachDrift(func(model string, version int, w *drift.Windows) {
@@ -452,12 +461,23 @@ func (p *statsPusher) build() *gateway.StatsPush {
 		through, closed := w.ClosedSince(after)
 		d := gateway.DriftPush{Model: model, Version: version, Through: through}
 		for _, c := range closed {
+			if len(c.Sketch) > *budget {
+				if len(d.Windows) == 0 {
+					return // none fits: the whole version waits for the next push
+				}
+				d.Through = d.Windows[len(d.Windows)-1].ID
+				break
+			}
+			*budget -= len(c.Sketch)
 			d.Windows = append(d.Windows, gateway.PushedWindow{ID: c.ID, Sketch: c.Sketch})
 		}
 		push.Drift = append(push.Drift, d)
 	})
 	return push
 }
+
+// statsPushBudget bounds the exports one push carries.
+const statsPushBudget = 16 << 20
 
 // send POSTs a push to the leader's admin API.
 func (p *statsPusher) send(ctx context.Context, admin string, push *gateway.StatsPush) (gateway.StatsAck, error) {

@@ -178,20 +178,26 @@ func (s *statsStore) ShadowComparison(model string, champion, version int, horiz
 }
 
 // addRollout adds this node's counters and the rollout windows that
-// changed since the leader acknowledged them to push, and returns the
-// windows' hashes to remember once it is acknowledged.
-func (p *statsPusher) addRollout(push *gateway.StatsPush) map[statKey]uint64 {
+// changed since the leader acknowledged them to push, up to budget bytes
+// of exports (the rest go in a later push), and returns the hashes of the
+// windows the leader holds once it acknowledges this push.
+func (p *statsPusher) addRollout(push *gateway.StatsPush, budget int) map[statKey]uint64 {
 	push.Boot = p.boot
 	p.n.Server.EachVersionCount(func(c gateway.VersionCount) { push.Counts = append(push.Counts, c) })
-	seen := map[statKey]uint64{}
+	held := map[statKey]uint64{}
 	p.n.Server.EachStatWindow(func(w gateway.StatWindow) {
 		h := fnv.New64a()
 		_, _ = h.Write(w.Data)
 		k := statKey{"", w.Kind, w.Model, w.Version, w.Against, w.ID}
-		seen[k] = h.Sum64()
-		if p.sent[k] != seen[k] {
+		sum := h.Sum64()
+		switch {
+		case p.sent[k] == sum:
+			held[k] = sum
+		case len(w.Data) <= budget:
+			budget -= len(w.Data)
 			push.Stats = append(push.Stats, w)
+			held[k] = sum
 		}
 	})
-	return seen
+	return held
 }

@@ -178,8 +178,8 @@ func closedRows(w *drift.Windows, cur int64) int64 {
 // evidence on the leader (requests, latencies, scores) and its evaluation
 // endpoint count every node's requests too. After the leader
 // stops, the new leader merges the pushes of the two survivors (their
-// whole rings, resent to it): exactly the rows they hold, drift still
-// seen.
+// whole rings, resent to it, n3's in several pushes held to two windows'
+// bytes each): exactly the rows they hold, drift still seen.
 func TestClusterDriftJudgedOnMergedSketches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute) // only a hang reaches it
 	defer cancel()
@@ -297,7 +297,19 @@ func TestClusterDriftJudgedOnMergedSketches(t *testing.T) {
 	}
 
 	// The leader stops: the new one merges the survivors' pushes, whole
-	// rings resent, so exactly their rows.
+	// rings resent, so exactly their rows; n3 resends in pushes of at most
+	// two windows' bytes, so it takes it several.
+	_, closed := n3.n.localDrift("fraud", 1).ClosedSince(-1 << 62)
+	largest := 0
+	for _, c := range closed {
+		largest = max(largest, len(c.Sketch))
+	}
+	if len(closed) < 4 {
+		t.Fatalf("n3 holds %d windows with rows, want at least 4", len(closed))
+	}
+	n3.n.pusher.mu.Lock()
+	n3.n.pusher.budget = 2 * largest
+	n3.n.pusher.mu.Unlock()
 	n1.stop()
 	var leader *member
 	waitFor(ctx, t, "a new leader", func() bool {
@@ -317,7 +329,7 @@ func TestClusterDriftJudgedOnMergedSketches(t *testing.T) {
 		cur, _ := w.Current()
 		want := closedRows(n2.n.localDrift("fraud", 1), cur) + closedRows(n3.n.localDrift("fraud", 1), cur)
 		got := w.Snapshot(time.Hour).Rows()
-		return got == want && got > 0
+		return got == want && got > 0 && cur > closed[len(closed)-1].ID // n3 caught up past its last traffic
 	})
 	waitFor(ctx, t, "the cluster view on the new leader", func() bool {
 		code, v, _ := driftView(t, leader, "")
