@@ -18,6 +18,8 @@
 //     between nodes (Export, Import, MergeExport).
 //   - Windows: tumbling windows of sketches rotated by a clock, merged for
 //     any horizon (Snapshot), the last few kept apart for alerting (Recent).
+//     A cluster's leader merges its nodes' closed windows (ClosedSince,
+//     NewWindowsAt, AddClosed: merge.go) and judges them like its own.
 //   - Compare (ComparePolicy): a sketch against its profile → a Report with
 //     every statistic, its p-value, data quality and a breach decision per
 //     Policy. Evaluate judges a Windows' recent traffic, pooling windows

@@ -21,7 +21,8 @@ type apiRoute struct {
 	method  string
 	pattern []string // literal segments, or {m}, {v}, {id}
 	scope   Scope
-	maxBody int // 0: smallBody; bodyUpload: the handler streams it (registrations)
+	maxBody int  // 0: smallBody; bodyUpload: the handler streams it (registrations)
+	local   bool // a write this node answers itself, never forwarded (statistics pushes)
 	handle  func(s *Server, ctx *fasthttp.RequestCtx, p *apiParams)
 }
 

@@ -119,8 +119,8 @@ func init() {
 
 // forwards reports whether route r changes the replicated registry, and so
 // runs on the leader. Labels are written to this node's prediction log,
-// not the registry: they stay here.
-func (r *apiRoute) forwards() bool { return r.method != "GET" && r.scope != ScopeLabels }
+// not the registry: they stay here; so do local routes.
+func (r *apiRoute) forwards() bool { return r.method != "GET" && r.scope != ScopeLabels && !r.local }
 
 // routeToLeader forwards request ctx for route r to the leader when it
 // must run there, or makes a consistent read linearizable on the leader.

@@ -11,9 +11,13 @@ import (
 // /api/v1/models/{m}/versions/{v}/drift[?window=1h]. Without a window it
 // is the judgement the lifecycle controller makes (drift.Evaluate over
 // pooled runs under the model's policy: status, alerts, the newest run's
-// report); with one, that horizon's traffic on this node merged into one
-// report, judged by the same policy. Without a version, the champion
-// this node serves. A version whose reference is still being sampled
+// report); with one, that horizon's traffic merged into one report,
+// judged by the same policy. Without a version, the champion this node
+// serves. In a cluster of more than one member the leader shows the
+// cluster's view (every pushing node's windows merged, "view":"cluster",
+// the nodes listed), any node its own with ?node=<its ID>, and the leader
+// another node's as pushed with ?node=ID; a follower shows its own
+// ("view":"node"), and ?consistent=true asks the leader instead. A version whose reference is still being sampled
 // answers 200 with status "bootstrapping" and its progress: a fresh node
 // is not an error.
 func (s *Server) apiDrift(ctx *fasthttp.RequestCtx, p *apiParams) {
@@ -49,11 +53,18 @@ func (s *Server) apiDrift(ctx *fasthttp.RequestCtx, p *apiParams) {
 		writeError(ctx, fasthttp.StatusNotFound, p.model+" v"+strconv.Itoa(version)+" is not monitored for drift on this node (not loaded, or its signature has no numeric rows)")
 		return
 	}
-	v, err := d.view(s.Catalog.driftPolicy(p.model), horizon)
+	w, view, nodes, ok := s.driftSource(ctx, p.model, version)
+	if !ok {
+		return
+	}
+	v, err := d.view(s.Catalog.driftPolicy(p.model), horizon, w)
 	if err != nil {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot judge drift of "+p.model+" v"+strconv.Itoa(version)+": "+err.Error())
 		return
 	}
-	v.Model, v.Version, v.Node = p.model, version, s.cfg.Node
+	v.Model, v.Version, v.Node, v.View, v.Nodes = p.model, version, s.cfg.Node, view, nodes
+	if view == ViewNode && len(nodes) == 1 {
+		v.Node = nodes[0].ID // another node's windows, as the leader holds them
+	}
 	writeValue(ctx, fasthttp.StatusOK, v)
 }

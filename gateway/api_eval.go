@@ -74,7 +74,9 @@ type mirrorReport struct {
 // apiComparison: GET /api/v1/models/{m}/comparison?window=1h compares every
 // shadow with the champion on the mirrored requests of the window (score
 // differences, agreement at the policy threshold, latencies, errors) and
-// the canary with the champion on their labelled predictions.
+// the canary with the champion on their labelled predictions. On the
+// leader of a cluster every node's pushed statistics are merged ("view":
+// "cluster"; ?node=<its ID> for its own), elsewhere they are the node's.
 func (s *Server) apiComparison(ctx *fasthttp.RequestCtx, p *apiParams) {
 	horizon, ok := parseHorizon(ctx, maxHorizon)
 	if !ok {
@@ -82,6 +84,10 @@ func (s *Server) apiComparison(ctx *fasthttp.RequestCtx, p *apiParams) {
 	}
 	ms := s.shadowOf(ctx, p.model)
 	if ms == nil {
+		return
+	}
+	view, merged, ok := s.statsView(ctx)
+	if !ok {
 		return
 	}
 	cmp, ev := ms.cmp.Load(), ms.eval.Load()
@@ -94,12 +100,13 @@ func (s *Server) apiComparison(ctx *fasthttp.RequestCtx, p *apiParams) {
 		Model     string        `json:"model"`
 		Window    string        `json:"window"`
 		Node      string        `json:"node"`
+		View      string        `json:"view,omitempty"`
 		Threshold float64       `json:"threshold"`
 		Champion  int           `json:"champion,omitempty"`
 		Mirror    mirrorReport  `json:"mirror"`
 		Shadows   []pairReport  `json:"shadows"`
 		Canary    *canaryReport `json:"canary,omitempty"`
-	}{Model: p.model, Window: horizon.String(), Node: s.cfg.Node, Threshold: cmp.Config().Threshold,
+	}{Model: p.model, Window: horizon.String(), Node: s.cfg.Node, View: view, Threshold: cmp.Config().Threshold,
 		Mirror: mirrorReport{st, st.Coverage()}, Shadows: []pairReport{}}
 	want := map[shadow.Pair]bool{}
 	r := s.Catalog.table().Model(p.model)
@@ -123,7 +130,7 @@ func (s *Server) apiComparison(ctx *fasthttp.RequestCtx, p *apiParams) {
 		return pairs[i].Shadow < pairs[j].Shadow
 	})
 	for _, pr := range pairs {
-		c := cmp.Snapshot(pr, horizon)
+		c := comparisonOf(merged, cmp, p.model, pr, horizon)
 		current := r != nil && pr.Champion == out.Champion && want[pr]
 		if c.Runs == 0 && !current {
 			continue // an old pair with nothing in the window
@@ -139,8 +146,8 @@ func (s *Server) apiComparison(ctx *fasthttp.RequestCtx, p *apiParams) {
 	if r != nil && r.Canary != nil && r.Champion != nil {
 		cr := &canaryReport{Version: r.Canary.Attach.num, WeightPercent: float64(r.CanaryBP) / 100, Source: "labels"}
 		var err1, err2 error
-		cr.Champion, err1 = ev.Snapshot(out.Champion, horizon).Metrics(0)
-		cr.Canary, err2 = ev.Snapshot(cr.Version, horizon).Metrics(0)
+		cr.Champion, err1 = evaluationOf(merged, ev, p.model, out.Champion, horizon).Metrics(0)
+		cr.Canary, err2 = evaluationOf(merged, ev, p.model, cr.Version, horizon).Metrics(0)
 		if err1 == nil && err2 == nil {
 			cr.DeltaPrecision = cr.Canary.Precision - cr.Champion.Precision
 			cr.DeltaRecall = cr.Canary.Recall - cr.Champion.Recall
@@ -157,19 +164,26 @@ type versionEval struct {
 	Version int    `json:"version"`
 	Role    string `json:"role"`
 	// Predictions is what the version answered on this node since the
-	// node started: served requests (champion, canary, pinned calls) plus
-	// shadow runs. It is a node counter, not a window's: the windowed
-	// count of what was judged is Labelled.
+	// node started (in the cluster view: on every node, summed): served
+	// requests (champion, canary, pinned calls) plus shadow runs. It is a
+	// node counter, not a window's: the windowed count of what was judged
+	// is Labelled.
 	Predictions uint64 `json:"predictions"`
 	shadow.Metrics
 }
 
 // apiEvaluation: GET /api/v1/models/{m}/evaluation?window=1h evaluates
 // every version of the model against the labels of predictions made in the
-// window (by prediction time, so late labels count where they belong).
+// window (by prediction time, so late labels count where they belong). On
+// the leader of a cluster it is every node's labels and predictions merged
+// ("view":"cluster"; ?node=<its ID> for its own), elsewhere the node's.
 func (s *Server) apiEvaluation(ctx *fasthttp.RequestCtx, p *apiParams) {
 	ms := s.shadowOf(ctx, p.model)
 	if ms == nil {
+		return
+	}
+	view, merged, ok := s.statsView(ctx)
+	if !ok {
 		return
 	}
 	ev := ms.eval.Load()
@@ -209,18 +223,23 @@ func (s *Server) apiEvaluation(ctx *fasthttp.RequestCtx, p *apiParams) {
 		Model     string        `json:"model"`
 		Window    string        `json:"window"`
 		Node      string        `json:"node"`
+		View      string        `json:"view,omitempty"`
 		Task      string        `json:"task"`
 		Threshold float64       `json:"threshold"`
 		Versions  []versionEval `json:"versions"`
-	}{Model: p.model, Window: horizon.String(), Node: s.cfg.Node, Task: ev.Config().Task.String(),
+	}{Model: p.model, Window: horizon.String(), Node: s.cfg.Node, View: view, Task: ev.Config().Task.String(),
 		Threshold: ev.Config().Threshold, Versions: []versionEval{}}
 	for n, role := range roles {
-		m, err := ev.Snapshot(n, horizon).Metrics(0)
+		m, err := evaluationOf(merged, ev, p.model, n, horizon).Metrics(0)
 		if err != nil {
 			writeError(ctx, fasthttp.StatusInternalServerError, err.Error())
 			return
 		}
 		preds := ms.shadowRuns(n) + s.Metrics.requestsOf(p.model, strconv.Itoa(n))
+		if merged != nil {
+			served, _, runs, _ := merged.VersionCounts(p.model, n)
+			preds = served + runs
+		}
 		out.Versions = append(out.Versions, versionEval{Version: n, Role: role, Predictions: preds, Metrics: m})
 	}
 	sort.Slice(out.Versions, func(i, j int) bool { return out.Versions[i].Version < out.Versions[j].Version })

@@ -492,7 +492,20 @@ func (s *Server) ServeFile(ctx context.Context, model string, onnx, profile []by
 		}
 		out.Champion = out.Version
 	}
-	return out, s.Reconcile()
+	// On a member that did not store the upload, the version is served
+	// once this node's own gate has passed the bytes: wait for it, within
+	// ctx, rather than fail a start that only raced the distributor.
+	for {
+		err := s.Reconcile()
+		if err == nil || !errors.Is(err, ErrNotLoadedYet) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // championChooser returns the actor of the audit record that made version

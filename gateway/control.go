@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 
 	"github.com/modelgate/modelgate/registry"
@@ -31,6 +32,11 @@ type Routing interface {
 	// node that cannot serve what the registry says is not ready.
 	Err() error
 }
+
+// ErrNotLoadedYet is what a Routing's error wraps for a version this node
+// is still fetching and putting through its own gate (the artifacts of a
+// cluster move between nodes): it will serve it, not yet.
+var ErrNotLoadedYet = errors.New("not loaded on this node yet")
 
 // Artifacts stores model bytes content-addressed by sha256 (hex).
 type Artifacts interface {

@@ -281,6 +281,11 @@ type DriftView struct {
 	Summary string `json:"summary"`
 	// Bootstrap is the reference's progress while it is being sampled.
 	Bootstrap *drift.Progress `json:"bootstrap,omitempty"`
+	// View is ViewCluster (the leader's merge of every pushing node's
+	// windows, listed in Nodes) or ViewNode (Node's own windows); absent
+	// on a node that is not in a cluster.
+	View  string      `json:"view,omitempty"`
+	Nodes []StatsNode `json:"nodes,omitempty"`
 	// Policy is the judging policy in one line.
 	Policy string `json:"policy"`
 	// Window is the horizon asked for (?window=); empty for the judgement
@@ -296,8 +301,9 @@ type DriftView struct {
 }
 
 // view judges d under pol: the pooled runs drift.Evaluate cuts (horizon
-// 0), or the last horizon merged into one report.
-func (d *versionDrift) view(pol drift.Policy, horizon time.Duration) (*DriftView, error) {
+// 0), or the last horizon merged into one report. With merged set (the
+// cluster's windows on the leader) those are judged instead of d's own.
+func (d *versionDrift) view(pol drift.Policy, horizon time.Duration, merged *drift.Windows) (*DriftView, error) {
 	if err := d.errStopped(); err != nil {
 		return nil, err
 	}
@@ -310,6 +316,9 @@ func (d *versionDrift) view(pol drift.Policy, horizon time.Duration) (*DriftView
 	w := d.windows.Load()
 	if w == nil {
 		return nil, errors.New("drift is not monitored for this version")
+	}
+	if merged != nil {
+		w = merged
 	}
 	if horizon > 0 {
 		rep, err := drift.ComparePolicy(w.Profile(), w.Snapshot(horizon), pol)

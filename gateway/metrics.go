@@ -243,7 +243,7 @@ func (m *Metrics) writeDrift(w io.Writer) {
 			if d == nil {
 				continue
 			}
-			v, err := d.view(c.driftPolicy(r.Name), 0)
+			v, err := d.view(c.driftPolicy(r.Name), 0, nil)
 			if err != nil {
 				continue
 			}

@@ -107,6 +107,10 @@ type Config struct {
 	// ClientCAs and its client-certificate policy); a plain HTTP request
 	// to it is answered 400, saying so. Nil: plain HTTP.
 	AdminTLS *tls.Config
+	// Stats, when set, merges the statistics nodes push (POST
+	// /api/v1/cluster/stats) and gives the drift API the cluster's view
+	// (api_stats.go; internal/node sets it).
+	Stats ClusterStats
 	// Peers is the client this node reaches other nodes' admin APIs with
 	// (forwarding, probes): their scheme, TLS and this node's own token.
 	// Default: plain http, no token of its own.

@@ -19,7 +19,7 @@ func init() {
 	register(command{name: "drift", summary: "print a model version's drift: status, alerts, data quality and statistics per feature", run: runDrift})
 }
 
-const driftUsage = `usage: modelgate drift MODEL [--version N] [--window 1h] [--json]
+const driftUsage = `usage: modelgate drift MODEL [--version N] [--window 1h] [--node ID | --cluster] [--json]
 
 Prints the drift judgement the lifecycle controller makes of a version (the
 champion without --version), under the model's drift policy: its status —
@@ -30,6 +30,12 @@ the alerts sustained over consecutive runs of pooled windows, data quality
 and for the output score, the statistics with their p-values, BREACH where
 the policy's corrected tests reject, and the share of rows per bin in the
 reference and now. --window judges that horizon's traffic instead.
+
+In a cluster the output says which view it shows: the leader's shows the
+cluster's (every node's pushed windows merged: what its controller
+judges), a follower's its own traffic. --cluster asks the leader for the
+cluster's view from any node; --node ID shows one node's own (on the leader,
+any node's windows as pushed to it).
 
 Flags:`
 
@@ -42,6 +48,8 @@ func runDrift(args []string, stdout, stderr io.Writer) error {
 	client := clientFlags(fs)
 	ver := fs.String("version", "", "the version (default: the champion)")
 	window := fs.String("window", "", "judge this horizon's traffic (1m, 1h, 24h) instead of the controller's pooled runs")
+	node := fs.String("node", "", "in a cluster: this node's own view (another node's: ask the leader, or add --cluster)")
+	clusterView := fs.Bool("cluster", false, "in a cluster: the leader's view (the merge of every node's windows), from any node")
 	var model string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		model, args = args[0], args[1:]
@@ -80,9 +88,19 @@ func runDrift(args []string, stdout, stderr io.Writer) error {
 		}
 		version = m.Champion
 	}
-	path := base + "/versions/" + strconv.Itoa(version) + "/drift"
+	q := url.Values{}
 	if *window != "" {
-		path += "?window=" + url.QueryEscape(*window)
+		q.Set("window", *window)
+	}
+	if *node != "" {
+		q.Set("node", *node)
+	}
+	if *clusterView {
+		q.Set("consistent", "true") // answered by the leader
+	}
+	path := base + "/versions/" + strconv.Itoa(version) + "/drift"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	var v gateway.DriftView
 	b, err := c.do("GET", path, nil, "", &v)
@@ -101,6 +119,24 @@ func runDrift(args []string, stdout, stderr io.Writer) error {
 // report, its table.
 func renderView(w io.Writer, model string, version int, v *gateway.DriftView) error {
 	fmt.Fprintf(w, "%s v%d: %s\n", model, version, v.Summary)
+	switch v.View {
+	case gateway.ViewCluster:
+		var using, stale []string
+		for _, n := range v.Nodes {
+			if n.Stale {
+				stale = append(stale, n.ID)
+			} else {
+				using = append(using, n.ID)
+			}
+		}
+		fmt.Fprintf(w, "view: the cluster's, merged on the leader %s from nodes %s", v.Node, strings.Join(using, ", "))
+		if len(stale) > 0 {
+			fmt.Fprintf(w, " (left out, no push for too long: %s)", strings.Join(stale, ", "))
+		}
+		fmt.Fprintln(w)
+	case gateway.ViewNode:
+		fmt.Fprintf(w, "view: node %s's own traffic (the leader judges the cluster's: --cluster)\n", v.Node)
+	}
 	if v.Bootstrap != nil {
 		fmt.Fprintln(w, "\nNo reference profile was registered with this version: it is being sampled from")
 		fmt.Fprintln(w, "the scored rows (the drift policy's reference_sample_size and reference_period).")

@@ -160,6 +160,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&gw.ScoreAuth, "score-auth", false, "scoring requires a token with the score scope")
 	driftOn := fs.Bool("drift", true, "monitor drift of every served version (against its registered profile, else a sample of its scored rows over the drift policy's reference_period)")
 	fs.DurationVar(&nc.DriftWindow, "drift-window", time.Minute, "length of a drift window; alerts are judged once a window")
+	fs.DurationVar(&nc.StatsPushInterval, "stats-push-interval", 0, "in a cluster, how often this node pushes its drift windows to the leader, which judges their merge (default: a quarter of --drift-window)")
 	var secrets stringsFlag
 	fs.Var(&secrets, "secret", "a secret a policy names, `NAME=VALUE` (repeatable): the retraining webhook's signing key")
 	fs.StringVar(&nc.AdminURL, "admin-url", "", "the admin API's URL as webhook receivers reach it (export links; default http://<admin-listen>, https:// with --admin-tls-cert)")

@@ -56,6 +56,10 @@ type member struct {
 	// configure, when set, adjusts the member's gateway before it starts
 	// (a prediction log, a peer client).
 	configure func(*gateway.Config)
+
+	// drift is the drift window (0: drift off), pushEvery the statistics
+	// push interval (0: a quarter of it).
+	drift, pushEvery time.Duration
 }
 
 func (m *member) admin() string { return "http://" + m.n.AdminAddr() }
@@ -106,7 +110,7 @@ func (m *member) start(boot bool) {
 	if m.configure != nil {
 		m.configure(&gw)
 	}
-	m.n = startNode(t, Config{Gateway: gw, Control: c, Artifacts: arts, NoDrift: true, Runtime: runtime.Config{Sessions: 1}})
+	m.n = startNode(t, Config{Gateway: gw, Control: c, Artifacts: arts, NoDrift: m.drift == 0, DriftWindow: m.drift, StatsPushInterval: m.pushEvery, Runtime: runtime.Config{Sessions: 1}})
 	m.n.Server.SetReady(true)
 	c.AdvertiseAdmin(m.n.AdminAddr())
 	t.Cleanup(m.stop)
@@ -480,6 +484,24 @@ func waitReadyOn(ctx context.Context, t *testing.T, m *member, model string, ver
 			t.Fatalf("%s v%d never became ready on%s: %s", model, version, missing, b)
 		case <-changed:
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// reconcileUntilServing waits until m routes what the registry names: a
+// version registered on another node is fetched, verified and put through
+// this node's own gate first (a hang is caught by ctx).
+func reconcileUntilServing(ctx context.Context, t *testing.T, m *member) {
+	t.Helper()
+	for {
+		err := m.n.Server.Reconcile()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s never served what the registry names: %v", m.id, err)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

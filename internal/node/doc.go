@@ -1,7 +1,8 @@
 // Package node assembles and runs one modelgate node: the registry it is
 // given (a cluster.Node), the artifact store, the catalog of loaded
 // versions and the reconciler that is its routing table's only writer, the
-// background loops (drift windows, shadow mirrors), the lifecycle
+// background loops (drift windows, shadow mirrors, the statistics push to
+// the leader and the leader's merge of them: stats.go), the lifecycle
 // controller, and the gateway's HTTP listeners. It is the one place a node
 // is wired; cmd/modelgate's serve builds it from flags, tests build it
 // from a Config.

@@ -103,7 +103,7 @@ func (n *Node) distributed(model string, version int) error {
 		case v.FailedReason(self) != "":
 			err = fmt.Errorf("not loaded on this node: its validation gate refused the bytes of v%d: %s", version, v.FailedReason(self))
 		case !v.IsReadyOn(self):
-			err = fmt.Errorf("not loaded on this node yet: v%d is being fetched, verified and validated here (GET /api/v1/cluster/self shows how far)", version)
+			err = fmt.Errorf("%w: v%d is being fetched, verified and validated here (GET /api/v1/cluster/self shows how far)", gateway.ErrNotLoadedYet, version)
 		}
 	})
 	return err

@@ -45,6 +45,9 @@ type Config struct {
 	// AdminURL is the admin API's address as webhook receivers reach it
 	// (export links). Default http:// and the admin listener's address.
 	AdminURL string
+	// StatsPushInterval is how often the node pushes its statistics to the
+	// leader (stats.go). Default a quarter of DriftWindow.
+	StatsPushInterval time.Duration
 	// AuditRetention bounds the audit log the registry keeps (see
 	// retention.go). Zero: keep everything.
 	AuditRetention AuditRetention
@@ -63,6 +66,10 @@ type Node struct {
 	peers *peer.Client
 	// dist fetches and reports versions (nil without a cluster).
 	dist *distributor
+	// stats merges what nodes push while this node leads; pusher pushes
+	// this node's (both nil without a cluster).
+	stats  *statsStore
+	pusher *statsPusher
 
 	adminURL string // set by Start before any loop reads it
 	stop     chan struct{}
@@ -80,6 +87,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.DriftWindow <= 0 {
 		cfg.DriftWindow = time.Minute
+	}
+	if cfg.StatsPushInterval <= 0 {
+		cfg.StatsPushInterval = cfg.DriftWindow / 4
 	}
 	if cfg.Gateway.ApplyTimeout <= 0 {
 		cfg.Gateway.ApplyTimeout = 10 * time.Second
@@ -111,6 +121,9 @@ func New(cfg Config) (*Node, error) {
 		gw.Control, registryFor = gated, gated
 		n.dist = newDistributor(n, c)
 		gw.Distribution = n.dist.Status
+		n.stats = newStatsStore(c.ID(), cfg.DriftWindow, cfg.StatsPushInterval, n.localDrift, c.IsLeader, n.log)
+		n.pusher = newStatsPusher(n, c)
+		gw.Stats = n.stats
 	}
 	n.Server = gateway.New(gw)
 
@@ -123,9 +136,9 @@ func New(cfg Config) (*Node, error) {
 		ccfg.IsLeader = l.IsLeader
 	}
 	if !cfg.NoDrift {
-		ccfg.Drift = championDrift{n.catalog}
+		ccfg.Drift = championDrift{n.catalog, n.mergedDrift}
 	}
-	ccfg.Rollouts = rolloutSource{n.Server}
+	ccfg.Rollouts = rolloutSource{n.Server, n}
 	ctrl, err := lifecycle.NewController(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -151,6 +164,7 @@ func (n *Node) Start() error {
 	if n.dist != nil {
 		n.goLoop(n.dist.run)
 	}
+	n.goLoop(n.pushStats)
 	if n.cfg.AuditRetention.On() {
 		n.goLoop(n.trimAudit)
 	}
@@ -237,12 +251,20 @@ func (n *Node) syncShadows(stop <-chan struct{}) {
 	}
 }
 
-// championDrift is the catalog as the controller's DriftSource.
-type championDrift struct{ c *gateway.Catalog }
+// championDrift is the catalog as the controller's DriftSource: on the
+// leader of a cluster, each champion's windows merged over every node that
+// pushes them (stats.go), else this node's own.
+type championDrift struct {
+	c      *gateway.Catalog
+	merged func(model string, version int) *drift.Windows
+}
 
 func (d championDrift) ChampionDrift() []lifecycle.ChampionDrift {
 	var out []lifecycle.ChampionDrift
 	d.c.EachChampionDrift(func(model string, version int, w *drift.Windows) {
+		if m := d.merged(model, version); m != nil {
+			w = m
+		}
 		out = append(out, lifecycle.ChampionDrift{Model: model, Version: version, Windows: w})
 	})
 	return out

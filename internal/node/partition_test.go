@@ -94,8 +94,8 @@ func TestPartitionedNodeKeepsServing(t *testing.T) {
 	joinVia(t, n1, n3)
 	settle(ctx, t, n1, all...)
 
-	// Every node is given the model's file, as serve --model does: the
-	// leader registers it, the others store the same bytes.
+	// The leader registers the model's file, as serve --model does; the
+	// others fetch the bytes from it and put them through their own gate.
 	onnx, err := demo.FraudModel(demo.DefaultSeed)
 	if err != nil {
 		t.Fatal(err)
@@ -114,14 +114,7 @@ func TestPartitionedNodeKeepsServing(t *testing.T) {
 		}
 	}
 	for _, m := range all {
-		if _, err := m.n.Server.ServeFile(ctx, "fraud", onnx, nil, "test"); err != nil {
-			t.Fatalf("serve the model on %s: %v", m.id, err)
-		}
-	}
-	for _, m := range all {
-		if err := m.n.Server.Reconcile(); err != nil {
-			t.Fatalf("%s cannot serve fraud: %v", m.id, err)
-		}
+		reconcileUntilServing(ctx, t, m)
 		if v := scoreOnce(t, m); v != "1" {
 			t.Fatalf("%s answered with version %s", m.id, v)
 		}

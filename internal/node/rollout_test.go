@@ -72,7 +72,7 @@ func TestRolloutEvidenceWatchJudgesTheStandbysLastPeriod(t *testing.T) {
 	score("1", 7)  // v1, the standby, for a pinned client
 	now := promoted.Add(time.Hour)
 
-	src := rolloutSource{srv}
+	src := rolloutSource{server: srv}
 	ev, err := src.RolloutEvidence(lifecycle.RolloutQuery{Model: "fraud", Candidate: 2, Against: 1, Watch: true, Since: promoted, Now: now})
 	if err != nil {
 		t.Fatal(err)
