@@ -3,7 +3,6 @@ package gateway
 import (
 	"encoding/json"
 	"strconv"
-	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
@@ -88,11 +87,6 @@ type EdgeAck struct {
 	Duplicates int `json:"duplicates"`
 }
 
-// edgeIngestMu serialises ingests: "is the id in the log" and writing it
-// must be one step, or two deliveries of one batch (a retry racing the
-// first) would both write.
-var edgeIngestMu sync.Mutex
-
 // apiEdgeRows: POST /api/v1/edge/rows (admin; an edge node's own token).
 // The rows are checked first (a bad one is 400 and nothing is written),
 // then written durably in order; a failed write answers 503 and the site
@@ -118,8 +112,8 @@ func (s *Server) apiEdgeRows(ctx *fasthttp.RequestCtx, _ *apiParams) {
 			return
 		}
 	}
-	edgeIngestMu.Lock()
-	defer edgeIngestMu.Unlock()
+	s.edgeIngestMu.Lock()
+	defer s.edgeIngestMu.Unlock()
 	var ack EdgeAck
 	for i := range b.Rows {
 		r := &b.Rows[i]

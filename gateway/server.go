@@ -196,6 +196,10 @@ type Server struct {
 	states   sync.Pool
 	idPrefix [17]byte // 16 hex digits and a dash, random per process
 	idSeq    atomic.Uint64
+	// edgeIngestMu serialises edge ingests: "is the id in the log" and
+	// writing it must be one step, or two deliveries of one batch (a
+	// retry racing the first) would both write.
+	edgeIngestMu sync.Mutex
 
 	auth      *Auth
 	control   Control
