@@ -50,6 +50,9 @@ func TestFollowerRestartedCutOffServesItsChampion(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	if err := n3.n.Server.Reconcile(); err != nil {
+		t.Fatal(err)
+	}
 	if ver, err := scoreVersion(n3); err != nil || ver != "1" {
 		t.Fatalf("n3 before the cut: version %q %v", ver, err)
 	}
@@ -108,6 +111,9 @@ func TestFollowerRestartedCutOffServesItsChampion(t *testing.T) {
 		t.Fatal(err)
 	}
 	settle(ctx, t, leader, all...)
+	if err := n3.n.Server.Reconcile(); err != nil {
+		t.Fatal(err)
+	}
 	audit = auditOf(t, leader)
 	for _, m := range all {
 		if a := auditOf(t, m); a != audit {
