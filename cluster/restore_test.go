@@ -185,3 +185,100 @@ func clusterHeartbeat() time.Duration {
 	clusterTimings(&cfg)
 	return cfg.HeartbeatTimeout
 }
+
+// TestNonVoterRestartsCutOffAfterSnapshot: a non-voter that joined by a
+// snapshot (the leader had compacted its log) holds its own membership,
+// its member record and later writes in the log after that snapshot.
+// Restarted with the leader down, it comes up with the registry it had
+// applied and the same members (Raft's configuration, non-voter included,
+// and the member table with admin addresses) — the configuration entries
+// after the snapshot are not lost to the replay — and converges when the
+// leader returns.
+func TestNonVoterRestartsCutOffAfterSnapshot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two raft nodes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg1 := testConfig(t.TempDir(), "n1")
+	clusterTimings(&cfg1)
+	cfg1.BindAddr = freeAddr(t)
+	cfg1.TrailingLogs = 1 // the joiner must get a snapshot, not the log from 1
+	n1 := openNode(t, cfg1)
+	waitReady(t, n1)
+	if err := n1.Announce(ctx, "127.0.0.1:9101"); err != nil {
+		t.Fatal(err)
+	}
+	c := newCmds()
+	for _, cmd := range story(c, "fraud") {
+		mustApply(t, n1, cmd)
+	}
+	if err := n1.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	cfgE := testConfig(t.TempDir(), "edge")
+	clusterTimings(&cfgE)
+	cfgE.BindAddr, cfgE.Bootstrap = freeAddr(t), false
+	edge := openNode(t, cfgE)
+	if err := n1.Join(ctx, Member{ID: "edge", RaftAddr: edge.Addr(), AdminAddr: "127.0.0.1:9104", Voter: false}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range story(c, "spam") {
+		mustApply(t, n1, cmd)
+	}
+	if err := n1.Barrier(ctx); err != nil { // carries the commit index of the last write to edge
+		t.Fatal(err)
+	}
+	want := nodeSnapshot(t, n1)
+	waitSnapshot(ctx, t, edge, want)
+	for edge.raft.LastIndex() < n1.raft.LastIndex() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("edge holds the log to %d, n1 to %d", edge.raft.LastIndex(), n1.raft.LastIndex())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if s := edge.Stats()["last_snapshot_index"]; s == "0" {
+		t.Fatal("edge joined without a snapshot; the test needs one")
+	}
+	if err := edge.WaitApplied(ctx, n1.AppliedIndex()); err != nil {
+		t.Fatal(err)
+	}
+	wantMembers, err := edge.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wantMembers) != 2 {
+		t.Fatalf("edge knows members %+v before the cut, want n1 and edge", wantMembers)
+	}
+
+	if err := edge.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	edge = openNode(t, cfgE)
+	if got := nodeSnapshot(t, edge); !bytes.Equal(got, want) {
+		t.Fatalf("registry of the non-voter restarted alone differs from what it had applied:\n got %s\nwant %s", got, want)
+	}
+	got, err := edge.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, wantMembers) {
+		t.Fatalf("members of the non-voter restarted alone = %+v, want what it had: %+v", got, wantMembers)
+	}
+	if id, _ := edge.Leader(); id != "" {
+		t.Fatalf("edge restarted alone sees leader %q", id)
+	}
+
+	n1 = openNode(t, cfg1)
+	waitReady(t, n1)
+	mustApply(t, n1, c.cmd(registerArgs("spam", 4)))
+	want = nodeSnapshot(t, n1)
+	waitSnapshot(ctx, t, edge, want)
+	if got, want := nodeAudit(edge), nodeAudit(n1); !reflect.DeepEqual(got, want) {
+		t.Fatalf("audit log of the non-voter after the leader returned: %d records, want the leader's %d", len(got), len(want))
+	}
+}
