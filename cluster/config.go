@@ -250,6 +250,9 @@ func (c *Config) raftConfig() *raft.Config {
 	rc.Logger = newHCLog(c.Logger, "raft")
 	// A removed node stops instead of forming a cluster of its own.
 	rc.ShutdownOnRemove = true
+	// raft persists the commit index (commitindex.go) only with this on;
+	// Open replays what it names before NewRaft (replay.go).
+	rc.RestoreCommittedLogs = true
 	return rc
 }
 

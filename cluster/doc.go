@@ -44,10 +44,15 @@
 // stops the process.
 //
 // On restart Raft restores the newest snapshot into the FSM at once (a
-// snapshot's Restore replaces the whole registry, never merges), then
-// replays the log entries after it as soon as the node has committed an
-// entry of its new term — on a single node, right after it elects itself.
-// Barrier waits for that; the gateway's reconciler simply watches Changed.
+// snapshot's Restore replaces the whole registry, never merges). Before
+// that, Open has replayed the log entries the node knows were committed
+// (the commit index the Store persists with the entries that follow it)
+// into a new snapshot (replay.go), so a node restarted with no leader
+// reachable serves what it had. The entries after that are applied as
+// soon as the node has committed an entry of its new term — on a single
+// node, right after it elects itself — or its leader tells it the commit
+// index. Barrier waits for that; the gateway's reconciler simply watches
+// Changed.
 // Snapshots are taken every SnapshotThreshold entries (checked every
 // SnapshotInterval) or on Node.Snapshot; the log is then compacted to
 // TrailingLogs entries behind the snapshot.

@@ -54,7 +54,10 @@ type Node struct {
 // no Raft state yet, and starts Raft. The registry state is rebuilt from the
 // latest snapshot at once and from the log entries after it once the node
 // (or its leader) has committed an entry of the current term — Barrier waits
-// for that. Close releases everything.
+// for that — except the entries the node knows were committed (its
+// persisted commit index), which are replayed before Open returns
+// (replay.go), so a node restarted with no leader reachable serves what it
+// had. Close releases everything.
 func Open(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -122,7 +125,8 @@ func Open(cfg Config) (*Node, error) {
 	n.fsm.SetArchive(cfg.AuditArchive)
 	// The newest entries are read back at once (the FSM applies them, the
 	// leader replicates them): serve those from memory.
-	logs, err := raft.NewLogCache(logCacheSize, n.store)
+	n.replayCommitted(n.snaps)
+	logs, err := newRaftLogStore(n.store, logCacheSize)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: cannot start raft: %w", err)
 	}

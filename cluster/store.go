@@ -21,12 +21,14 @@ import (
 //
 //	'l' + uint64 index, big-endian   → a raft.Log (logcodec.go)
 //	's' + key                        → a stable-store value
+//	'm' + "commit"                   → the commit index, uint64 big-endian (commitindex.go)
 //
 // Big-endian indexes sort in index order, so FirstIndex and LastIndex are
 // the first and last keys under 'l', and DeleteRange is one range tombstone.
 const (
 	prefixLog    = 'l'
 	prefixStable = 's'
+	prefixMeta   = 'm'
 )
 
 // StoreOptions tunes OpenStore. The zero value is ready to use.
@@ -54,11 +56,17 @@ type Store struct {
 	mu     sync.RWMutex // writers and readers hold it shared; Close exclusively
 	closed bool
 	failed atomic.Pointer[error] // the first failed write (wraps ErrStoreFailed), sticky
+
+	// The commit index (commitindex.go): staged by StageCommitIndex,
+	// written by the next StoreLogs in its batch when above persisted.
+	staged    atomic.Uint64
+	persisted atomic.Uint64
 }
 
 var (
-	_ raft.LogStore    = (*Store)(nil)
-	_ raft.StableStore = (*Store)(nil)
+	_ raft.LogStore               = (*Store)(nil)
+	_ raft.StableStore            = (*Store)(nil)
+	_ raft.CommitTrackingLogStore = (*Store)(nil)
 )
 
 // OpenStore opens (creating if needed) the raft store in dir. Only one Store
@@ -88,6 +96,10 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 		return nil, fmt.Errorf("cluster: cannot open raft store %s: %w", dir, err)
 	}
 	s := &Store{db: db, dir: dir, log: lg}
+	if err := s.loadCommitIndex(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	switch {
 	case tornErr != nil:
 		lg.Warn("cluster: cannot check the raft store's WAL for a torn tail", "dir", dir, "err", tornErr)
@@ -210,12 +222,18 @@ func (s *Store) StoreLog(l *raft.Log) error {
 }
 
 // StoreLogs implements raft.LogStore: all the entries are written in one
-// synced batch, so after a crash either all of them are there or none.
+// synced batch, so after a crash either all of them are there or none. The
+// commit index staged since the last StoreLogs (StageCommitIndex) goes into
+// the same batch.
 func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
-	return s.write(func(b *pebble.Batch) error {
+	commit := s.staged.Load()
+	if commit <= s.persisted.Load() {
+		commit = 0
+	}
+	err := s.write(func(b *pebble.Batch) error {
 		var buf []byte
 		for _, l := range logs {
 			k := logKey(l.Index)
@@ -224,8 +242,16 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 				return err
 			}
 		}
+		// After the entries: torn.go names a torn batch by its first key.
+		if commit > 0 {
+			return b.Set(commitKey, binary.BigEndian.AppendUint64(nil, commit), nil)
+		}
 		return nil
 	}, "store raft log entries %d–%d", logs[0].Index, logs[len(logs)-1].Index)
+	if err == nil && commit > 0 {
+		s.notePersisted(commit)
+	}
+	return err
 }
 
 // DeleteRange implements raft.LogStore: it deletes the entries from min to

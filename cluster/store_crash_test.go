@@ -37,8 +37,10 @@ func crashPayload(i uint64) []byte {
 }
 
 // crashWriter appends batches of 1–16 entries after the store's last one,
-// every few batches deletes the log's head (as compaction after a snapshot
-// does) and raises CurrentTerm. ack is told what each call made durable,
+// each with the commit index staged as raft stages it (the last entry
+// before the batch: a follower learns an entry committed after storing
+// it), every few batches deletes the log's head (as compaction after a
+// snapshot does) and raises CurrentTerm. ack is told what each call made durable,
 // after it returned.
 func crashWriter(s *Store, rng *rand.Rand, stop <-chan struct{}, ack func(kind string, a, b uint64)) error {
 	for n := 0; ; n++ {
@@ -56,10 +58,13 @@ func crashWriter(s *Store, rng *rand.Rand, stop <-chan struct{}, ack func(kind s
 		for i := from; i <= to; i++ {
 			logs = append(logs, crashEntry(i))
 		}
+		if err := s.StageCommitIndex(last); err != nil {
+			return err
+		}
 		if err := s.StoreLogs(logs); err != nil {
 			return err
 		}
-		ack("ok", from, to)
+		ack("ok", from, to) // and commit index from-1
 		if n%10 == 9 {
 			if err := s.SetUint64([]byte("CurrentTerm"), to); err != nil {
 				return err
@@ -84,6 +89,9 @@ type crashAcks struct {
 	last  uint64 // highest acknowledged index
 	delHi uint64 // highest index an acknowledged DeleteRange removed
 	term  uint64 // highest acknowledged CurrentTerm
+	// commit is the highest commit index persisted with acknowledged
+	// entries.
+	commit uint64
 	// writtenBy is the highest index the writer had acknowledged when the
 	// crash happened, which may be above last when the writer went on
 	// while the crash was taken (0: last). A delete in flight at the crash
@@ -128,6 +136,15 @@ func checkAfterCrash(t *testing.T, dir string, fs vfs.FS, acks crashAcks) (first
 			!bytes.Equal(got.Extensions, want.Extensions) || !got.AppendedAt.Equal(want.AppendedAt) {
 			t.Fatalf("after crash entry %d = %+v, want %+v", i, got, want)
 		}
+	}
+	// The commit index went in the batches of the entries, so whatever a
+	// crash kept, it names no entry beyond the log — unclamped.
+	commit, err := s.readCommitIndex()
+	if err != nil {
+		t.Fatalf("after crash: %v", err)
+	}
+	if commit > last || commit < acks.commit {
+		t.Fatalf("after crash the persisted commit index is %d (log %d–%d); want at most the last index and at least the acknowledged %d", commit, first, last, acks.commit)
 	}
 	if acks.term > 0 {
 		term, err := s.GetUint64([]byte("CurrentTerm"))
@@ -212,6 +229,7 @@ func TestStoreSIGKILL(t *testing.T) {
 			switch kind {
 			case "ok":
 				acks.last = max(acks.last, b)
+				acks.commit = max(acks.commit, a-1)
 			case "del":
 				acks.delHi = max(acks.delHi, b)
 			case "term":
@@ -269,6 +287,7 @@ func TestStorePowerLoss(t *testing.T) {
 			switch kind {
 			case "ok":
 				acks.last = b
+				acks.commit = a - 1
 			case "del":
 				acks.delHi = b
 			case "term":
