@@ -399,6 +399,7 @@ func (n *Node) proposeMember(ctx context.Context, op registry.Op, rec memberReco
 		return err
 	}
 	if resp, ok := r.(*MemberResponse); ok {
+		n.sealSoon()
 		return resp.Err
 	}
 	return fmt.Errorf("cluster: raft returned %T for a member record, want *MemberResponse (a bug)", r)

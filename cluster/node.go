@@ -40,6 +40,7 @@ type Node struct {
 	leaderCh chan struct{}
 	stop     chan struct{}
 	done     chan struct{}
+	sealCh   chan struct{} // seal.go
 
 	closing    atomic.Bool
 	announcing atomic.Bool // AdvertiseAdmin's goroutine runs
@@ -63,7 +64,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	n := &Node{cfg: cfg, log: cfg.Logger, leaderCh: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, leaderCh: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}), sealCh: make(chan struct{}, 1)}
 	var cleanup []func() error // undone in reverse unless Open succeeds
 	started := false
 	defer func() {
@@ -144,6 +145,7 @@ func Open(cfg Config) (*Node, error) {
 	})
 	n.raft.RegisterObserver(n.obs)
 	go n.watch()
+	go n.seal()
 	started = true
 	n.log.Info("cluster: node started", "id", cfg.NodeID, "addr", n.Addr(), "data_dir", cfg.DataDir)
 	return n, nil
@@ -319,6 +321,7 @@ func (n *Node) Apply(ctx context.Context, cmd registry.Command) (registry.Result
 	if !ok {
 		return registry.Result{}, fmt.Errorf("cluster: raft returned %T for a %s command, want *ApplyResponse (a bug)", r, cmd.Op())
 	}
+	n.sealSoon()
 	return resp.Result, resp.Err
 }
 
