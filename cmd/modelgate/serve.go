@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -377,15 +379,40 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 func startModels(srv *gateway.Server, node *cluster.Node, member memberSpec, models modelFlag, profiles namedPaths, started time.Time, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// A node restarted with its Raft state is a member already: when the
+	// others cannot be reached (an edge site on a cut link, a partition)
+	// it serves the registry as last committed here rather than stay down.
+	member0 := isMember(node)
 	if member.join != "" {
 		// Every start asks again: joining as before changes nothing, and
 		// a changed admin address is recorded.
-		if err := joinCluster(ctx, member.peers, member.join, member.token, member.id, member.raftAddr, member.adminAddr, member.voter); err != nil {
+		jctx, jcancel := ctx, context.CancelFunc(func() {})
+		if member0 {
+			jctx, jcancel = context.WithTimeout(ctx, restartedMemberWait)
+		}
+		err := joinCluster(jctx, member.peers, member.join, member.token, member.id, member.raftAddr, member.adminAddr, member.voter)
+		jcancel()
+		switch {
+		case err == nil:
+			log.Info("joined the cluster", "through", member.join, "id", member.id, "raft", member.raftAddr, "admin", member.adminAddr, "voter", member.voter)
+		case member0:
+			log.Warn("cannot reach the cluster to join again; this node is a member already and goes on", "through", member.join, "err", err)
+		default:
 			return err
 		}
-		log.Info("joined the cluster", "through", member.join, "id", member.id, "raft", member.raftAddr, "admin", member.adminAddr, "voter", member.voter)
 	}
-	if err := node.WaitLeader(ctx); err != nil {
+	lctx, lcancel := ctx, context.CancelFunc(func() {})
+	if member0 {
+		lctx, lcancel = context.WithTimeout(ctx, restartedMemberWait)
+	}
+	err := node.WaitLeader(lctx)
+	lcancel()
+	if err != nil && member0 {
+		log.Warn("no leader reachable: serving the registry as last committed on this node; reads may be stale and writes fail until a leader is reachable again, when it catches up on its own",
+			"waited", restartedMemberWait, "err", err)
+		return serveCommitted(ctx, srv, node, models, log)
+	}
+	if err != nil {
 		return fmt.Errorf("the registry has no leader: %w", err)
 	}
 	// A follower that was down a while may wait for its leader's
@@ -451,6 +478,56 @@ func startModels(srv *gateway.Server, node *cluster.Node, member memberSpec, mod
 				return nil
 			}
 			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// restartedMemberWait bounds how long a restarted member waits for the
+// others (its join, a leader) before it serves what it has committed.
+const restartedMemberWait = 10 * time.Second
+
+// isMember reports whether node's Raft state names it a member: a restart
+// of a node that had joined or bootstrapped, not a first start.
+func isMember(node *cluster.Node) bool {
+	ms, err := node.Members()
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(ms, func(m cluster.Member) bool { return m.ID == node.ID() })
+}
+
+// serveCommitted starts a member with no leader reachable on what its
+// registry holds: --model files already registered are served like every
+// routed version; one the registry lacks cannot be registered without a
+// leader and is named. Versions it cannot load keep it not ready, with the
+// reason in /api/v1/cluster/self.
+func serveCommitted(ctx context.Context, srv *gateway.Server, node *cluster.Node, models modelFlag, log *slog.Logger) error {
+	for _, m := range models {
+		b, err := os.ReadFile(m.path)
+		if err != nil {
+			return fmt.Errorf("model %s: %w", m.name, err)
+		}
+		digest := sha256.Sum256(b)
+		known := false
+		node.View(func(st *registry.State) {
+			if mm, err := st.Model(m.name); err == nil {
+				known = slices.ContainsFunc(mm.Versions, func(v registry.Version) bool { return v.Digest == hex.EncodeToString(digest[:]) })
+			}
+		})
+		if !known {
+			log.Warn("--model file is not in the registry and cannot be registered without a leader; restart once the cluster is reachable", "model", m.name, "path", m.path)
+		}
+	}
+	for {
+		err := srv.Reconcile()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			log.Error("not ready: this node cannot serve every version its registry routes to; the others are served", "err", err)
+			return nil
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
