@@ -36,23 +36,6 @@ func scoreOnce(t *testing.T, m *member) string {
 	return r.Version
 }
 
-// leaderOf waits until one of ms leads and returns it.
-func leaderOf(ctx context.Context, t *testing.T, ms []*member) *member {
-	t.Helper()
-	for {
-		for _, m := range ms {
-			if m.c.IsLeader() {
-				return m
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("no leader")
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
 // TestPartitionedNodeKeepsServing cuts the leader of three whole nodes off
 // the others (a Fault on its Raft transport; real TCP otherwise). While
 // cut it keeps scoring its champion, and a write through it fails within
@@ -103,7 +86,7 @@ func TestPartitionedNodeKeepsServing(t *testing.T) {
 	// (Leadership may move under a loaded machine: ServeFile registers
 	// only on the leader, so the first is retried on whoever leads.)
 	for {
-		l := leaderOf(ctx, t, all)
+		l := leaderOf(ctx, t, all...)
 		_, err := l.n.Server.ServeFile(ctx, "fraud", onnx, nil, "test")
 		if err == nil {
 			settle(ctx, t, l, all...)
@@ -120,7 +103,7 @@ func TestPartitionedNodeKeepsServing(t *testing.T) {
 		}
 	}
 
-	cut := leaderOf(ctx, t, all)
+	cut := leaderOf(ctx, t, all...)
 	var rest []*member
 	for _, m := range all {
 		if m != cut {
@@ -129,7 +112,7 @@ func TestPartitionedNodeKeepsServing(t *testing.T) {
 	}
 	faults[cut.id].Cut()
 	// The majority elects a leader of its own.
-	leader := leaderOf(ctx, t, rest)
+	leader := leaderOf(ctx, t, rest...)
 	// A policy written through the majority, retried until its leader
 	// has announced its admin address to the follower.
 	policy := `{"validation":{"latency_budget_ms":4321}}`
@@ -166,7 +149,7 @@ func TestPartitionedNodeKeepsServing(t *testing.T) {
 	}
 
 	faults[cut.id].Heal()
-	leader = leaderOf(ctx, t, all)
+	leader = leaderOf(ctx, t, all...)
 	settle(ctx, t, leader, all...)
 	audit := auditOf(t, leader)
 	for _, m := range all {

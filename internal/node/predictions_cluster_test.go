@@ -54,7 +54,10 @@ func newLogged(t *testing.T, id string, voter bool) *logged {
 	if err := runtime.Init(ortlib.Path()); err != nil {
 		t.Skip(err)
 	}
-	m := &member{t: t, id: id, raft: freeRaftAddr(t), voter: voter, applyTO: 5 * time.Second}
+	// Raft's default timeouts: these tests read the leader's log as the
+	// center's, and the harness's 300 ms ones moved leadership on a busy
+	// machine.
+	m := &member{t: t, id: id, raft: freeRaftAddr(t), voter: voter, applyTO: 5 * time.Second, raftDefaults: true}
 	m.dir = t.TempDir()
 	plog, err := predlog.Open(predlog.DefaultConfig(filepath.Join(m.dir, "predictions")))
 	if err != nil {

@@ -71,7 +71,7 @@ func TestFollowerRestartedCutOffServesItsChampion(t *testing.T) {
 	var status int
 	var body []byte
 	for {
-		status, body = score(t, n3)
+		status, body = scoreOne(t, n3)
 		if status == http.StatusOK {
 			break
 		}
@@ -147,8 +147,8 @@ func lastLogIndex(m *member) uint64 {
 	return i
 }
 
-// score sends one real row to m's scoring endpoint.
-func score(t *testing.T, m *member) (int, []byte) {
+// scoreOne sends one real row to m's scoring endpoint.
+func scoreOne(t *testing.T, m *member) (int, []byte) {
 	t.Helper()
 	resp, err := http.Post("http://"+m.n.Addr()+"/v2/models/fraud/infer", "application/json", bytes.NewReader(oiptest.GoodRequest(1)))
 	if err != nil {

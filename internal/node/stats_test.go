@@ -49,7 +49,10 @@ func driftCluster(ctx context.Context, t *testing.T) []*member {
 	var ms []*member
 	for i := 1; i <= 3; i++ {
 		ms = append(ms, &member{t: t, id: "n" + strconv.Itoa(i), dir: t.TempDir(), raft: freeRaftAddr(t), voter: true,
-			applyTO: 5 * time.Second, drift: statsWindow, pushEvery: statsPush})
+			applyTO: 5 * time.Second, drift: statsWindow, pushEvery: statsPush,
+			// The test reads the merge on n1 as the leader: with the harness's
+			// 300 ms timeouts a busy machine moved leadership mid-test.
+			raftDefaults: true})
 	}
 	ms[0].start(true)
 	if err := ms[0].c.WaitLeader(ctx); err != nil {
