@@ -103,8 +103,12 @@ func TestFixedDelay(t *testing.T) {
 	}
 	p := rep.Phases[0]
 	t.Logf("fixed 5 ms: p50 %s p99 %s, sent %d", fmtUS(p.Latency.P50), fmtUS(p.Latency.P99), p.Sent)
-	if p.Latency.P50 < 4750 || p.Latency.P50 > 5250 {
-		t.Fatalf("p50 %s, want 5ms ± 5%%", fmtUS(p.Latency.P50))
+	// The floor is exact: no answer comes before the handler's 5 ms (less
+	// the histogram's precision). Above it a busy machine adds its own
+	// scheduling delay, so the ceiling only catches a wrong measurement
+	// (a unit, a start time taken too early), not a slow run.
+	if p.Latency.P50 < 4750 || p.Latency.P50 > 50000 {
+		t.Fatalf("p50 %s, want at least 5ms (less 5%% precision) and no unit error", fmtUS(p.Latency.P50))
 	}
 	if v := p.Versions["3"]; v.Count != p.OK || v.Count == 0 {
 		t.Fatalf("version 3 answered %d of %d", v.Count, p.OK)
