@@ -217,5 +217,11 @@ func applyOnLeader(ctx context.Context, t *testing.T, nodes []*Node, cmd registr
 			t.Fatalf("%s on the leader %s: %v", cmd.Op(), leader.ID(), err)
 		}
 		t.Logf("%s on %s: %v; following the leader", cmd.Op(), leader.ID(), err)
+		// A leadership transfer refuses at once while every node still
+		// names the old leader: not a spin until it completes.
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
