@@ -13,9 +13,16 @@ import (
 )
 
 // clusterTimings loosens the single-node test timings: several nodes share
-// two cores with other work.
+// two cores with other work, under -race beside other test binaries. A
+// leader steps down when it has heard from no quorum for
+// LeaderLeaseTimeout; at 150 ms a loaded machine's stall was enough to
+// move leadership in the middle of a test, so the lease is the heartbeat
+// timeout (the most raft allows) and both are half a second. Tests that
+// only need some leader to commit use applyOnLeader, which follows a
+// leader change; this keeps those that assert who leads (n1 after it
+// bootstrapped alone) from depending on a stall-free second.
 func clusterTimings(cfg *Config) {
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
 }
 
 // TestMembership grows a one-voter cluster on loopback by joins: two

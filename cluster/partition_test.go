@@ -68,7 +68,7 @@ func threeWithFaults(t *testing.T, mod func(*Config)) ([]*Node, []Config, []*Fau
 	for i, p := range peers {
 		cfg := testConfig(t.TempDir(), p.ID)
 		cfg.BindAddr, cfg.InitialCluster = p.Addr, peers
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
+		clusterTimings(&cfg)
 		faults[i] = NewFault()
 		cfg.Fault = faults[i]
 		if mod != nil {
@@ -94,10 +94,10 @@ func TestPartitionedLeaderConverges(t *testing.T) {
 	nodes, _, faults := threeWithFaults(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	leader := waitOneLeader(ctx, t, nodes)
+	var leader *Node
 	c := newCmds()
 	for _, cmd := range story(c, "fraud") {
-		mustApply(t, leader, cmd)
+		leader = applyOnLeader(ctx, t, nodes, cmd)
 	}
 	before := nodeSnapshot(t, leader)
 	for _, n := range nodes {
@@ -201,9 +201,8 @@ func TestFollowerCatchesUpBySnapshot(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	leader := waitOneLeader(ctx, t, nodes)
 	c := newCmds()
-	mustApply(t, leader, c.cmd(registerArgs("fraud", 1)))
+	leader := applyOnLeader(ctx, t, nodes, c.cmd(registerArgs("fraud", 1)))
 	want := nodeSnapshot(t, leader)
 	for _, n := range nodes {
 		waitSnapshot(ctx, t, n, want)
@@ -221,7 +220,7 @@ func TestFollowerCatchesUpBySnapshot(t *testing.T) {
 	// Commit until the leader's log no longer holds the entry after the
 	// down follower's last: only a snapshot can bring it back.
 	for seed := 2; ; seed++ {
-		mustApply(t, leader, c.cmd(registerArgs("fraud", seed)))
+		leader = applyOnLeader(ctx, t, nodes, c.cmd(registerArgs("fraud", seed)))
 		if first, err := leader.store.FirstIndex(); err != nil {
 			t.Fatal(err)
 		} else if first > downLast+1 && seed > 3*threshold {
@@ -241,7 +240,7 @@ func TestFollowerCatchesUpBySnapshot(t *testing.T) {
 	waitSnapshot(ctx, t, nodes[down], want)
 	// Then by log entries again: new writes, no second install.
 	for seed := 9000; seed < 9000+threshold/2; seed++ {
-		mustApply(t, leader, c.cmd(registerArgs("fraud", seed)))
+		leader = applyOnLeader(ctx, t, nodes, c.cmd(registerArgs("fraud", seed)))
 	}
 	want = nodeSnapshot(t, leader)
 	waitSnapshot(ctx, t, nodes[down], want)
@@ -249,12 +248,15 @@ func TestFollowerCatchesUpBySnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The leader may have tried while the follower was down (a failed
-	// send, logged as such); what counts is what got through.
+	// send, logged as such); what counts is what got through. Sends are
+	// summed over the nodes: had leadership moved, the new leader would
+	// be the one sending.
 	installs := counters[down]["Installed remote snapshot"].Load()
 	var sent, failed int64
-	for j, n := range nodes {
-		if n == leader {
-			sent, failed = counters[j]["installing snapshot on"].Load(), counters[j]["failed to install snapshot"].Load()
+	for j := range nodes {
+		if j != down {
+			sent += counters[j]["installing snapshot on"].Load()
+			failed += counters[j]["failed to install snapshot"].Load()
 		}
 	}
 	if installs != 1 || sent-failed != 1 {

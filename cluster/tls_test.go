@@ -111,10 +111,10 @@ func TestRaftMutualTLS(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	leader := waitOneLeader(ctx, t, nodes)
+	var leader *Node
 	c := newCmds()
 	for _, cmd := range story(c, "fraud") {
-		mustApply(t, leader, cmd)
+		leader = applyOnLeader(ctx, t, nodes, cmd)
 	}
 	want := nodeSnapshot(t, leader)
 	for _, n := range nodes {

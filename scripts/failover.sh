@@ -4,9 +4,10 @@
 # and throughput").
 #
 # 1. Three modelgate serve processes on 127.0.0.1 (ports 91x0-91x2, data in
-#    DIR). KILLS times: ask a node who leads, SIGKILL the leader, and retry
-#    an admin write (a policy PUT with one Idempotency-Key) through a
-#    survivor every 20 ms until it is acknowledged; the figure is the time
+#    DIR; n1 seeds the model, n2 and n3 join and fetch it). KILLS times:
+#    ask a node who leads, SIGKILL the leader, and retry an admin write
+#    (a policy PUT with one Idempotency-Key) through a survivor every
+#    20 ms until it is acknowledged; the figure is the time
 #    from the kill to that acknowledgement. The killed node is restarted on
 #    its data dir and the next round waits until it is ready (caught up).
 # 2. Aggregate scoring throughput, closed loop (modelgate bench, 12
@@ -26,12 +27,14 @@ trap cleanup EXIT INT TERM
 
 start() { # start ID [serve flags...]: start (or restart) a node, wait until ready
 	local id=$1 p=${port[$1]}; shift
-	local join=()
-	[[ $id != n1 ]] && join=(--join 127.0.0.1:9111)
+	# n1 bootstraps the cluster with the model; the joiners learn it from
+	# the registry and fetch its bytes from a holder.
+	local role=(--model "fraud=$MODEL")
+	[[ $id != n1 ]] && role=(--join 127.0.0.1:9111)
 	MODELGATE_TOKEN=$TOKEN "$BIN" serve --node-id "$id" --node "$id" --data-dir "$DIR/$id" \
 		--listen "127.0.0.1:${p}0" --admin-listen "127.0.0.1:${p}1" --raft-listen "127.0.0.1:${p}2" \
 		--tokens "$DIR/tokens" --ort-lib "$ORT" --sessions 1 \
-		--model "fraud=$MODEL" "${join[@]}" "$@" >>"$DIR/$id.log" 2>&1 &
+		"${role[@]}" "$@" >>"$DIR/$id.log" 2>&1 &
 	pid[$id]=$!
 	for _ in $(seq 1200); do
 		curl -sf "http://127.0.0.1:${p}0/v2/health/ready" >/dev/null && return
