@@ -145,7 +145,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	nodeID := fs.String("node-id", "", "Raft node ID (default the node name)")
 	join := fs.String("join", "", "join the cluster of the node at this admin `ADDR` (host:port or URL; any member) instead of bootstrapping a one-voter cluster; a joining node learns every model from the registry and needs no --model")
 	joinToken := fs.String("join-token", "", "admin-scoped token the join authenticates with (default env MODELGATE_TOKEN)")
-	clusterToken := fs.String("cluster-token", "", "admin-scoped token this node's own requests to other members carry (artifact fetches, statistics pushes, prediction lookups); default --join-token, then env MODELGATE_TOKEN")
+	clusterToken := fs.String("cluster-token", "", "admin-scoped token this node's own requests to other members carry (artifact fetches, statistics pushes, prediction lookups); default --join-token, then env MODELGATE_TOKEN, then the first admin-scoped token of --token/--tokens (every member accepts the same tokens)")
 	nonVoter := fs.Bool("non-voter", false, "with --join: join as a non-voter (an edge site: receives and serves the registry, never votes)")
 	advertiseAdmin := fs.String("advertise-admin", "", "admin address other nodes forward writes to (default the bound --admin-listen address; required when that is 0.0.0.0)")
 	raftCert := fs.String("raft-tls-cert", "", "mutual TLS on the Raft transport: this node's certificate (PEM; its IP address a SAN); with --raft-tls-key and --raft-tls-ca, on every member alike")
@@ -196,6 +196,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if *clusterToken == "" {
 		if *clusterToken = *joinToken; *clusterToken == "" {
 			*clusterToken = os.Getenv("MODELGATE_TOKEN")
+		}
+		if *clusterToken == "" {
+			// A node that bootstrapped the cluster has no join token, yet
+			// fetches artifacts and pushes statistics after a failover.
+			*clusterToken = firstAdminSecret(*tokensFile, tokenSpecs)
 		}
 	}
 	switch set := btoi(*adminCert != "") + btoi(*adminKey != "") + btoi(*adminCA != ""); set {
@@ -559,6 +564,25 @@ func loadTokens(dataDir, file string, specs []string) ([]gateway.Token, string, 
 		return nil, "", err
 	}
 	return []gateway.Token{t}, "no tokens configured: the admin token is in " + path + " (export MODELGATE_TOKEN=$(cat " + path + "))", nil
+}
+
+// firstAdminSecret returns the secret of the first admin-scoped token of
+// the --token specs and the --tokens file, or "". Errors are loadTokens's
+// to report.
+func firstAdminSecret(file string, specs []string) string {
+	lines := specs
+	if file != "" {
+		if b, err := os.ReadFile(file); err == nil {
+			lines = append(strings.Split(string(b), "\n"), specs...)
+		}
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) == 3 && !strings.HasPrefix(f[0], "#") && slices.Contains(strings.Split(f[1], ","), "admin") {
+			return f[2]
+		}
+	}
+	return ""
 }
 
 // stringsFlag collects a repeated string flag.
