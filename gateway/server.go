@@ -340,15 +340,35 @@ func (s *Server) Ready() bool {
 	if s.predlog != nil && s.predlog.Healthy() != nil {
 		return false // a failed commit: stop taking traffic rather than acknowledge it
 	}
-	if s.routing != nil && s.routing.Err() != nil {
+	if s.routing != nil && !onlyNotLoadedYet(s.routing.Err()) {
 		return false
 	}
+	// A version still being fetched here is not routed: the node serves
+	// the previous champion meanwhile, and that is ready, as long as every
+	// model has one.
 	for _, r := range s.Catalog.table().Models() {
 		if r.Champion == nil {
 			return false
 		}
 	}
 	return true
+}
+
+// onlyNotLoadedYet reports whether err is nil or says only that versions
+// are still on their way to this node (ErrNotLoadedYet).
+func onlyNotLoadedYet(err error) bool {
+	if err == nil {
+		return true
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !errors.Is(e, ErrNotLoadedYet) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, ErrNotLoadedYet)
 }
 
 // Shutdown stops a server that runs on its own (no node around it):

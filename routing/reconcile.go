@@ -66,15 +66,25 @@ const retryAfter = 2 * time.Second
 func (c *Reconciler[A]) Run(stop <-chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	logged := ""
 	for {
 		changed := c.src.Changed()
 		err := c.Reconcile()
 		c.mu.Lock()
 		expiry := c.expiry
 		c.mu.Unlock()
+		if err == nil {
+			logged = ""
+		}
 		switch {
 		case err != nil:
-			c.log.Error("cannot serve what the registry says", "err", err)
+			// Retried every retryAfter: say it again only when it changes.
+			if msg := err.Error(); msg != logged {
+				c.log.Error("cannot serve what the registry says", "err", err)
+				logged = msg
+			} else {
+				c.log.Debug("still cannot serve what the registry says", "err", err)
+			}
 			timer.Reset(retryAfter)
 		case !expiry.IsZero():
 			timer.Reset(expiry.Sub(c.now()))
